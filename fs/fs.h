@@ -1,0 +1,122 @@
+/*
+ * Private to the daemon: the mounted filesystem's state and the helpers the
+ * fuse_lowlevel_ops handlers share. Handlers reply with positive errnos only.
+ */
+#ifndef SFS_FS_H
+#define SFS_FS_H
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sfs/inode_table.h"
+#include "sfs/options.h"
+
+struct sfs_fs {
+	struct sfs_options opts;
+	char *src_real;			/* canonical SRC */
+	struct sfs_inode_table *inodes;
+	struct fuse_session *se;
+	bool switch_creds;		/* running as root: act as each caller */
+};
+
+/* An open regular file: fi->fh points to one. */
+struct sfs_file {
+	int fd;				/* backing fd, opened read/write as asked */
+	struct sfs_inode *inode;
+};
+
+extern const struct fuse_lowlevel_ops sfs_ops;
+
+static inline struct sfs_fs *sfs_fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/*
+ * The nodeid the kernel uses is the entry's address, as in libfuse's
+ * passthrough_ll: the kernel only sends nodeids we gave it, and an entry
+ * lives until the kernel FORGETs its last lookup, after which it never sends
+ * that nodeid again.
+ */
+static inline struct sfs_inode *sfs_inode_of(fuse_req_t req, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return sfs_itable_root(sfs_fs_of(req)->inodes);
+	return (struct sfs_inode *)(uintptr_t)ino;
+}
+
+static inline fuse_ino_t sfs_nodeid(struct sfs_fs *fs, struct sfs_inode *i)
+{
+	return i == sfs_itable_root(fs->inodes) ? FUSE_ROOT_ID : (uintptr_t)i;
+}
+
+static inline struct sfs_file *sfs_file_of(struct fuse_file_info *fi)
+{
+	return (struct sfs_file *)(uintptr_t)fi->fh;
+}
+
+/* "/proc/self/fd/N" for an O_PATH fd: reopens or names exactly that inode. */
+#define SFS_PROC_PATH_MAX 32
+void sfs_proc_path(char buf[SFS_PROC_PATH_MAX], int fd);
+
+/* Look name up below parent and fill e (one kernel lookup accounted). */
+int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
+		  struct fuse_entry_param *e);
+
+/* Fill e for an inode we hold an O_PATH fd to (consumed); one lookup. */
+int sfs_entry_from_fd(struct sfs_fs *fs, int path_fd, struct fuse_entry_param *e);
+
+/* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
+int sfs_become_caller(fuse_req_t req);
+void sfs_become_daemon(fuse_req_t req);
+
+/* Entry points of the split ops files, gathered in ops.c. */
+void sfs_op_lookup(fuse_req_t, fuse_ino_t, const char *);
+void sfs_op_forget(fuse_req_t, fuse_ino_t, uint64_t);
+void sfs_op_forget_multi(fuse_req_t, size_t, struct fuse_forget_data *);
+void sfs_op_getattr(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
+void sfs_op_setattr(fuse_req_t, fuse_ino_t, struct stat *, int,
+		    struct fuse_file_info *);
+void sfs_op_readlink(fuse_req_t, fuse_ino_t);
+void sfs_op_mknod(fuse_req_t, fuse_ino_t, const char *, mode_t, dev_t);
+void sfs_op_mkdir(fuse_req_t, fuse_ino_t, const char *, mode_t);
+void sfs_op_symlink(fuse_req_t, const char *, fuse_ino_t, const char *);
+void sfs_op_link(fuse_req_t, fuse_ino_t, fuse_ino_t, const char *);
+void sfs_op_unlink(fuse_req_t, fuse_ino_t, const char *);
+void sfs_op_rmdir(fuse_req_t, fuse_ino_t, const char *);
+void sfs_op_rename(fuse_req_t, fuse_ino_t, const char *, fuse_ino_t,
+		   const char *, unsigned int);
+void sfs_op_statfs(fuse_req_t, fuse_ino_t);
+
+void sfs_op_opendir(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
+void sfs_op_readdir(fuse_req_t, fuse_ino_t, size_t, off_t,
+		    struct fuse_file_info *);
+void sfs_op_readdirplus(fuse_req_t, fuse_ino_t, size_t, off_t,
+			struct fuse_file_info *);
+void sfs_op_releasedir(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
+void sfs_op_fsyncdir(fuse_req_t, fuse_ino_t, int, struct fuse_file_info *);
+
+void sfs_op_open(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
+void sfs_op_create(fuse_req_t, fuse_ino_t, const char *, mode_t,
+		   struct fuse_file_info *);
+void sfs_op_read(fuse_req_t, fuse_ino_t, size_t, off_t, struct fuse_file_info *);
+void sfs_op_write_buf(fuse_req_t, fuse_ino_t, struct fuse_bufvec *, off_t,
+		      struct fuse_file_info *);
+void sfs_op_flush(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
+void sfs_op_release(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
+void sfs_op_fsync(fuse_req_t, fuse_ino_t, int, struct fuse_file_info *);
+void sfs_op_fallocate(fuse_req_t, fuse_ino_t, int, off_t, off_t,
+		      struct fuse_file_info *);
+void sfs_op_lseek(fuse_req_t, fuse_ino_t, off_t, int, struct fuse_file_info *);
+void sfs_op_copy_file_range(fuse_req_t, fuse_ino_t, off_t,
+			    struct fuse_file_info *, fuse_ino_t, off_t,
+			    struct fuse_file_info *, size_t, int);
+
+void sfs_op_setxattr(fuse_req_t, fuse_ino_t, const char *, const char *,
+		     size_t, int);
+void sfs_op_getxattr(fuse_req_t, fuse_ino_t, const char *, size_t);
+void sfs_op_listxattr(fuse_req_t, fuse_ino_t, size_t);
+void sfs_op_removexattr(fuse_req_t, fuse_ino_t, const char *);
+
+#endif

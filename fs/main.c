@@ -1,0 +1,246 @@
+/*
+ * stablefs [options] SRC MNT: parse, check, mount, daemonize once mounted,
+ * serve until unmounted or signalled.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "sfs/cred.h"
+#include "sfs/paths.h"
+
+static bool log_to_syslog;
+static enum fuse_log_level log_max = FUSE_LOG_INFO;
+
+/* One line per message, "stablefs: " first, libfuse's "fuse: " dropped. */
+static void log_line(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	const char *m = msg;
+
+	if (level > log_max)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (strncmp(m, "fuse: ", 6) == 0)
+		m += 6;
+	if (strncmp(m, "stablefs: ", 10) == 0)
+		m += 10;
+	if (log_to_syslog)
+		syslog((int)level, "%s", m);
+	else
+		fprintf(stderr, "stablefs: %s", m);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: stablefs [options] SRC MNT\n\n"
+		"Mounts a passthrough view of SRC on MNT whose spliced and\n"
+		"snapshot reads stay stable while the file changes.\n\n"
+		"    -h, --help             print this help and exit\n"
+		"    -V, --version          print the version and exit\n"
+		"    -f                     stay in the foreground\n"
+		"    -d                     debug log of every request (implies -f)\n"
+		"    -s                     single-threaded\n"
+		"    -o OPT[,OPT...]        mount options\n\n%s",
+		sfs_options_help());
+}
+
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("stablefs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static int check_dev_fuse(void)
+{
+	int fd;
+
+	if (access("/dev/fuse", F_OK) == -1)
+		return fail("/dev/fuse does not exist (load the fuse module: modprobe fuse)");
+	if (geteuid() != 0)
+		return 0;	/* fusermount3 opens it for unprivileged users */
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd == -1)
+		return fail("cannot open /dev/fuse: %s", strerror(errno));
+	close(fd);
+	return 0;
+}
+
+/* Say out loud which options are accepted but not in force yet. */
+static void note_pending_options(const struct sfs_options *o)
+{
+	const char *names[] = {
+		o->store ? "store" : NULL,
+		o->max_preserve_str ? "max_preserve" : NULL,
+		o->snapshot_str ? "snapshot" : NULL,
+		o->oob_str ? "oob" : NULL,
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i])
+			fprintf(stderr, "stablefs: note: -o %s is accepted but has no "
+				"effect yet (snapshots are not implemented in %s)\n",
+				names[i], STABLEFS_VERSION);
+}
+
+static int add_mount_options(struct fuse_args *args, const char *src_real)
+{
+	char *fsname = NULL;
+	int res;
+
+	/* The kernel checks permissions against the attributes we report. */
+	if (fuse_opt_add_arg(args, "-odefault_permissions") ||
+	    fuse_opt_add_arg(args, "-osubtype=stablefs"))
+		return -1;
+	if (fuse_opt_add_opt_escaped(&fsname, src_real) == -1)
+		return -1;
+	res = -1;
+	{
+		size_t n = strlen(fsname) + sizeof("-ofsname=");
+		char *arg = malloc(n);
+
+		if (arg) {
+			snprintf(arg, n, "-ofsname=%s", fsname);
+			res = fuse_opt_add_arg(args, arg);
+			free(arg);
+		}
+	}
+	free(fsname);
+	return res;
+}
+
+static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
+{
+	struct fuse_loop_config *cfg;
+	int res;
+
+	if (cmd->singlethread)
+		return fuse_session_loop(se);
+	cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)cmd->clone_fd);
+	fuse_loop_cfg_set_max_threads(cfg, cmd->max_threads);
+	fuse_loop_cfg_set_idle_threads(cfg, cmd->max_idle_threads);
+	res = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return res;
+}
+
+static int run(struct sfs_fs *fs, struct fuse_args *args,
+	       const struct fuse_cmdline_opts *cmd)
+{
+	int root_fd, res = 1;
+
+	root_fd = open(fs->src_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd == -1)
+		return fail("cannot open SRC '%s': %s", fs->src_real, strerror(errno));
+	fs->inodes = sfs_itable_new(root_fd);
+	if (!fs->inodes) {
+		close(root_fd);
+		return fail("out of memory");
+	}
+	if (add_mount_options(args, fs->src_real))
+		return fail("out of memory");
+	fs->se = fuse_session_new(args, &sfs_ops, sizeof(sfs_ops), fs);
+	if (!fs->se)
+		goto out;	/* libfuse said why (unknown option...) */
+	if (fuse_set_signal_handlers(fs->se))
+		goto out_session;
+	if (fuse_session_mount(fs->se, cmd->mountpoint))
+		goto out_signals;
+	/* Only now: the parent's exit status tells whether we mounted. */
+	if (fuse_daemonize(cmd->foreground))
+		goto out_unmount;
+	if (!cmd->foreground) {
+		openlog("stablefs", LOG_PID, LOG_DAEMON);
+		log_to_syslog = true;
+	}
+	res = serve(fs->se, cmd) ? 1 : 0;
+out_unmount:
+	fuse_session_unmount(fs->se);
+out_signals:
+	fuse_remove_signal_handlers(fs->se);
+out_session:
+	fuse_session_destroy(fs->se);
+out:
+	sfs_itable_free(fs->inodes);
+	return res;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct sfs_fs fs = { 0 };
+	char err[PATH_MAX + 256];
+	int res = 1;
+
+	fuse_set_log_func(log_line);
+	/* The kernel already applied the caller's umask to every mode. */
+	umask(0);
+	if (sfs_options_parse(&args, &fs.opts, err, sizeof(err))) {
+		fail("%s", err);
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
+		goto out;	/* libfuse said why */
+	if (cmd.show_help) {
+		usage(stdout);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		res = 0;
+		goto out;
+	}
+	if (cmd.show_version) {
+		printf("stablefs version %s\n", STABLEFS_VERSION);
+		fuse_lowlevel_version();
+		res = 0;
+		goto out;
+	}
+	if (!fs.opts.src || !cmd.mountpoint) {
+		fail("missing %s (usage: stablefs [options] SRC MNT; see --help)",
+		     fs.opts.src ? "MNT" : "SRC and MNT");
+		goto out;
+	}
+	if (cmd.max_threads == 0) {
+		fail("-o max_threads=0: need at least one thread");
+		goto out;
+	}
+	if (cmd.debug)
+		log_max = FUSE_LOG_DEBUG;
+	if (check_dev_fuse())
+		goto out;
+	if (sfs_check_mount_paths(fs.opts.src, cmd.mountpoint, fs.opts.nonempty,
+				  &fs.src_real, err, sizeof(err))) {
+		fail("%s", err);
+		goto out;
+	}
+	note_pending_options(&fs.opts);
+	fs.switch_creds = geteuid() == 0;
+	if (fs.switch_creds && sfs_cred_init()) {
+		fail("cannot read the daemon's groups: %s", strerror(errno));
+		goto out;
+	}
+	res = run(&fs, &args, &cmd);
+out:
+	free(cmd.mountpoint);
+	free(fs.src_real);
+	sfs_options_free(&fs.opts);
+	fuse_opt_free_args(&args);
+	return res;
+}

@@ -1,0 +1,69 @@
+/*
+ * The fuse_lowlevel_ops table and the session's init: which kernel features
+ * we ask for, and why.
+ */
+#include "fs.h"
+
+static void sfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/*
+	 * Zero-copy both ways: requests are spliced out of /dev/fuse (write
+	 * data stays in pipe pages until spliced into the backing file) and
+	 * read replies are spliced from the backing file into /dev/fuse.
+	 */
+	conn->want |= conn->capable &
+		(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+		 FUSE_CAP_SPLICE_MOVE | FUSE_CAP_READDIRPLUS |
+		 FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_PARALLEL_DIROPS |
+		 FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_ASYNC_DIO);
+	/*
+	 * The daemon writes as root, and root keeps set-id bits on write
+	 * (CAP_FSETID). Without HANDLE_KILLPRIV the kernel clears them itself
+	 * with a SETATTR when an unprivileged caller writes or chowns, as the
+	 * backing FS would for that caller.
+	 */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/* Write-back caching would let the kernel reorder and merge writes
+	 * we must see one by one. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Largest requests the kernel allows (1 MiB with FUSE_MAX_PAGES). */
+	conn->max_write = 1024 * 1024;
+}
+
+const struct fuse_lowlevel_ops sfs_ops = {
+	.init = sfs_init,
+	.lookup = sfs_op_lookup,
+	.forget = sfs_op_forget,
+	.forget_multi = sfs_op_forget_multi,
+	.getattr = sfs_op_getattr,
+	.setattr = sfs_op_setattr,
+	.readlink = sfs_op_readlink,
+	.mknod = sfs_op_mknod,
+	.mkdir = sfs_op_mkdir,
+	.symlink = sfs_op_symlink,
+	.link = sfs_op_link,
+	.unlink = sfs_op_unlink,
+	.rmdir = sfs_op_rmdir,
+	.rename = sfs_op_rename,
+	.statfs = sfs_op_statfs,
+	.opendir = sfs_op_opendir,
+	.readdir = sfs_op_readdir,
+	.readdirplus = sfs_op_readdirplus,
+	.releasedir = sfs_op_releasedir,
+	.fsyncdir = sfs_op_fsyncdir,
+	.open = sfs_op_open,
+	.create = sfs_op_create,
+	.read = sfs_op_read,
+	.write_buf = sfs_op_write_buf,
+	.flush = sfs_op_flush,
+	.release = sfs_op_release,
+	.fsync = sfs_op_fsync,
+	.fallocate = sfs_op_fallocate,
+	.lseek = sfs_op_lseek,
+	.copy_file_range = sfs_op_copy_file_range,
+	.setxattr = sfs_op_setxattr,
+	.getxattr = sfs_op_getxattr,
+	.listxattr = sfs_op_listxattr,
+	.removexattr = sfs_op_removexattr,
+};

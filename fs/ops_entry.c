@@ -1,0 +1,338 @@
+/*
+ * Name and attribute operations: lookup/forget, getattr/setattr, and the ops
+ * that create, link, remove or rename names. Creations run with the caller's
+ * credentials so new files are the caller's and SRC's filesystem applies its
+ * own rules (setgid dirs, permissions) exactly as it would for the caller.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "sfs/cred.h"
+#include "sfs/paths.h"
+
+void sfs_proc_path(char buf[SFS_PROC_PATH_MAX], int fd)
+{
+	snprintf(buf, SFS_PROC_PATH_MAX, "/proc/self/fd/%d", fd);
+}
+
+static int stat_fd(int fd, struct stat *st)
+{
+	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? errno : 0;
+}
+
+int sfs_entry_from_fd(struct sfs_fs *fs, int path_fd, struct fuse_entry_param *e)
+{
+	struct sfs_inode *inode;
+	int err;
+
+	memset(e, 0, sizeof(*e));
+	err = stat_fd(path_fd, &e->attr);
+	if (err) {
+		close(path_fd);
+		return err;
+	}
+	inode = sfs_itable_lookup(fs->inodes, path_fd, &e->attr);
+	if (!inode)
+		return errno;
+	e->ino = sfs_nodeid(fs, inode);
+	e->attr_timeout = fs->opts.timeout;
+	e->entry_timeout = fs->opts.timeout;
+	return 0;
+}
+
+int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
+		  struct fuse_entry_param *e)
+{
+	int fd;
+
+	if (!sfs_name_is_safe(name))
+		return EINVAL;
+	/* O_NOFOLLOW: a symlink is an entry of its own, never followed here. */
+	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return errno;
+	return sfs_entry_from_fd(sfs_fs_of(req), fd, e);
+}
+
+int sfs_become_caller(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct sfs_cred c = { .uid = ctx->uid, .gid = ctx->gid };
+
+	if (!sfs_fs_of(req)->switch_creds)
+		return 0;
+	c.ngroups = fuse_req_getgroups(req, SFS_MAX_GROUPS, c.groups);
+	if (c.ngroups < 0)
+		c.ngroups = 0;	/* the caller exited: no supplementary rights */
+	if (c.ngroups > SFS_MAX_GROUPS)
+		c.ngroups = SFS_MAX_GROUPS;
+	return sfs_cred_enter(&c);
+}
+
+void sfs_become_daemon(fuse_req_t req)
+{
+	if (sfs_fs_of(req)->switch_creds && sfs_cred_leave())
+		fuse_log(FUSE_LOG_ERR, "stablefs: cannot restore credentials: "
+			 "thread keeps the caller's (lesser) rights\n");
+}
+
+void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int err = sfs_do_lookup(req, sfs_inode_of(req, parent), name, &e);
+
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void sfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	sfs_itable_forget(sfs_fs_of(req)->inodes, sfs_inode_of(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+void sfs_op_forget_multi(fuse_req_t req, size_t count,
+			 struct fuse_forget_data *forgets)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	for (size_t i = 0; i < count; i++)
+		sfs_itable_forget(fs->inodes, sfs_inode_of(req, forgets[i].ino),
+				  forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void reply_attr_of(fuse_req_t req, int fd)
+{
+	struct stat st;
+	int err = stat_fd(fd, &st);
+
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_attr(req, &st, sfs_fs_of(req)->opts.timeout);
+}
+
+void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	reply_attr_of(req, fi ? sfs_file_of(fi)->fd : sfs_inode_of(req, ino)->fd);
+}
+
+static int set_times(int fd, const struct stat *attr, int valid)
+{
+	struct timespec ts[2] = {
+		{ .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT },
+	};
+
+	if (valid & FUSE_SET_ATTR_ATIME_NOW)
+		ts[0].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_ATIME)
+		ts[0] = attr->st_atim;
+	if (valid & FUSE_SET_ATTR_MTIME_NOW)
+		ts[1].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_MTIME)
+		ts[1] = attr->st_mtim;
+	/* AT_EMPTY_PATH works on O_PATH fds, symlinks included. */
+	return utimensat(fd, "", ts, AT_EMPTY_PATH) ? errno : 0;
+}
+
+static int set_size(int fd, struct sfs_inode *inode, off_t size)
+{
+	char path[SFS_PROC_PATH_MAX];
+
+	if (fd >= 0)
+		return ftruncate(fd, size) ? errno : 0;
+	sfs_proc_path(path, inode->fd);
+	return truncate(path, size) ? errno : 0;
+}
+
+static int set_mode(int fd, struct sfs_inode *inode, mode_t mode)
+{
+	char path[SFS_PROC_PATH_MAX];
+
+	if (fd >= 0)
+		return fchmod(fd, mode) ? errno : 0;
+	sfs_proc_path(path, inode->fd);
+	return chmod(path, mode) ? errno : 0;
+}
+
+/*
+ * Order matters: chown clears set-id bits on the backing file, so the mode
+ * the kernel asks for (it already computed the bits to keep) comes after it.
+ */
+static int apply_setattr(struct sfs_inode *inode, int fd, struct stat *attr,
+			 int valid)
+{
+	int err = 0;
+
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
+		gid_t gid = valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(inode->fd, "", uid, gid,
+			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+			return errno;
+	}
+	if (valid & FUSE_SET_ATTR_MODE)
+		err = set_mode(fd, inode, attr->st_mode);
+	if (!err && (valid & FUSE_SET_ATTR_SIZE))
+		err = set_size(fd, inode, attr->st_size);
+	if (!err && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
+		err = set_times(fd >= 0 ? fd : inode->fd, attr, valid);
+	return err;
+}
+
+void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		    int valid, struct fuse_file_info *fi)
+{
+	struct sfs_inode *inode = sfs_inode_of(req, ino);
+	int fd = fi ? sfs_file_of(fi)->fd : -1;
+	int err = apply_setattr(inode, fd, attr, valid);
+
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		reply_attr_of(req, fd >= 0 ? fd : inode->fd);
+}
+
+void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = readlinkat(sfs_inode_of(req, ino)->fd, "", buf, sizeof(buf));
+
+	if (n == -1)
+		return (void)fuse_reply_err(req, errno);
+	if (n == sizeof(buf))
+		return (void)fuse_reply_err(req, ENAMETOOLONG);
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* What mknod, mkdir and symlink share: create as the caller, then look up. */
+enum make_kind { MAKE_NODE, MAKE_DIR, MAKE_SYMLINK };
+
+static int make_as_caller(fuse_req_t req, struct sfs_inode *dir, const char *name,
+			  enum make_kind kind, mode_t mode, dev_t rdev,
+			  const char *target)
+{
+	int res, err;
+
+	if (!sfs_name_is_safe(name))
+		return EINVAL;
+	err = sfs_become_caller(req);
+	if (err)
+		return err;
+	if (kind == MAKE_DIR)
+		res = mkdirat(dir->fd, name, mode);
+	else if (kind == MAKE_SYMLINK)
+		res = symlinkat(target, dir->fd, name);
+	else
+		res = mknodat(dir->fd, name, mode, rdev);
+	err = res == -1 ? errno : 0;
+	sfs_become_daemon(req);
+	return err;
+}
+
+static void make_and_reply(fuse_req_t req, fuse_ino_t parent, const char *name,
+			   enum make_kind kind, mode_t mode, dev_t rdev,
+			   const char *target)
+{
+	struct sfs_inode *dir = sfs_inode_of(req, parent);
+	struct fuse_entry_param e;
+	int err = make_as_caller(req, dir, name, kind, mode, rdev, target);
+
+	if (!err)
+		err = sfs_do_lookup(req, dir, name, &e);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode, dev_t rdev)
+{
+	make_and_reply(req, parent, name, MAKE_NODE, mode, rdev, NULL);
+}
+
+void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	make_and_reply(req, parent, name, MAKE_DIR, mode, 0, NULL);
+}
+
+void sfs_op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+		    const char *name)
+{
+	make_and_reply(req, parent, name, MAKE_SYMLINK, 0, 0, target);
+}
+
+void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		 const char *newname)
+{
+	struct sfs_inode *inode = sfs_inode_of(req, ino);
+	struct fuse_entry_param e;
+	int err;
+
+	if (!sfs_name_is_safe(newname))
+		return (void)fuse_reply_err(req, EINVAL);
+	/* AT_EMPTY_PATH links the very inode we hold (needs CAP_DAC_READ_SEARCH,
+	 * which the root daemon has; the kernel already checked the caller). */
+	if (linkat(inode->fd, "", sfs_inode_of(req, newparent)->fd, newname,
+		   AT_EMPTY_PATH) == -1)
+		return (void)fuse_reply_err(req, errno);
+	err = sfs_do_lookup(req, sfs_inode_of(req, newparent), newname, &e);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void remove_and_reply(fuse_req_t req, fuse_ino_t parent, const char *name,
+			     int flags)
+{
+	if (!sfs_name_is_safe(name))
+		return (void)fuse_reply_err(req, EINVAL);
+	if (unlinkat(sfs_inode_of(req, parent)->fd, name, flags) == -1)
+		return (void)fuse_reply_err(req, errno);
+	fuse_reply_err(req, 0);
+}
+
+void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_and_reply(req, parent, name, 0);
+}
+
+void sfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_and_reply(req, parent, name, AT_REMOVEDIR);
+}
+
+void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	if (!sfs_name_is_safe(name) || !sfs_name_is_safe(newname))
+		return (void)fuse_reply_err(req, EINVAL);
+	if (renameat2(sfs_inode_of(req, parent)->fd, name,
+		      sfs_inode_of(req, newparent)->fd, newname, flags) == -1)
+		return (void)fuse_reply_err(req, errno);
+	fuse_reply_err(req, 0);
+}
+
+void sfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(sfs_inode_of(req, ino)->fd, &sv) == -1)
+		return (void)fuse_reply_err(req, errno);
+	fuse_reply_statfs(req, &sv);
+}

@@ -1,0 +1,57 @@
+/*
+ * stablefs' own mount options (-o store=, max_preserve=, snapshot=, oob=,
+ * nonempty) and their validation. libfuse's options pass through untouched.
+ */
+#ifndef SFS_OPTIONS_H
+#define SFS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fuse_args;
+
+enum sfs_oob_mode {
+	SFS_OOB_DETECT,		/* changes made to SRC directly fail reads with EIO */
+	SFS_OOB_IGNORE,
+};
+
+struct sfs_options {
+	char *src;		/* SRC exactly as given on the command line */
+	char *store;		/* -o store=DIR, or NULL for O_TMPFILE on SRC */
+	uint64_t max_preserve;	/* bytes; 0 = no cap */
+	bool snapshot;		/* -o snapshot=on|off */
+	enum sfs_oob_mode oob;
+	bool nonempty;		/* -o nonempty: allow a non-empty MNT */
+	double timeout;		/* -o timeout=SECONDS: entry/attr cache */
+
+	/* Raw strings as parsed, validated by sfs_options_validate(). */
+	char *max_preserve_str;
+	char *snapshot_str;
+	char *oob_str;
+	char *timeout_str;
+};
+
+/*
+ * Parse a size: decimal digits with an optional binary suffix K, M, G, T, P
+ * (also KB/KiB style). Returns 0, or -1 for empty, signs, garbage or overflow.
+ */
+int sfs_parse_size(const char *s, uint64_t *out);
+
+/*
+ * Take our options and the SRC argument out of args (leaving MNT and
+ * libfuse's options in it) and fill opts with defaults plus what was given.
+ * Returns 0, or -1 with a one-line reason in err.
+ */
+int sfs_options_parse(struct fuse_args *args, struct sfs_options *opts,
+		      char *err, size_t errlen);
+
+/* Check the values; 0 or -1 with a one-line reason in err. */
+int sfs_options_validate(struct sfs_options *opts, char *err, size_t errlen);
+
+void sfs_options_free(struct sfs_options *opts);
+
+/* Help text for our options, for -h. */
+const char *sfs_options_help(void);
+
+#endif

@@ -1,0 +1,109 @@
+#include "sfs/paths.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+bool sfs_path_within(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+
+	if (strcmp(outer, "/") == 0)
+		return true;
+	return strncmp(inner, outer, n) == 0 &&
+	       (inner[n] == '\0' || inner[n] == '/');
+}
+
+bool sfs_name_is_safe(const char *name)
+{
+	return name && *name && !strchr(name, '/') &&
+	       strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+static int check_dir(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT)
+			snprintf(err, errlen, "%s '%s' does not exist", what, path);
+		else
+			snprintf(err, errlen, "%s '%s': %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s '%s' is not a directory", what, path);
+		return -1;
+	}
+	return 0;
+}
+
+static int dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			empty = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return empty;
+}
+
+int sfs_check_mount_paths(const char *src, const char *mnt, bool allow_nonempty,
+			  char **src_real, char *err, size_t errlen)
+{
+	char rsrc[PATH_MAX], rmnt[PATH_MAX];
+	int empty;
+
+	if (check_dir("SRC", src, err, errlen) || check_dir("MNT", mnt, err, errlen))
+		return -1;
+	if (!realpath(src, rsrc) || !realpath(mnt, rmnt)) {
+		snprintf(err, errlen, "cannot resolve '%s': %s",
+			 realpath(src, rsrc) ? mnt : src, strerror(errno));
+		return -1;
+	}
+	if (strcmp(rsrc, rmnt) == 0) {
+		snprintf(err, errlen, "SRC and MNT are the same directory '%s'", rsrc);
+		return -1;
+	}
+	if (sfs_path_within(rmnt, rsrc)) {
+		snprintf(err, errlen,
+			 "MNT '%s' is inside SRC '%s': the mount would contain itself",
+			 rmnt, rsrc);
+		return -1;
+	}
+	if (sfs_path_within(rsrc, rmnt)) {
+		snprintf(err, errlen,
+			 "SRC '%s' is inside MNT '%s': the mount would hide it",
+			 rsrc, rmnt);
+		return -1;
+	}
+	empty = dir_is_empty(rmnt);
+	if (empty < 0) {
+		snprintf(err, errlen, "MNT '%s': %s", rmnt, strerror(errno));
+		return -1;
+	}
+	if (!empty && !allow_nonempty) {
+		snprintf(err, errlen,
+			 "MNT '%s' is not empty (use -o nonempty to mount over it)",
+			 rmnt);
+		return -1;
+	}
+	*src_real = strdup(rsrc);
+	if (!*src_real) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}

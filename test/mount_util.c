@@ -1,0 +1,261 @@
+#include "mount_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Mounts still attached, so a fatal signal or exit() can detach them. */
+#define MAX_LIVE 16
+static struct test_mount *live[MAX_LIVE];
+
+static void run_fusermount(const char *flags, const char *mnt)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execlp("fusermount3", "fusermount3", flags, mnt, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
+static void detach_all_live(void)
+{
+	for (int i = 0; i < MAX_LIVE; i++) {
+		if (live[i] && live[i]->mounted) {
+			run_fusermount("-uz", live[i]->mnt);
+			live[i]->mounted = false;
+		}
+		if (live[i] && live[i]->pid > 0) {
+			kill(live[i]->pid, SIGTERM);
+			waitpid(live[i]->pid, NULL, 0);
+			live[i]->pid = 0;
+		}
+	}
+}
+
+static void on_fatal_signal(int sig)
+{
+	detach_all_live();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_cleanup_once(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	atexit(detach_all_live);
+	signal(SIGTERM, on_fatal_signal);	/* meson's timeout */
+	signal(SIGINT, on_fatal_signal);
+	signal(SIGABRT, on_fatal_signal);
+}
+
+static void track(struct test_mount *m, bool on)
+{
+	for (int i = 0; i < MAX_LIVE; i++) {
+		if (on && !live[i]) {
+			live[i] = m;
+			return;
+		}
+		if (!on && live[i] == m) {
+			live[i] = NULL;
+			return;
+		}
+	}
+}
+
+const char *test_stablefs_bin(void)
+{
+	const char *bin = getenv("STABLEFS_BIN");
+
+	return bin && *bin ? bin : "./fs/stablefs";
+}
+
+void test_skip_all(const char *why)
+{
+	/* TAP's plan for "skipped as a whole"; meson counts it as SKIP. */
+	printf("1..0 # SKIP %s\n", why);
+	exit(0);
+}
+
+void test_require_fuse(void)
+{
+	int fd = open("/dev/fuse", O_RDWR);
+
+	if (fd < 0) {
+		test_skip_all("/dev/fuse cannot be opened");
+	}
+	close(fd);
+	if (system("command -v fusermount3 >/dev/null 2>&1") != 0) {
+		test_skip_all("fusermount3 is not installed");
+	}
+}
+
+int test_mount_prepare(struct test_mount *m, const char *tag)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->base, sizeof(m->base), "%s/sfs-%s-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp", tag);
+	if (!mkdtemp(m->base)) {
+		perror("mkdtemp");
+		return -1;
+	}
+	/* Let unprivileged test users reach src/ and mnt/. */
+	chmod(m->base, 0755);
+	snprintf(m->src, sizeof(m->src), "%s/src", m->base);
+	snprintf(m->mnt, sizeof(m->mnt), "%s/mnt", m->base);
+	if (mkdir(m->src, 0755) || mkdir(m->mnt, 0755)) {
+		perror("mkdir");
+		return -1;
+	}
+	return 0;
+}
+
+bool test_is_stablefs_mount(const char *path)
+{
+	FILE *f = fopen("/proc/self/mounts", "r");
+	char dev[PATH_MAX], dir[PATH_MAX], type[256];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (fscanf(f, "%4095s %4095s %255s %*[^\n]", dev, dir, type) == 3) {
+		if (strcmp(dir, path) == 0 && strcmp(type, "fuse.stablefs") == 0)
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+int test_mount_start(struct test_mount *m, const char *opts)
+{
+	const char *bin = test_stablefs_bin();
+	pid_t parent = getpid();
+	pid_t pid;
+
+	install_cleanup_once();
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		/* If the test dies, the daemon is told to unmount and exit. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		if (opts && *opts)
+			execl(bin, bin, "-f", "-o", opts, m->src, m->mnt, (char *)NULL);
+		else
+			execl(bin, bin, "-f", m->src, m->mnt, (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	m->pid = pid;
+	track(m, true);
+	for (int waited = 0; waited < 10000; waited += 10) {
+		int status;
+
+		if (test_is_stablefs_mount(m->mnt)) {
+			m->mounted = true;
+			return 0;
+		}
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr, "stablefs exited before mounting (status %d)\n",
+				WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+			m->pid = 0;
+			track(m, false);
+			return -1;
+		}
+		sleep_ms(10);
+	}
+	fprintf(stderr, "stablefs did not mount %s within 10 s\n", m->mnt);
+	test_mount_stop(m);
+	return -1;
+}
+
+int test_mount_stop(struct test_mount *m)
+{
+	int status = 0, rc = 0;
+
+	if (m->mounted || test_is_stablefs_mount(m->mnt)) {
+		run_fusermount("-u", m->mnt);
+		if (test_is_stablefs_mount(m->mnt)) {
+			run_fusermount("-uz", m->mnt);
+			rc = -1;	/* it was busy: a test leaked an fd */
+		}
+		m->mounted = false;
+	}
+	if (m->pid > 0) {
+		int waited;
+
+		for (waited = 0; waited < 5000; waited += 10) {
+			if (waitpid(m->pid, &status, WNOHANG) == m->pid)
+				break;
+			sleep_ms(10);
+		}
+		if (waited >= 5000) {
+			fprintf(stderr, "stablefs pid %d did not exit, killing\n", m->pid);
+			kill(m->pid, SIGKILL);
+			waitpid(m->pid, &status, 0);
+			rc = -1;
+		} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr, "stablefs exited with status %d\n",
+				WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			rc = -1;
+		}
+		m->pid = 0;
+	}
+	track(m, false);
+	return rc;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		return rmdir(path) ? 0 : 0;
+	unlink(path);
+	return 0;
+}
+
+int test_rm_rf(const char *path)
+{
+	return nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+void test_mount_destroy(struct test_mount *m)
+{
+	test_mount_stop(m);
+	if (m->base[0])
+		test_rm_rf(m->base);
+	m->base[0] = '\0';
+}

@@ -1,0 +1,51 @@
+/*
+ * Mounting stablefs from a test: fresh temporary directories every time,
+ * always unmounted (also when the test dies), only our own daemon killed.
+ */
+#ifndef SFS_TEST_MOUNT_UTIL_H
+#define SFS_TEST_MOUNT_UTIL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+
+struct test_mount {
+	char base[PATH_MAX - 64];	/* fresh mkdtemp() directory holding both */
+	char src[PATH_MAX];	/* base/src: the backing directory */
+	char mnt[PATH_MAX];	/* base/mnt: the mount point */
+	pid_t pid;		/* the daemon we started, or 0 */
+	bool mounted;
+};
+
+/* Print the TAP "skip everything" plan and exit 0. */
+void test_skip_all(const char *why) __attribute__((noreturn));
+
+/* Skip unless /dev/fuse can be opened and fusermount3 exists. */
+void test_require_fuse(void);
+
+/* Fresh base dir under $TMPDIR (or /tmp) with empty src/ and mnt/. */
+int test_mount_prepare(struct test_mount *m, const char *tag);
+
+/*
+ * Start "$STABLEFS_BIN -f [-o opts] src mnt" and wait until mnt is a FUSE
+ * mount. Returns 0, or -1 with a message on stderr (daemon reaped).
+ */
+int test_mount_start(struct test_mount *m, const char *opts);
+
+/* Unmount (fusermount3 -u, then -u -z), reap the daemon, keep the dirs. */
+int test_mount_stop(struct test_mount *m);
+
+/* test_mount_stop() and remove the base directory tree. */
+void test_mount_destroy(struct test_mount *m);
+
+/* Path of the stablefs binary under test ($STABLEFS_BIN or ./fs/stablefs). */
+const char *test_stablefs_bin(void);
+
+/* Remove a directory tree (no symlink following). */
+int test_rm_rf(const char *path);
+
+/* Is path the root of a FUSE mount of type fuse.stablefs? */
+bool test_is_stablefs_mount(const char *path);
+
+#endif
