@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One command: install what is missing, build (-Werror), run every test;
+# then build again with AddressSanitizer + UBSan and run every test again.
+# Exits non-zero if any test fails. Mount tests need root and /dev/fuse.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/.."
+"$here/deps.sh" || exit 1
+
+status=0
+run_suite() {	# build dir, meson options...
+	local dir=$1
+	shift
+	echo "== $dir: build"
+	"$here/build.sh" "$dir" "$@" >"$dir.build.log" 2>&1 ||
+		{ cat "$dir.build.log"; echo "stablefs: $dir: build failed"; status=1; return; }
+	echo "== $dir: meson test"
+	meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
+}
+
+run_suite build
+run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
+
+python3 "$here/summarize-tests.py" build build-asan || status=1
+exit $status
