@@ -135,7 +135,9 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)cmd->clone_fd);
 	fuse_loop_cfg_set_max_threads(cfg, cmd->max_threads);
-	fuse_loop_cfg_set_idle_threads(cfg, cmd->max_idle_threads);
+	/* UINT_MAX means "not given"; libfuse 3.14 would log it as invalid. */
+	if (cmd->max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(cfg, cmd->max_idle_threads);
 	res = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	return res;

@@ -21,13 +21,14 @@ for build in sys.argv[1:]:
             skipped += 1
         elif result not in ("OK", "SKIP", "EXPECTEDFAIL"):
             # a crash or timeout counts even when its subtests said ok
-            failed += max(1, sum(l.startswith("not ok") for l in sub))
+            failed += max(1, sum(l.startswith("not ok") and "# SKIP" not in l
+                                 for l in sub))
         else:
             for line in sub:
-                if line.startswith("not ok"):
-                    failed += 1
-                elif "# SKIP" in line.upper():
+                if "# SKIP" in line.upper():  # cmocka 1.1: "not ok N # SKIP"
                     skipped += 1
+                elif line.startswith("not ok"):
+                    failed += 1
                 else:
                     passed += 1
 print(f"tests: {passed} passed, {failed} failed, {skipped} skipped")

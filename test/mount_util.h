@@ -18,7 +18,7 @@ struct test_mount {
 	bool mounted;
 };
 
-/* Print the TAP "skip everything" plan and exit 0. */
+/* Print the TAP "skip everything" plan and exit 77 (meson: skipped). */
 void test_skip_all(const char *why) __attribute__((noreturn));
 
 /* Skip unless /dev/fuse can be opened and fusermount3 exists. */

@@ -1,0 +1,951 @@
+/*
+ * Kernel facts K1-K3 of SPEC.md section 3, as self-checking tests (S8).
+ *
+ * The whole design of stablefs rests on how this kernel treats page-cache
+ * pages that sit in a pipe after splice(2): they are *references*, not
+ * copies, so whoever later modifies those pages in place changes bytes a
+ * reader believed it had already received. If a future kernel copies, or
+ * stops zeroing folios in place, these tests fail and the design must be
+ * revisited rather than silently carrying dead (or missing) defences.
+ *
+ * Every scenario is the same five steps, parameterised by the modification:
+ *   fill a file with a known pattern (and make sure it is in the page cache),
+ *   splice SPLICE_LEN bytes at SPLICE_OFF into a pipe,
+ *   modify the file,
+ *   only then drain the pipe,
+ *   count how many drained bytes differ from what the file held at splice time.
+ * Each test prints what it observed ("# ...") and asserts what SPEC states.
+ *
+ * Measured while writing this (6.18.44): the folio size decides the aligned
+ * cases, and it depends on how the data entered the page cache - a big
+ * buffered write leaves 2 MiB folios (ext4, tmpfs huge=always), readahead
+ * after eviction order-0 folios. So every K1/K2 case is run on both kinds
+ * of fill, and each case five times to show the outcome is deterministic.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mount_util.h"
+
+#define KiB 1024L
+#define MiB (1024L * KiB)
+
+/* >= 2 MiB so the page cache may use large folios (up to PMD size). */
+#define FILE_SIZE (4 * MiB)
+/* Well inside the file and inside one 2 MiB-aligned region. */
+#define SPLICE_OFF (1 * MiB)
+#define SPLICE_LEN (64 * KiB)
+#define PAGE 4096L
+/* Every K1/K2 case runs this often: some outcomes hinge on folio sizes. */
+#define REPEAT 5
+
+/* ------------------------------------------------------------------ */
+/* Patterns                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Never zero (so a zeroed byte always counts as changed) and not periodic
+ * with the page size (so a byte moved to another page is noticed too).
+ */
+static unsigned char pattern_byte(long pos)
+{
+	return (unsigned char)((pos % 251) + 1);
+}
+
+/* The bytes every modification writes: differ from the pattern everywhere. */
+static unsigned char new_byte(long pos)
+{
+	return (unsigned char)~pattern_byte(pos);
+}
+
+static void fill_pattern(unsigned char *buf, long pos, long len, bool fresh)
+{
+	for (long i = 0; i < len; i++)
+		buf[i] = fresh ? new_byte(pos + i) : pattern_byte(pos + i);
+}
+
+/* ------------------------------------------------------------------ */
+/* Small I/O helpers (report errors on stderr, return -1)             */
+/* ------------------------------------------------------------------ */
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "pwrite: %s\n", strerror(errno));
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static int pread_all(int fd, void *buf, size_t len, off_t off)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "pread: %s\n", n < 0 ? strerror(errno) : "EOF");
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/* splice exactly len bytes of fd at *off into the pipe. */
+static int splice_all(int fd, loff_t off, int pipe_w, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = splice(fd, &off, pipe_w, NULL, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "splice: %s\n", n < 0 ? strerror(errno) : "EOF");
+			return -1;
+		}
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read until EOF (the write end must be closed); returns bytes read. */
+static long drain_pipe(int pipe_r, unsigned char *buf, size_t cap)
+{
+	size_t got = 0;
+
+	for (;;) {
+		ssize_t n = read(pipe_r, buf + got, cap - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "read(pipe): %s\n", strerror(errno));
+			return -1;
+		}
+		if (n == 0 || (got += (size_t)n) == cap)
+			return (long)got;
+	}
+}
+
+/* dir/name into out[PATH_MAX]; -1 if it does not fit. */
+static int join_path(char *out, const char *dir, const char *name)
+{
+	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
+
+	return n > 0 && n < PATH_MAX ? 0 : -1;
+}
+
+/* A pipe big enough that one splice/tee of SPLICE_LEN never blocks. */
+static int make_pipe(int p[2])
+{
+	if (pipe2(p, O_CLOEXEC)) {
+		fprintf(stderr, "pipe2: %s\n", strerror(errno));
+		return -1;
+	}
+	if (fcntl(p[1], F_SETPIPE_SZ, (int)(2 * SPLICE_LEN)) < 0) {
+		fprintf(stderr, "F_SETPIPE_SZ: %s\n", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	return 0;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Modifications                                                      */
+/* ------------------------------------------------------------------ */
+
+/* What a modification gets: the file (open O_RDWR) and its path. */
+struct target {
+	int fd;
+	const char *path;
+};
+
+static int mod_pwrite(const struct target *t)
+{
+	unsigned char buf[SPLICE_LEN];
+
+	fill_pattern(buf, SPLICE_OFF, SPLICE_LEN, true);
+	return pwrite_all(t->fd, buf, SPLICE_LEN, SPLICE_OFF);
+}
+
+static int punch(const struct target *t, off_t off, off_t len)
+{
+	if (fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len)) {
+		fprintf(stderr, "fallocate(PUNCH_HOLE): %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Neither end on a page boundary: partial pages are zeroed in place (K1). */
+static int mod_punch_unaligned(const struct target *t)
+{
+	return punch(t, SPLICE_OFF + 100, SPLICE_LEN - 200);
+}
+
+/*
+ * Whole pages only, [off+4K, off+60K). With order-0 folios the pages would
+ * just be dropped from the cache (pipe keeps them); with large folios that
+ * cannot be split (the pipe holds references) the kernel zeroes the punched
+ * part of the folio in place instead (K1: "page alignment is not enough").
+ */
+static int mod_punch_aligned(const struct target *t)
+{
+	return punch(t, SPLICE_OFF + PAGE, SPLICE_LEN - 2 * PAGE);
+}
+
+static int truncate_to(const struct target *t, off_t size)
+{
+	if (ftruncate(t->fd, size)) {
+		fprintf(stderr, "ftruncate: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* 100 bytes into the range: the tail of the partial page is zeroed (K1). */
+static int mod_truncate_unaligned(const struct target *t)
+{
+	return truncate_to(t, SPLICE_OFF + 100);
+}
+
+/*
+ * Page-aligned, 16 KiB into the range. SPEC K2 says the pipe survived this;
+ * measured: only with small folios - a large one is zeroed in place like
+ * the aligned punch above.
+ */
+static int mod_truncate_aligned(const struct target *t)
+{
+	return truncate_to(t, SPLICE_OFF + 4 * PAGE);
+}
+
+/* Shared writable mapping: stores go straight into the cached pages (K1). */
+static int mod_mmap_write(const struct target *t)
+{
+	unsigned char *map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE,
+				  MAP_SHARED, t->fd, 0);
+
+	if (map == MAP_FAILED) {
+		fprintf(stderr, "mmap(MAP_SHARED): %s\n", strerror(errno));
+		return -1;
+	}
+	fill_pattern(map + SPLICE_OFF, SPLICE_OFF, SPLICE_LEN, true);
+	munmap(map, FILE_SIZE);
+	return 0;
+}
+
+/*
+ * O_DIRECT write of the whole range (K2): the kernel writes back and
+ * invalidates the cached folios and writes the disk directly; the folios the
+ * pipe references are dropped from the cache, not rewritten.
+ */
+static int mod_odirect_pwrite(const struct target *t)
+{
+	unsigned char *buf = NULL;
+	int dfd, rc = -1;
+
+	if (posix_memalign((void **)&buf, PAGE, SPLICE_LEN))
+		return -1;
+	fill_pattern(buf, SPLICE_OFF, SPLICE_LEN, true);
+	dfd = open(t->path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (dfd < 0) {
+		fprintf(stderr, "open(O_DIRECT): %s\n", strerror(errno));
+	} else {
+		rc = pwrite_all(dfd, buf, SPLICE_LEN, SPLICE_OFF);
+		close(dfd);
+	}
+	free(buf);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The scenario                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * How the data got into the page cache decides the folio size, and the
+ * folio size decides what an aligned punch or truncate does to a pipe
+ * (measured here: ext4 and tmpfs huge=always give 2 MiB folios for one big
+ * buffered write, readahead after eviction gives order-0 folios).
+ */
+enum fill {
+	FILL_WRITTEN,	/* one 4 MiB buffered write, fsync: large folios */
+	FILL_READ_IN,	/* ... then evicted and read back: readahead folios */
+};
+
+static const char *const fill_name[] = {
+	[FILL_WRITTEN] = "written",
+	[FILL_READ_IN] = "read in",
+};
+
+/* One case: a modification and the range of changed bytes SPEC predicts. */
+struct kcase {
+	const char *what;
+	int (*modify)(const struct target *);
+	bool via_tee;
+	long min, max;	/* expected number of changed piped bytes */
+};
+
+struct observation {
+	long changed;		/* drained bytes that differ from splice time */
+	long zeroed;		/* ... of which are now 0 */
+	long rewritten;		/* ... of which are the modification's bytes */
+	long first, last;	/* range of changed offsets within the splice */
+};
+
+static void compare(const unsigned char *got, struct observation *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->first = o->last = -1;
+	for (long i = 0; i < SPLICE_LEN; i++) {
+		long pos = SPLICE_OFF + i;
+
+		if (got[i] == pattern_byte(pos))
+			continue;
+		o->changed++;
+		if (got[i] == 0)
+			o->zeroed++;
+		else if (got[i] == new_byte(pos))
+			o->rewritten++;
+		if (o->first < 0)
+			o->first = i;
+		o->last = i;
+	}
+}
+
+static void print_observation(const char *fs, const char *what, bool via_tee,
+			      const struct observation *o)
+{
+	printf("# %s: %s%s: %ld of %ld piped bytes changed", fs, what,
+	       via_tee ? " (tee'd pipe)" : "", o->changed, SPLICE_LEN);
+	if (o->changed)
+		printf(" (zeroed %ld, new bytes %ld, at +%ld..+%ld)",
+		       o->zeroed, o->rewritten, o->first, o->last);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* Create path with FILE_SIZE pattern bytes, clean and in the page cache. */
+static int create_pattern_file(const char *path, enum fill fill)
+{
+	unsigned char *buf = malloc(FILE_SIZE);
+	int fd, rc = -1;
+
+	if (!buf)
+		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "open %s: %s\n", path, strerror(errno));
+		free(buf);
+		return -1;
+	}
+	fill_pattern(buf, 0, FILE_SIZE, false);
+	/*
+	 * One big buffered write (lets the filesystem allocate large folios),
+	 * fsync so the folios are clean like those of a file that was read,
+	 * optionally evict them, and read everything back so it is cached.
+	 */
+	if (pwrite_all(fd, buf, FILE_SIZE, 0) == 0 && fsync(fd) == 0 &&
+	    (fill != FILL_READ_IN ||
+	     posix_fadvise(fd, 0, FILE_SIZE, POSIX_FADV_DONTNEED) == 0) &&
+	    pread_all(fd, buf, FILE_SIZE, 0) == 0)
+		rc = 0;
+	free(buf);
+	if (rc) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * fill, splice, modify, drain, compare. With via_tee the spliced pipe A is
+ * duplicated by tee(2) into pipe B before the modification and only B is
+ * drained: tee copies page references too, so B is hit just like A.
+ * Returns 0 and fills *o, or -1 if a system call failed.
+ */
+static int run_scenario(const char *dir, enum fill fill, const struct kcase *c,
+			struct observation *o)
+{
+	char path[PATH_MAX];
+	int fd, a[2] = { -1, -1 }, b[2] = { -1, -1 }, rc = -1;
+	int drain_fd;
+	unsigned char got[SPLICE_LEN];
+	long n;
+
+	if (join_path(path, dir, "k-file"))
+		return -1;
+	fd = create_pattern_file(path, fill);
+	if (fd < 0)
+		return -1;
+	if (make_pipe(a))
+		goto out;
+	if (splice_all(fd, SPLICE_OFF, a[1], SPLICE_LEN))
+		goto out;
+	close_fd(&a[1]);
+	drain_fd = a[0];
+	if (c->via_tee) {
+		if (make_pipe(b))
+			goto out;
+		n = tee(a[0], b[1], SPLICE_LEN, 0);
+		if (n != SPLICE_LEN) {
+			fprintf(stderr, "tee: %ld: %s\n", n, strerror(errno));
+			goto out;
+		}
+		close_fd(&b[1]);
+		close_fd(&a[0]);	/* only B's references remain */
+		drain_fd = b[0];
+	}
+
+	if (c->modify(&(struct target){ .fd = fd, .path = path }))
+		goto out;
+
+	n = drain_pipe(drain_fd, got, sizeof(got));
+	if (n != SPLICE_LEN) {
+		fprintf(stderr, "drained %ld of %ld bytes\n", n, SPLICE_LEN);
+		goto out;
+	}
+	compare(got, o);
+	rc = 0;
+out:
+	close_fd(&a[0]);
+	close_fd(&a[1]);
+	close_fd(&b[0]);
+	close_fd(&b[1]);
+	close(fd);
+	unlink(path);
+	return rc;
+}
+
+/*
+ * Run one case REPEAT times on fresh files and assert every result lies in
+ * [min, max]. Repetition because several outcomes hinge on folio sizes:
+ * they are asserted only because they were the same in every run here, and
+ * a run that differs from the first is printed as well.
+ */
+static void check_case(const char *dir, const char *fs, enum fill fill,
+		       const struct kcase *c)
+{
+	char label[128];
+	struct observation first, o;
+	int same = 1;
+
+	snprintf(label, sizeof(label), "%s, %s", fill_name[fill], c->what);
+	for (int i = 0; i < REPEAT; i++) {
+		assert_int_equal(run_scenario(dir, fill, c, &o), 0);
+		if (i == 0) {
+			first = o;
+			print_observation(fs, label, c->via_tee, &o);
+		} else if (o.changed != first.changed || o.first != first.first) {
+			print_observation(fs, label, c->via_tee, &o);
+		} else {
+			same++;
+		}
+		if (o.changed < c->min || o.changed > c->max)
+			fail_msg("%s: %s: %ld bytes changed, SPEC predicts %ld..%ld",
+				 fs, label, o.changed, c->min, c->max);
+	}
+	if (same != REPEAT)
+		printf("# %s: %s: only %d of %d runs identical\n", fs, label,
+		       same, REPEAT);
+}
+
+static void check_cases(const char *dir, const char *fs, enum fill fill,
+			const struct kcase *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		check_case(dir, fs, fill, &cases[i]);
+}
+
+#define CHECK_CASES(f, fill, cases) \
+	check_cases((f)->dir, (f)->fs, fill, cases, sizeof(cases) / sizeof(cases[0]))
+
+/* ------------------------------------------------------------------ */
+/* Fixtures: a fresh directory on ext4 (/tmp), or a fresh tmpfs       */
+/* ------------------------------------------------------------------ */
+
+struct fixture {
+	char dir[PATH_MAX];
+	const char *fs;		/* label printed with each observation */
+	bool tmpfs_mounted;
+	/* K3 only: the mount and what a test holds open on it. */
+	struct test_mount m;
+	int fd;
+	unsigned char *map;
+};
+
+static struct fixture *new_fixture(void **state, const char *fs)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f) {
+		f->fs = fs;
+		f->fd = -1;
+	}
+	*state = f;
+	return f;
+}
+
+static int make_tmpdir(struct fixture *f, const char *tag)
+{
+	snprintf(f->dir, sizeof(f->dir), "/tmp/sfs-kf-%s-XXXXXX", tag);
+	if (!mkdtemp(f->dir)) {
+		fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+		f->dir[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static int setup_ext4(void **state)
+{
+	struct fixture *f = new_fixture(state, "ext4");
+
+	return f ? make_tmpdir(f, "ext4") : -1;
+}
+
+static int mount_tmpfs(void **state, const char *label, const char *opts)
+{
+	struct fixture *f = new_fixture(state, label);
+
+	if (!f)
+		return -1;
+	if (geteuid() != 0)
+		return 0;	/* the test skips itself */
+	if (make_tmpdir(f, "tmpfs"))
+		return -1;
+	if (mount("sfs-kf", f->dir, "tmpfs", MS_NOSUID | MS_NODEV, opts)) {
+		fprintf(stderr, "mount tmpfs -o %s: %s\n", opts, strerror(errno));
+		return -1;
+	}
+	f->tmpfs_mounted = true;
+	return 0;
+}
+
+/* tmpfs as mounted by default here (shmem_enabled never): order-0 folios. */
+static int setup_tmpfs(void **state)
+{
+	return mount_tmpfs(state, "tmpfs", "size=64m,mode=0700,huge=never");
+}
+
+/* tmpfs with huge=always: 2 MiB folios, like the written ext4 file. */
+static int setup_tmpfs_huge(void **state)
+{
+	return mount_tmpfs(state, "tmpfs huge=always",
+			   "size=64m,mode=0700,huge=always");
+}
+
+/* Also runs when a test failed (cmocka longjmps out of it first). */
+static int teardown_dir(void **state)
+{
+	struct fixture *f = *state;
+	int rc = 0;
+
+	if (!f)
+		return 0;
+	if (f->tmpfs_mounted) {
+		if (umount2(f->dir, 0) && umount2(f->dir, MNT_DETACH)) {
+			fprintf(stderr, "umount %s: %s\n", f->dir, strerror(errno));
+			rc = -1;
+		}
+		f->tmpfs_mounted = false;
+	}
+	if (f->dir[0]) {
+		test_rm_rf(f->dir);
+		if (access(f->dir, F_OK) == 0) {
+			fprintf(stderr, "could not remove %s\n", f->dir);
+			rc = -1;
+		}
+	}
+	free(f);
+	*state = NULL;
+	return rc;
+}
+
+static void require_tmpfs(const struct fixture *f)
+{
+	if (!f->tmpfs_mounted) {
+		printf("# tmpfs part skipped: mounting tmpfs needs root\n");
+		skip();
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* K1: in-place modifications change piped bytes (ext4 and tmpfs)     */
+/* ------------------------------------------------------------------ */
+
+/* K1 cases that corrupt the pipe whatever the folio size. */
+static const struct kcase k1_any_folio[] = {
+	/* pwrite rewrites the very pages the pipe references: all of them. */
+	{ "pwrite over range", mod_pwrite, false, SPLICE_LEN, SPLICE_LEN },
+	/* tee duplicates references, not data: the twin pipe is hit too. */
+	{ "pwrite over range", mod_pwrite, true, SPLICE_LEN, SPLICE_LEN },
+	/*
+	 * The partial pages at both ends are zeroed in place (at least those,
+	 * at most the whole punched range when the folio cannot be split).
+	 */
+	{ "unaligned punch", mod_punch_unaligned, false,
+	  2 * (PAGE - 100), SPLICE_LEN - 200 },
+	/* At least the tail of the page holding the new EOF is zeroed. */
+	{ "truncate to range+100", mod_truncate_unaligned, false,
+	  PAGE - 100, SPLICE_LEN - 100 },
+	/* Stores through a shared mapping land in the referenced pages. */
+	{ "MAP_SHARED store", mod_mmap_write, false, SPLICE_LEN, SPLICE_LEN },
+};
+
+/*
+ * K1 "page alignment is not enough": a large folio the pipe holds a
+ * reference to cannot be split, so the kernel zeroes the punched / truncated
+ * part of it in place - exactly the whole pages concerned.
+ */
+static const struct kcase k1_large_folio[] = {
+	{ "4K-aligned punch of [+4K, +60K)", mod_punch_aligned, false,
+	  SPLICE_LEN - 2 * PAGE, SPLICE_LEN - 2 * PAGE },
+	{ "truncate to range+16K (page-aligned)", mod_truncate_aligned, false,
+	  SPLICE_LEN - 4 * PAGE, SPLICE_LEN - 4 * PAGE },
+};
+
+/* K2: order-0 folios are dropped from the cache; the pipe keeps them. */
+static const struct kcase k2_small_folio[] = {
+	{ "4K-aligned punch of [+4K, +60K)", mod_punch_aligned, false, 0, 0 },
+	{ "truncate to range+16K (page-aligned)", mod_truncate_aligned, false, 0, 0 },
+};
+
+/* K2: O_DIRECT invalidates and drops the cached folios, whatever their size. */
+static const struct kcase k2_odirect[] = {
+	{ "O_DIRECT pwrite over range", mod_odirect_pwrite, false, 0, 0 },
+};
+
+static void test_k1_ext4(void **state)
+{
+	const struct fixture *f = *state;
+
+	CHECK_CASES(f, FILL_WRITTEN, k1_any_folio);
+	CHECK_CASES(f, FILL_READ_IN, k1_any_folio);
+}
+
+/* SPEC K1: on ext4 even a 4 KiB-aligned punch changed piped data. */
+static void test_k1_ext4_large_folios(void **state)
+{
+	CHECK_CASES((const struct fixture *)*state, FILL_WRITTEN, k1_large_folio);
+}
+
+static void test_k1_tmpfs(void **state)
+{
+	const struct fixture *f = *state;
+
+	require_tmpfs(f);
+	CHECK_CASES(f, FILL_WRITTEN, k1_any_folio);
+	/* huge=never: order-0 folios, aligned operations drop them (K2). */
+	CHECK_CASES(f, FILL_WRITTEN, k2_small_folio);
+}
+
+/* The same large-folio effect on tmpfs, so it is not an ext4 quirk. */
+static void test_k1_tmpfs_huge(void **state)
+{
+	const struct fixture *f = *state;
+
+	require_tmpfs(f);
+	CHECK_CASES(f, FILL_WRITTEN, k1_large_folio);
+}
+
+/* ------------------------------------------------------------------ */
+/* K2: what does NOT change the pipe (ext4)                           */
+/* ------------------------------------------------------------------ */
+
+static void test_k2_ext4_odirect(void **state)
+{
+	const struct fixture *f = *state;
+
+	CHECK_CASES(f, FILL_WRITTEN, k2_odirect);
+	CHECK_CASES(f, FILL_READ_IN, k2_odirect);
+}
+
+/*
+ * SPEC K2 says a page-aligned ftruncate did not change the pipe. Measured:
+ * true only for small folios (data read in); for a freshly written file
+ * (2 MiB folios) it zeroes in place, see test_k1_ext4_large_folios.
+ */
+static void test_k2_ext4_small_folios(void **state)
+{
+	CHECK_CASES((const struct fixture *)*state, FILL_READ_IN, k2_small_folio);
+}
+
+/* ------------------------------------------------------------------ */
+/* K3: splice from a FUSE file hands out FUSE page-cache pages        */
+/* ------------------------------------------------------------------ */
+
+static int setup_fuse(void **state)
+{
+	struct fixture *f = new_fixture(state, "stablefs");
+	int fd;
+
+	if (!f)
+		return -1;
+	/* Missing prerequisites skip in the test itself (f->m.mounted false). */
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	if (access(test_stablefs_bin(), X_OK))
+		return 0;
+	if (system("command -v fusermount3 >/dev/null 2>&1") != 0)
+		return 0;
+	if (test_mount_prepare(&f->m, "kf"))
+		return -1;
+	/*
+	 * oob=ignore: the K3 probe below writes SRC behind the daemon's back;
+	 * out-of-band detection must not answer that by invalidating the very
+	 * cache we observe. Fall back to the defaults if the option is unknown.
+	 */
+	if (test_mount_start(&f->m, "oob=ignore") && test_mount_start(&f->m, NULL))
+		return -1;
+	return 0;
+}
+
+/* Close what the test held (a failed assert skips its own cleanup). */
+static int teardown_fuse(void **state)
+{
+	struct fixture *f = *state;
+
+	if (!f)
+		return 0;
+	if (f->map)
+		munmap(f->map, FILE_SIZE);
+	close_fd(&f->fd);
+	if (f->m.base[0])
+		test_mount_destroy(&f->m);
+	free(f);
+	*state = NULL;
+	return 0;
+}
+
+static void require_mount(const struct fixture *f)
+{
+	if (!f->m.mounted) {
+		printf("# K3 skipped: no /dev/fuse, fusermount3 or %s\n",
+		       test_stablefs_bin());
+		skip();
+	}
+}
+
+/* A pattern file in SRC; its paths in SRC and through the mount. */
+static void make_fuse_file(const struct fixture *f, char *spath, char *mpath)
+{
+	int fd;
+
+	assert_int_equal(join_path(spath, f->m.src, "k3-file"), 0);
+	assert_int_equal(join_path(mpath, f->m.mnt, "k3-file"), 0);
+	fd = create_pattern_file(spath, FILL_WRITTEN);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+/* Splice PAGE bytes at SPLICE_OFF from fd: do they hold the pattern? */
+static bool splice_page_is_original(int fd)
+{
+	unsigned char got[PAGE], want[PAGE];
+	int p[2];
+	long n = -1;
+
+	if (make_pipe(p))
+		return false;
+	if (splice_all(fd, SPLICE_OFF, p[1], PAGE) == 0) {
+		close_fd(&p[1]);
+		n = drain_pipe(p[0], got, PAGE);
+	}
+	close_fd(&p[0]);
+	close_fd(&p[1]);
+	fill_pattern(want, SPLICE_OFF, PAGE, false);
+	return n == PAGE && memcmp(got, want, PAGE) == 0;
+}
+
+/*
+ * K3, first half: splices of the same 4 KiB are served from the FUSE inode's
+ * page cache, one FUSE_READ for all of them - also on handles stablefs opens
+ * FOPEN_DIRECT_IO (writers). Observable from user space: after the first
+ * splice, rewrite those bytes in SRC behind the daemon's back; if the next
+ * two splices still return the old bytes, no FUSE_READ reached the daemon (a
+ * read would have fetched the new bytes, or failed EIO for a snapshot, G3).
+ * A kernel that makes direct_io splices go to the daemon (the 2026
+ * copy_splice_read patch) fails here: then per-handle data via splice
+ * becomes possible and the incarnation design can be revisited.
+ * The control case: a user O_DIRECT open makes the VFS itself use
+ * copy_splice_read, so there every splice must reach the daemon.
+ */
+static void k3_splices(struct fixture *f, int flags, const char *how,
+		       bool expect_cached)
+{
+	char spath[PATH_MAX], mpath[PATH_MAX];
+	unsigned char fresh[PAGE];
+	bool orig[3];
+	int sfd;
+
+	require_mount(f);
+	make_fuse_file(f, spath, mpath);
+	f->fd = open(mpath, flags | O_CLOEXEC);
+	assert_true(f->fd >= 0);
+	orig[0] = splice_page_is_original(f->fd);
+
+	/* Out-of-band change of the backing bytes (not through MNT). */
+	sfd = open(spath, O_WRONLY | O_CLOEXEC);
+	assert_true(sfd >= 0);
+	fill_pattern(fresh, SPLICE_OFF, PAGE, true);
+	assert_int_equal(pwrite_all(sfd, fresh, PAGE, SPLICE_OFF), 0);
+	assert_int_equal(fsync(sfd), 0);
+	close(sfd);
+
+	orig[1] = splice_page_is_original(f->fd);
+	orig[2] = splice_page_is_original(f->fd);
+	close_fd(&f->fd);
+	printf("# stablefs %s: 3 splices of the same 4 KiB, SRC rewritten after "
+	       "the first; original bytes: %s, %s, %s\n", how,
+	       orig[0] ? "yes" : "no", orig[1] ? "yes" : "no",
+	       orig[2] ? "yes" : "no");
+	assert_true(orig[0]);
+	if (expect_cached && (!orig[1] || !orig[2]))
+		fail_msg("a splice from a FUSE file reached the daemon again: "
+			 "either the kernel no longer serves it from the page "
+			 "cache (K3 changed) or the daemon invalidated the cache");
+	if (!expect_cached && (orig[1] || orig[2]))
+		fail_msg("a splice from an O_DIRECT FUSE file was served from "
+			 "the page cache: the VFS no longer uses copy_splice_read "
+			 "for O_DIRECT files");
+}
+
+static void test_k3_splice_cached_rdonly(void **state)
+{
+	k3_splices(*state, O_RDONLY, "O_RDONLY", true);
+}
+
+static void test_k3_splice_cached_rdwr(void **state)
+{
+	k3_splices(*state, O_RDWR, "O_RDWR", true);
+}
+
+static void test_k3_splice_odirect_uncached(void **state)
+{
+	k3_splices(*state, O_RDONLY | O_DIRECT, "O_RDONLY|O_DIRECT", false);
+}
+
+/*
+ * K3, second half: the pipe holds *the* page-cache pages, not copies. The
+ * only in-place change of FUSE page-cache pages that no daemon can intercept
+ * is a store through a shared writable mapping of the same open file (K4).
+ * stablefs may refuse that mmap (G1): then the fact cannot be shown from
+ * user space through our daemon, and the test says why and skips.
+ */
+static void test_k3_pipe_holds_fuse_pages(void **state)
+{
+	struct fixture *f = *state;
+	char spath[PATH_MAX], mpath[PATH_MAX];
+	unsigned char got[SPLICE_LEN];
+	struct observation o;
+	void *map;
+	int p[2];
+
+	require_mount(f);
+	make_fuse_file(f, spath, mpath);
+	f->fd = open(mpath, O_RDWR | O_CLOEXEC);
+	assert_true(f->fd >= 0);
+	/* Map first, so a refusal is known before anything is spliced. */
+	map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	if (map == MAP_FAILED) {
+		int e = errno;
+
+		printf("# stablefs: MAP_SHARED|PROT_WRITE of an O_RDWR handle "
+		       "refused (%s%s): the pipe's pages cannot be changed in "
+		       "place from user space through stablefs\n",
+		       strerrorname_np(e),
+		       e == ENODEV ? ", i.e. a FOPEN_DIRECT_IO handle on a "
+		       "connection without FUSE_DIRECT_IO_ALLOW_MMAP" : "");
+		skip();
+	}
+	f->map = map;
+	assert_int_equal(make_pipe(p), 0);
+	if (splice_all(f->fd, SPLICE_OFF, p[1], SPLICE_LEN)) {
+		close(p[0]);
+		close(p[1]);
+		fail_msg("splice from the FUSE file failed");
+	}
+	close(p[1]);
+	fill_pattern(f->map + SPLICE_OFF, SPLICE_OFF, SPLICE_LEN, true);
+	if (drain_pipe(p[0], got, sizeof(got)) != SPLICE_LEN) {
+		close(p[0]);
+		fail_msg("short drain");
+	}
+	close(p[0]);
+	compare(got, &o);
+	print_observation(f->fs, "MAP_SHARED store after splice", false, &o);
+	if (o.changed != SPLICE_LEN)
+		fail_msg("mmap stores did not (all) reach the pipe: splice from "
+			 "FUSE no longer hands out page-cache pages (K3 changed)");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_k1_ext4, setup_ext4, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_k1_ext4_large_folios,
+						setup_ext4, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_k1_tmpfs, setup_tmpfs, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_k1_tmpfs_huge,
+						setup_tmpfs_huge, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_k2_ext4_odirect,
+						setup_ext4, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_k2_ext4_small_folios,
+						setup_ext4, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_k3_splice_cached_rdonly,
+						setup_fuse, teardown_fuse),
+		cmocka_unit_test_setup_teardown(test_k3_splice_cached_rdwr,
+						setup_fuse, teardown_fuse),
+		cmocka_unit_test_setup_teardown(test_k3_splice_odirect_uncached,
+						setup_fuse, teardown_fuse),
+		cmocka_unit_test_setup_teardown(test_k3_pipe_holds_fuse_pages,
+						setup_fuse, teardown_fuse),
+	};
+
+	return cmocka_run_group_tests_name("kernel_facts", tests, NULL, NULL);
+}
