@@ -32,6 +32,7 @@ static void inode_destroy(gpointer p)
 {
 	struct sfs_inode *i = p;
 
+	sfs_range_lock_destroy(&i->range_lock);
 	close(i->fd);
 	free(i);
 }
@@ -46,6 +47,7 @@ static struct sfs_inode *inode_new(int fd, const struct stat *st)
 	i->dev = st->st_dev;
 	i->ino = st->st_ino;
 	i->type = st->st_mode & S_IFMT;
+	sfs_range_lock_init(&i->range_lock);
 	return i;
 }
 

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sfs/range_lock.h"
+
 struct stat;
 
 struct sfs_inode {
@@ -24,6 +26,8 @@ struct sfs_inode {
 	 * entry is freed when it reaches zero. Protected by the table's lock.
 	 */
 	uint64_t nlookup;
+	/* Orders reads against modifications of this inode's bytes. */
+	struct sfs_range_lock range_lock;
 };
 
 struct sfs_inode_table;
