@@ -67,6 +67,23 @@ int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 /* Fill e for an inode we hold an O_PATH fd to (consumed); one lookup. */
 int sfs_entry_from_fd(struct sfs_fs *fs, int path_fd, struct fuse_entry_param *e);
 
+/*
+ * Apply a change to [off, off + len) of inode's data (len SFS_RANGE_EOF - off
+ * or more: to the end) by the protocol described in modify.c: exclusive
+ * range lock around apply(arg), then, if evict, drop the range from the
+ * kernel's page cache. Returns apply's positive errno.
+ */
+int sfs_modify(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
+	       uint64_t len, bool evict, int (*apply)(void *arg), void *arg);
+
+/* Drop [off, off + len) of inode from the kernel's page cache. */
+void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
+	       uint64_t len);
+uint64_t sfs_evictions(void);
+
+/* Change the size of inode (through fd if >= 0) by the modify protocol. */
+int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, off_t size);
+
 /* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
 int sfs_become_caller(fuse_req_t req);
 void sfs_become_daemon(fuse_req_t req);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,38 +20,49 @@
 
 static bool log_to_syslog;
 static enum fuse_log_level log_max = FUSE_LOG_INFO;
+static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-/* One line per message, "stablefs: " first, libfuse's "fuse: " dropped. */
+/*
+ * "stablefs: " at the start of each line, libfuse's "fuse: " dropped.
+ * libfuse builds some messages from several calls ("unknown option(s):
+ * `-o x'"), so the prefix goes only where a line starts.
+ */
 static void log_line(enum fuse_log_level level, const char *fmt, va_list ap)
 {
+	static bool line_start = true;
 	char msg[1024];
 	const char *m = msg;
+	size_t n;
 
 	if (level > log_max)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (strncmp(m, "fuse: ", 6) == 0)
-		m += 6;
-	if (strncmp(m, "stablefs: ", 10) == 0)
-		m += 10;
-	if (log_to_syslog)
-		syslog((int)level, "%s", m);
-	else
-		fprintf(stderr, "stablefs: %s", m);
+	if (log_to_syslog) {
+		syslog((int)level, "%s", strncmp(m, "fuse: ", 6) ? m : m + 6);
+		return;
+	}
+	pthread_mutex_lock(&log_mutex);
+	if (line_start) {
+		if (strncmp(m, "fuse: ", 6) == 0)
+			m += 6;
+		if (strncmp(m, "stablefs: ", 10) == 0)
+			m += 10;
+		fputs("stablefs: ", stderr);
+	}
+	fputs(m, stderr);
+	n = strlen(m);
+	line_start = n > 0 && m[n - 1] == '\n';
+	pthread_mutex_unlock(&log_mutex);
 }
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: stablefs [options] SRC MNT\n\n"
 		"Mounts a passthrough view of SRC on MNT whose spliced and\n"
-		"snapshot reads stay stable while the file changes.\n\n"
-		"    -h, --help             print this help and exit\n"
-		"    -V, --version          print the version and exit\n"
-		"    -f                     stay in the foreground\n"
-		"    -d                     debug log of every request (implies -f)\n"
-		"    -s                     single-threaded\n"
-		"    -o OPT[,OPT...]        mount options\n\n%s",
+		"snapshot reads stay stable while the file changes.\n"
+		"Detach with: fusermount3 -u MNT\n\n%s\n",
 		sfs_options_help());
+	fflush(out);
 }
 
 static int fail(const char *fmt, ...)
@@ -172,7 +184,9 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 		openlog("stablefs", LOG_PID, LOG_DAEMON);
 		log_to_syslog = true;
 	}
-	res = serve(fs->se, cmd) ? 1 : 0;
+	/* libfuse 3.14 returns the signal number after SIGTERM/SIGINT/SIGHUP:
+	 * an unmount the user asked for, so a clean exit. */
+	res = serve(fs->se, cmd) < 0 ? 1 : 0;
 out_unmount:
 	fuse_session_unmount(fs->se);
 out_signals:
@@ -210,6 +224,7 @@ int main(int argc, char *argv[])
 	}
 	if (cmd.show_version) {
 		printf("stablefs version %s\n", STABLEFS_VERSION);
+		fflush(stdout);	/* libfuse prints through its own stream */
 		fuse_lowlevel_version();
 		res = 0;
 		goto out;

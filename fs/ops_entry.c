@@ -145,16 +145,6 @@ static int set_times(int fd, const struct stat *attr, int valid)
 	return utimensat(fd, "", ts, AT_EMPTY_PATH) ? errno : 0;
 }
 
-static int set_size(int fd, struct sfs_inode *inode, off_t size)
-{
-	char path[SFS_PROC_PATH_MAX];
-
-	if (fd >= 0)
-		return ftruncate(fd, size) ? errno : 0;
-	sfs_proc_path(path, inode->fd);
-	return truncate(path, size) ? errno : 0;
-}
-
 static int set_mode(int fd, struct sfs_inode *inode, mode_t mode)
 {
 	char path[SFS_PROC_PATH_MAX];
@@ -169,8 +159,8 @@ static int set_mode(int fd, struct sfs_inode *inode, mode_t mode)
  * Order matters: chown clears set-id bits on the backing file, so the mode
  * the kernel asks for (it already computed the bits to keep) comes after it.
  */
-static int apply_setattr(struct sfs_inode *inode, int fd, struct stat *attr,
-			 int valid)
+static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
+			 struct stat *attr, int valid)
 {
 	int err = 0;
 
@@ -185,7 +175,7 @@ static int apply_setattr(struct sfs_inode *inode, int fd, struct stat *attr,
 	if (valid & FUSE_SET_ATTR_MODE)
 		err = set_mode(fd, inode, attr->st_mode);
 	if (!err && (valid & FUSE_SET_ATTR_SIZE))
-		err = set_size(fd, inode, attr->st_size);
+		err = sfs_set_size(req, inode, fd, attr->st_size);
 	if (!err && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
 		err = set_times(fd >= 0 ? fd : inode->fd, attr, valid);
@@ -197,7 +187,7 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 {
 	struct sfs_inode *inode = sfs_inode_of(req, ino);
 	int fd = fi ? sfs_file_of(fi)->fd : -1;
-	int err = apply_setattr(inode, fd, attr, valid);
+	int err = apply_setattr(req, inode, fd, attr, valid);
 
 	if (err)
 		fuse_reply_err(req, err);

@@ -1,12 +1,15 @@
 /*
  * Regular-file I/O. Reads answer with fuse_reply_data() on an fd buffer, so
- * libfuse splices backing page-cache pages into /dev/fuse without a copy;
- * writes arrive through write_buf and are spliced from the request pipe
- * into the backing fd. Both paths are where later range references hook in.
+ * libfuse splices backing page-cache pages into /dev/fuse without a copy,
+ * holding a shared range lock until the reply is in the kernel (K6); writes
+ * arrive through write_buf, are spliced from the request pipe into the
+ * backing fd, and like every other modification go through sfs_modify()
+ * (modify.c explains the order of locking and eviction).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,9 +31,17 @@ static int backing_flags(int flags)
 	       O_CLOEXEC;
 }
 
+/*
+ * Handles that can write are FOPEN_DIRECT_IO: the kernel then never copies
+ * user data into cached folios that a pipe may reference (K4), and refuses
+ * MAP_SHARED on them with ENODEV (libfuse 3.14 cannot ask for
+ * FUSE_DIRECT_IO_ALLOW_MMAP), so no shared mapping can write into them
+ * either. Read-only handles keep the page cache: splice hands out its
+ * folios (K3), and nothing we allow modifies a cached folio in place.
+ */
 static void set_open_flags(struct fuse_file_info *fi, int flags)
 {
-	fi->direct_io = (flags & O_DIRECT) ? 1 : 0;
+	fi->direct_io = (flags & O_DIRECT) || (flags & O_ACCMODE) != O_RDONLY;
 	fi->keep_cache = 0;
 	/* The backing FS answers lseek (SEEK_DATA/SEEK_HOLE need us). */
 	fi->nonseekable = 0;
@@ -68,17 +79,37 @@ static void reply_opened(fuse_req_t req, struct fuse_file_info *fi,
 	}
 }
 
+struct open_args {
+	const char *path;
+	int flags;
+	int fd;
+};
+
+static int apply_open(void *arg)
+{
+	struct open_args *a = arg;
+
+	a->fd = open(a->path, a->flags);
+	return a->fd == -1 ? errno : 0;
+}
+
 void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_inode *inode = sfs_inode_of(req, ino);
 	char path[SFS_PROC_PATH_MAX];
+	struct open_args a = { .path = path, .flags = backing_flags(fi->flags) };
 	struct sfs_file *f;
-	int fd;
+	int fd, err;
 
 	sfs_proc_path(path, inode->fd);
-	fd = open(path, backing_flags(fi->flags));
-	if (fd == -1)
-		return (void)fuse_reply_err(req, errno);
+	/* O_TRUNC (atomic_o_trunc) empties the file: a modification of it all. */
+	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
+		err = sfs_modify(req, inode, 0, SFS_RANGE_EOF, true, apply_open, &a);
+	else
+		err = apply_open(&a);
+	if (err)
+		return (void)fuse_reply_err(req, err);
+	fd = a.fd;
 	f = file_new(fd, inode);
 	if (!f) {
 		close(fd);
@@ -140,28 +171,58 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		 struct fuse_file_info *fi)
 {
+	struct sfs_file *f = sfs_file_of(fi);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct sfs_range r;
 
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = sfs_file_of(fi)->fd;
+	buf.buf[0].fd = f->fd;
 	buf.buf[0].pos = off;
+	/*
+	 * libfuse splices the backing pages into its pipe, then the pipe into
+	 * /dev/fuse, where the kernel copies them out. Until that returns the
+	 * pipe references backing folios a modification could change (K6).
+	 */
+	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, size, false);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	sfs_range_unlock(&f->inode->range_lock, &r);
 }
 
+struct write_args {
+	struct fuse_bufvec *in;
+	int fd;
+	off_t off;
+	ssize_t written;
+};
+
+static int apply_write(void *arg)
+{
+	struct write_args *a = arg;
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(a->in));
+
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = a->fd;
+	out.buf[0].pos = a->off;
+	a->written = fuse_buf_copy(&out, a->in, 0);
+	return a->written < 0 ? (int)-a->written : 0;
+}
+
+/*
+ * The kernel gives O_APPEND writes the offset of the end of file it knows,
+ * so [off, off + len) is the range written in every case.
+ */
 void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		      off_t off, struct fuse_file_info *fi)
 {
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
-	ssize_t res;
+	struct sfs_file *f = sfs_file_of(fi);
+	struct write_args a = { .in = in, .fd = f->fd, .off = off };
+	int err = sfs_modify(req, f->inode, (uint64_t)off, fuse_buf_size(in),
+			     false, apply_write, &a);
 
-	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = sfs_file_of(fi)->fd;
-	out.buf[0].pos = off;
-	res = fuse_buf_copy(&out, in, 0);
-	if (res < 0)
-		fuse_reply_err(req, (int)-res);
+	if (err)
+		fuse_reply_err(req, err);
 	else
-		fuse_reply_write(req, (size_t)res);
+		fuse_reply_write(req, (size_t)a.written);
 }
 
 void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -188,12 +249,78 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fuse_reply_err(req, res == -1 ? errno : 0);
 }
 
+struct fallocate_args {
+	int fd, mode;
+	off_t off, len;
+};
+
+static int apply_fallocate(void *arg)
+{
+	struct fallocate_args *a = arg;
+
+	return fallocate(a->fd, a->mode, a->off, a->len) ? errno : 0;
+}
+
+/*
+ * Collapse and insert shift everything after off; the others touch only
+ * [off, off + len). After a punch or zero range the kernel zeroes partial
+ * folios in place, so those are evicted (the kernel refuses collapse and
+ * insert itself on 6.18, EOPNOTSUPP, but should it pass them on, the
+ * shifted bytes must not stay cached either).
+ */
 void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		      off_t len, struct fuse_file_info *fi)
 {
-	int res = fallocate(sfs_file_of(fi)->fd, mode, off, len);
+	struct sfs_file *f = sfs_file_of(fi);
+	struct fallocate_args a = { .fd = f->fd, .mode = mode, .off = off, .len = len };
+	bool shifts = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
+	bool zeroes = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
+	int err;
 
-	fuse_reply_err(req, res == -1 ? errno : 0);
+	if (off < 0 || len <= 0)
+		return (void)fuse_reply_err(req, EINVAL);
+	err = sfs_modify(req, f->inode, (uint64_t)off,
+			 shifts ? SFS_RANGE_EOF : (uint64_t)len, shifts || zeroes,
+			 apply_fallocate, &a);
+	fuse_reply_err(req, err);
+}
+
+struct size_args {
+	struct sfs_inode *inode;
+	int fd;
+	off_t size;
+};
+
+static int apply_size(void *arg)
+{
+	struct size_args *a = arg;
+	char path[SFS_PROC_PATH_MAX];
+
+	if (a->fd >= 0)
+		return ftruncate(a->fd, a->size) ? errno : 0;
+	sfs_proc_path(path, a->inode->fd);
+	return truncate(path, a->size) ? errno : 0;
+}
+
+/*
+ * Truncation changes [new size, end); growing zero-fills [old size, new
+ * size), beyond the bytes anyone could have read. Both are covered by
+ * [min(old, new), end), with old read before locking: a concurrent size
+ * change holds its own lock, and only ever moves what we lock further out.
+ */
+int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, off_t size)
+{
+	struct size_args a = { .inode = inode, .fd = fd, .size = size };
+	struct stat st;
+	off_t from = size;
+
+	if (size < 0)
+		return EINVAL;
+	if (fstatat(fd >= 0 ? fd : inode->fd, "", &st, AT_EMPTY_PATH) == 0 &&
+	    st.st_size < from)
+		from = st.st_size;
+	return sfs_modify(req, inode, (uint64_t)from, SFS_RANGE_EOF, true,
+			  apply_size, &a);
 }
 
 void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -207,18 +334,70 @@ void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, res);
 }
 
+struct copy_args {
+	struct sfs_file *in, *out;
+	loff_t off_in, off_out;
+	size_t len;
+	unsigned flags;
+	ssize_t copied;
+};
+
+static int apply_copy(void *arg)
+{
+	struct copy_args *a = arg;
+
+	a->copied = copy_file_range(a->in->fd, &a->off_in, a->out->fd,
+				    &a->off_out, a->len, a->flags);
+	return a->copied == -1 ? errno : 0;
+}
+
+/*
+ * The source range is read (shared), the destination written (exclusive,
+ * through sfs_modify, evicted afterwards: the kernel drops the destination
+ * range from its cache after the reply, zeroing the parts of large folios
+ * it cannot split). Within one file the source must not change under the
+ * copy either, so the destination lock covers both ranges. Across files,
+ * the source lock is taken first: a modification never holds one range
+ * lock while waiting for another, so no cycle can form.
+ */
+static int apply_copy_locked_source(void *arg)
+{
+	struct copy_args *a = arg;
+	struct sfs_range r;
+	int err;
+
+	sfs_range_lock(&a->in->inode->range_lock, &r, (uint64_t)a->off_in,
+		       a->len, false);
+	err = apply_copy(a);
+	sfs_range_unlock(&a->in->inode->range_lock, &r);
+	return err;
+}
+
 void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			    struct fuse_file_info *fi_in, fuse_ino_t ino_out,
 			    off_t off_out, struct fuse_file_info *fi_out,
 			    size_t len, int flags)
 {
-	loff_t in = off_in, out = off_out;
-	ssize_t res = copy_file_range(sfs_file_of(fi_in)->fd, &in,
-				      sfs_file_of(fi_out)->fd, &out, len,
-				      (unsigned)flags);
+	struct copy_args a = {
+		.in = sfs_file_of(fi_in), .out = sfs_file_of(fi_out),
+		.off_in = off_in, .off_out = off_out, .len = len,
+		.flags = (unsigned)flags,
+	};
+	uint64_t lo = (uint64_t)off_out, hi = (uint64_t)off_out + len;
+	int err;
 
-	if (res == -1)
-		fuse_reply_err(req, errno);
+	if (off_in < 0 || off_out < 0)
+		return (void)fuse_reply_err(req, EINVAL);
+	if (a.in->inode == a.out->inode) {
+		lo = lo < (uint64_t)off_in ? lo : (uint64_t)off_in;
+		hi = hi > (uint64_t)off_in + len ? hi : (uint64_t)off_in + len;
+		err = sfs_modify(req, a.out->inode, lo, hi - lo, true, apply_copy, &a);
+	} else {
+		err = sfs_modify(req, a.out->inode, lo, len, true,
+				 apply_copy_locked_source, &a);
+	}
+	if (err)
+		fuse_reply_err(req, err);
 	else
-		fuse_reply_write(req, (size_t)res);
+		fuse_reply_write(req, (size_t)a.copied);
 }
