@@ -18,12 +18,20 @@ struct sfs_fs {
 	struct sfs_inode_table *inodes;
 	struct fuse_session *se;
 	bool switch_creds;		/* running as root: act as each caller */
+	bool apply_umask;		/* DONT_MASK: the caller's umask is ours to apply */
 };
 
 /* An open regular file: fi->fh points to one. */
 struct sfs_file {
 	int fd;				/* backing fd, opened read/write as asked */
 	struct sfs_inode *inode;
+	/*
+	 * Reads still running after their reply (they unlock their range
+	 * then). Once a READ is answered the kernel may RELEASE the file,
+	 * and after our RELEASE reply FORGET the inode: release waits for
+	 * this to drop to zero so neither is freed under such a read.
+	 */
+	unsigned inflight;		/* atomic */
 };
 
 extern const struct fuse_lowlevel_ops sfs_ops;
@@ -129,6 +137,11 @@ void sfs_op_lseek(fuse_req_t, fuse_ino_t, off_t, int, struct fuse_file_info *);
 void sfs_op_copy_file_range(fuse_req_t, fuse_ino_t, off_t,
 			    struct fuse_file_info *, fuse_ino_t, off_t,
 			    struct fuse_file_info *, size_t, int);
+
+void sfs_op_ioctl(fuse_req_t, fuse_ino_t, unsigned int, void *,
+		  struct fuse_file_info *, unsigned, const void *, size_t, size_t);
+/* The backing fd of a directory handle (opendir's fi). */
+int sfs_dir_fd(struct fuse_file_info *fi);
 
 void sfs_op_setxattr(fuse_req_t, fuse_ino_t, const char *, const char *,
 		     size_t, int);

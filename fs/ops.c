@@ -6,7 +6,8 @@
 
 static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct sfs_fs *fs = userdata;
+
 	/*
 	 * Zero-copy both ways: requests are spliced out of /dev/fuse (write
 	 * data stays in pipe pages until spliced into the backing file) and
@@ -16,7 +17,17 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 		(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
 		 FUSE_CAP_SPLICE_MOVE | FUSE_CAP_READDIRPLUS |
 		 FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_PARALLEL_DIROPS |
-		 FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_ASYNC_DIO);
+		 FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_ASYNC_DIO |
+		 FUSE_CAP_IOCTL_DIR);
+	/*
+	 * POSIX ACLs: the kernel enforces them with default_permissions only
+	 * when we ask (else a u:nobody:r entry on a 0600 file is ignored).
+	 * It then leaves the caller's umask unapplied (a default ACL may
+	 * replace it) and sends it along; with DONT_MASK we apply it per
+	 * request, so SRC's filesystem sees exactly what the caller asked.
+	 */
+	conn->want |= conn->capable & (FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK);
+	fs->apply_umask = conn->want & FUSE_CAP_DONT_MASK;
 	/*
 	 * The daemon writes as root, and root keeps set-id bits on write
 	 * (CAP_FSETID). Without HANDLE_KILLPRIV the kernel clears them itself
@@ -66,4 +77,5 @@ const struct fuse_lowlevel_ops sfs_ops = {
 	.getxattr = sfs_op_getxattr,
 	.listxattr = sfs_op_listxattr,
 	.removexattr = sfs_op_removexattr,
+	.ioctl = sfs_op_ioctl,
 };

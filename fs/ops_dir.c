@@ -24,6 +24,11 @@ static struct sfs_dir *dir_of(struct fuse_file_info *fi)
 	return (struct sfs_dir *)(uintptr_t)fi->fh;
 }
 
+int sfs_dir_fd(struct fuse_file_info *fi)
+{
+	return dirfd(dir_of(fi)->dp);
+}
+
 void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_dir *d = calloc(1, sizeof(*d));

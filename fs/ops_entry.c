@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -61,12 +62,34 @@ int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 	return sfs_entry_from_fd(sfs_fs_of(req), fd, e);
 }
 
+/*
+ * umask is per fs_struct, which threads share: each worker takes its own
+ * (unshare(CLONE_FS), as qemu's virtiofsd does) before setting the
+ * caller's, so one request's umask never leaks into another's.
+ */
+static int use_callers_umask(mode_t umask_value)
+{
+	static __thread bool own_fs_struct;
+
+	if (!own_fs_struct) {
+		if (unshare(CLONE_FS) == -1)
+			return errno;
+		own_fs_struct = true;
+	}
+	umask(umask_value);
+	return 0;
+}
+
 int sfs_become_caller(fuse_req_t req)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct sfs_cred c = { .uid = ctx->uid, .gid = ctx->gid };
+	struct sfs_fs *fs = sfs_fs_of(req);
+	int err;
 
-	if (!sfs_fs_of(req)->switch_creds)
+	if (fs->apply_umask && (err = use_callers_umask(ctx->umask)))
+		return err;
+	if (!fs->switch_creds)
 		return 0;
 	c.ngroups = fuse_req_getgroups(req, SFS_MAX_GROUPS, c.groups);
 	if (c.ngroups < 0)

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -18,17 +19,32 @@
 
 /*
  * Flags for the backing open:
- * - O_APPEND is dropped: the kernel gives every write its offset (the end
- *   of file it knows), and splice(2) refuses O_APPEND destinations.
+ * - O_APPEND stays for the open, where the backing FS checks it (writing an
+ *   append-only file needs it), and is then cleared by drop_append(): the
+ *   kernel gives every write its offset (the end of file it knows), and
+ *   splice(2) refuses O_APPEND destinations.
  * - O_DIRECT is dropped and honoured by FOPEN_DIRECT_IO instead: requests
  *   arrive with the caller's offsets and lengths, which the backing FS
  *   might reject as misaligned, and the FUSE page cache is bypassed anyway.
+ * - O_NOFOLLOW is dropped: the kernel resolved the caller's path already,
+ *   and we reopen through /proc/self/fd/N, itself a symlink (ELOOP).
  * - creation flags were handled by create() already.
  */
 static int backing_flags(int flags)
 {
-	return (flags & ~(O_APPEND | O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY)) |
+	return (flags & ~(O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW)) |
 	       O_CLOEXEC;
+}
+
+/*
+ * Clear O_APPEND on a backing fd. An append-only file (chattr +a) refuses
+ * (EPERM): then it stays, writes fall back from splice to pwrite, which
+ * appends at the true end of file — what append-only demands anyway.
+ */
+static void drop_append(int fd, int flags)
+{
+	if (flags & O_APPEND)
+		fcntl(fd, F_SETFL, flags & ~O_APPEND & (O_NONBLOCK | O_NOATIME));
 }
 
 /*
@@ -110,6 +126,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (err)
 		return (void)fuse_reply_err(req, err);
 	fd = a.fd;
+	drop_append(fd, fi->flags);
 	f = file_new(fd, inode);
 	if (!f) {
 		close(fd);
@@ -131,6 +148,8 @@ static int create_as_caller(fuse_req_t req, struct sfs_inode *dir,
 		     (flags & O_EXCL) | O_NOFOLLOW, mode);
 	err = *fd == -1 ? errno : 0;
 	sfs_become_daemon(req);
+	if (!err)
+		drop_append(*fd, flags);
 	return err;
 }
 
@@ -183,9 +202,11 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * /dev/fuse, where the kernel copies them out. Until that returns the
 	 * pipe references backing folios a modification could change (K6).
 	 */
+	__atomic_add_fetch(&f->inflight, 1, __ATOMIC_ACQUIRE);
 	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, size, false);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	sfs_range_unlock(&f->inode->range_lock, &r);
+	__atomic_sub_fetch(&f->inflight, 1, __ATOMIC_RELEASE);
 }
 
 struct write_args {
@@ -208,6 +229,26 @@ static int apply_write(void *arg)
 }
 
 /*
+ * A write by an unprivileged caller clears set-user-ID, and set-group-ID
+ * where group execute is set, as the backing FS would for that caller
+ * (should_remove_suid()). The kernel does it itself for cached writes, but
+ * not for FOPEN_DIRECT_IO ones, and the daemon's root writes keep the bits
+ * (CAP_FSETID). The caller's uid stands in for CAP_FSETID.
+ */
+static void clear_setid_for(fuse_req_t req, int fd)
+{
+	struct stat st;
+	mode_t kill = S_ISUID;
+
+	if (fuse_req_ctx(req)->uid == 0 || fstat(fd, &st) == -1)
+		return;
+	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	if (S_ISREG(st.st_mode) && (st.st_mode & kill))
+		fchmod(fd, st.st_mode & ~kill & 07777);
+}
+
+/*
  * The kernel gives O_APPEND writes the offset of the end of file it knows,
  * so [off, off + len) is the range written in every case.
  */
@@ -216,8 +257,11 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 {
 	struct sfs_file *f = sfs_file_of(fi);
 	struct write_args a = { .in = in, .fd = f->fd, .off = off };
-	int err = sfs_modify(req, f->inode, (uint64_t)off, fuse_buf_size(in),
-			     false, apply_write, &a);
+	int err;
+
+	clear_setid_for(req, f->fd);
+	err = sfs_modify(req, f->inode, (uint64_t)off, fuse_buf_size(in),
+			 false, apply_write, &a);
 
 	if (err)
 		fuse_reply_err(req, err);
@@ -236,7 +280,13 @@ void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	file_free(sfs_file_of(fi));
+	struct sfs_file *f = sfs_file_of(fi);
+
+	/* Only a read between its reply and its unlock can be here: a few
+	 * instructions away from done, so yielding beats a condvar per read. */
+	while (__atomic_load_n(&f->inflight, __ATOMIC_ACQUIRE))
+		sched_yield();
+	file_free(f);
 	fuse_reply_err(req, 0);
 }
 
