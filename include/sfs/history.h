@@ -1,0 +1,126 @@
+/*
+ * The versions of one backing file that snapshots still read.
+ *
+ * A snapshot is the file's content at some open(): the live file, except for
+ * ranges changed since, which were preserved in the store just before they
+ * changed. The history keeps, per live snapshot, a sorted map of preserved
+ * extents (store bytes, or holes), and the file's current version, bumped
+ * by every change through MNT. Snapshots opened at the same version share
+ * one struct sfs_snap.
+ *
+ * Locking: a change of [off, end) calls sfs_history_before_change() while
+ * holding that range of the backing inode exclusively, so no snapshot read
+ * of the range (which holds it shared) can see the map and the live file
+ * disagree. Everything else is protected by the history's own mutex.
+ */
+#ifndef SFS_HISTORY_H
+#define SFS_HISTORY_H
+
+#include <glib.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+struct sfs_store;
+
+/* Store bytes shared by the extents of one or more snapshots. */
+struct sfs_chunk {
+	uint64_t store_off, len;
+	unsigned refs;			/* extents pointing into it */
+};
+
+struct sfs_extent {
+	uint64_t start, end;		/* file offsets, [start, end) */
+	struct sfs_chunk *chunk;	/* NULL: a hole */
+	uint64_t chunk_off;		/* where start lies in the chunk */
+};
+
+struct sfs_snap {
+	uint64_t version;
+	uint64_t size;			/* file size at open */
+	struct timespec mtime, ctime;	/* at open, what fstat reports */
+	unsigned refs;			/* open snapshot handles */
+	bool oob;			/* SRC changed behind our back: live
+					 * ranges can no longer be trusted */
+	const char *invalid;		/* non-NULL: every read fails (why) */
+	GArray *extents;		/* struct sfs_extent, sorted, disjoint */
+	bool have_digest;
+	unsigned char digest[16];	/* XXH3-128, cached once computed */
+	struct sfs_snap *next;
+};
+
+struct sfs_history {
+	pthread_mutex_t mutex;
+	uint64_t version;		/* V(B) */
+	struct sfs_snap *snaps;		/* live ones, newest first */
+	int store_fd;			/* -1 until something is preserved */
+	uint64_t store_end;
+	/*
+	 * Out-of-band detection: the (mtime, size) the file had after our
+	 * own last change, trusted only while no change of ours is running.
+	 */
+	unsigned changing;
+	bool base_known;
+	struct timespec base_mtime;
+	uint64_t base_size;
+	uint64_t oob_seen;		/* out-of-band changes detected */
+};
+
+enum sfs_seg_kind { SFS_SEG_LIVE, SFS_SEG_STORE, SFS_SEG_ZERO };
+
+/* One piece of a snapshot read: [off, off + len) of the file. */
+struct sfs_segment {
+	enum sfs_seg_kind kind;
+	uint64_t off, len;
+	uint64_t src_off;		/* SFS_SEG_STORE: offset in store_fd */
+};
+
+void sfs_history_init(struct sfs_history *h);
+/* Frees every snapshot and the store file, whatever their refs. */
+void sfs_history_destroy(struct sfs_history *h, struct sfs_store *s);
+
+/* Is anything live (a snapshot or a store file)? */
+bool sfs_history_busy(struct sfs_history *h);
+
+/*
+ * The snapshot for an open now, st being fstat of the live file: joins the
+ * one at the current version, or starts a new one (O(1): nothing copied).
+ */
+struct sfs_snap *sfs_history_open(struct sfs_history *h, const struct stat *st);
+void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
+		       struct sfs_snap *snap);
+
+/*
+ * Around a change of [off, end) of the live file (end UINT64_MAX: to the
+ * end), with that range locked exclusively. before_change preserves what
+ * live snapshots still need (never failing the writer: a snapshot that
+ * cannot be preserved is invalidated); after_change bumps the version and,
+ * st being fstat after the change, records the new base for out-of-band
+ * detection.
+ */
+void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
+			       int live_fd, uint64_t off, uint64_t end);
+void sfs_history_after_change(struct sfs_history *h, const struct stat *st,
+			      bool data_changed);
+
+/*
+ * Check the live file against what we last did to it (st: fstat now). A
+ * difference while none of our changes runs is an out-of-band change:
+ * snapshots open now lose their live ranges. Returns true if it found one.
+ */
+bool sfs_history_check_oob(struct sfs_history *h, const struct stat *st);
+
+/*
+ * Plan a read of [off, off + len) of snap, clamped to its size, into segs
+ * (cleared first). Returns 0, or EIO if the snapshot is invalid or a live
+ * range is needed after an out-of-band change (what is wrong in *why).
+ */
+int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
+		  uint64_t len, GArray *segs, const char **why);
+
+/* Invalidate snap (reads fail EIO from now on). */
+void sfs_snap_invalidate(struct sfs_history *h, struct sfs_snap *snap,
+			 const char *why);
+
+#endif

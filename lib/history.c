@@ -1,0 +1,518 @@
+#include "sfs/history.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sfs/store.h"
+
+/* Store chunks start at the same offset modulo this as their source, and
+ * cover whole blocks where the file allows, so XFS/btrfs can reflink them. */
+#define SFS_STORE_ALIGN 4096u
+
+void sfs_history_init(struct sfs_history *h)
+{
+	memset(h, 0, sizeof(*h));
+	pthread_mutex_init(&h->mutex, NULL);
+	h->store_fd = -1;
+}
+
+static void chunk_put(struct sfs_history *h, struct sfs_store *s,
+		      struct sfs_chunk *c)
+{
+	if (!c || --c->refs)
+		return;
+	sfs_store_release(s, h->store_fd, c->store_off, c->len);
+	free(c);
+}
+
+static void snap_free(struct sfs_history *h, struct sfs_store *s,
+		      struct sfs_snap *snap)
+{
+	for (guint i = 0; i < snap->extents->len; i++)
+		chunk_put(h, s, g_array_index(snap->extents, struct sfs_extent, i).chunk);
+	g_array_free(snap->extents, TRUE);
+	free(snap);
+}
+
+/* With the mutex held: no snapshot left, so the store file can go. */
+static void drop_store_if_unused(struct sfs_history *h, struct sfs_store *s)
+{
+	if (!h->snaps && h->store_fd >= 0) {
+		sfs_store_file_close(s, h->store_fd);
+		h->store_fd = -1;
+		h->store_end = 0;
+	}
+}
+
+void sfs_history_destroy(struct sfs_history *h, struct sfs_store *s)
+{
+	while (h->snaps) {
+		struct sfs_snap *next = h->snaps->next;
+
+		snap_free(h, s, h->snaps);
+		h->snaps = next;
+	}
+	drop_store_if_unused(h, s);
+	pthread_mutex_destroy(&h->mutex);
+}
+
+bool sfs_history_busy(struct sfs_history *h)
+{
+	bool busy;
+
+	pthread_mutex_lock(&h->mutex);
+	busy = h->snaps || h->store_fd >= 0;
+	pthread_mutex_unlock(&h->mutex);
+	return busy;
+}
+
+static void set_base(struct sfs_history *h, const struct stat *st)
+{
+	h->base_known = true;
+	h->base_mtime = st->st_mtim;
+	h->base_size = (uint64_t)st->st_size;
+}
+
+static bool matches_base(const struct sfs_history *h, const struct stat *st)
+{
+	return h->base_mtime.tv_sec == st->st_mtim.tv_sec &&
+	       h->base_mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       h->base_size == (uint64_t)st->st_size;
+}
+
+/* With the mutex held. */
+static bool check_oob_locked(struct sfs_history *h, const struct stat *st)
+{
+	if (h->changing)
+		return false;	/* our own change runs: cannot tell */
+	if (!h->base_known) {
+		set_base(h, st);
+		return false;
+	}
+	if (matches_base(h, st))
+		return false;
+	for (struct sfs_snap *p = h->snaps; p; p = p->next)
+		p->oob = true;
+	h->oob_seen++;
+	set_base(h, st);
+	/* Content we never saw is a new version for later opens. */
+	h->version++;
+	return true;
+}
+
+bool sfs_history_check_oob(struct sfs_history *h, const struct stat *st)
+{
+	bool found;
+
+	pthread_mutex_lock(&h->mutex);
+	found = check_oob_locked(h, st);
+	pthread_mutex_unlock(&h->mutex);
+	return found;
+}
+
+struct sfs_snap *sfs_history_open(struct sfs_history *h, const struct stat *st)
+{
+	struct sfs_snap *snap;
+
+	pthread_mutex_lock(&h->mutex);
+	check_oob_locked(h, st);
+	snap = h->snaps;
+	if (snap && snap->version == h->version && !snap->invalid && !snap->oob &&
+	    snap->size == (uint64_t)st->st_size) {
+		snap->refs++;
+		pthread_mutex_unlock(&h->mutex);
+		return snap;
+	}
+	snap = calloc(1, sizeof(*snap));
+	if (snap) {
+		snap->version = h->version;
+		snap->size = (uint64_t)st->st_size;
+		snap->mtime = st->st_mtim;
+		snap->ctime = st->st_ctim;
+		snap->refs = 1;
+		snap->extents = g_array_new(FALSE, FALSE, sizeof(struct sfs_extent));
+		snap->next = h->snaps;
+		h->snaps = snap;
+	}
+	pthread_mutex_unlock(&h->mutex);
+	return snap;
+}
+
+void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
+		       struct sfs_snap *snap)
+{
+	pthread_mutex_lock(&h->mutex);
+	if (--snap->refs == 0) {
+		for (struct sfs_snap **pp = &h->snaps; *pp; pp = &(*pp)->next) {
+			if (*pp == snap) {
+				*pp = snap->next;
+				break;
+			}
+		}
+		snap_free(h, s, snap);
+		drop_store_if_unused(h, s);
+	}
+	pthread_mutex_unlock(&h->mutex);
+}
+
+void sfs_snap_invalidate(struct sfs_history *h, struct sfs_snap *snap,
+			 const char *why)
+{
+	pthread_mutex_lock(&h->mutex);
+	if (!snap->invalid)
+		snap->invalid = why;
+	pthread_mutex_unlock(&h->mutex);
+}
+
+/* ------------------------------------------------------------------ */
+/* Gaps: the parts of a range a snapshot does not have preserved yet.  */
+/* ------------------------------------------------------------------ */
+
+/* Index of the first extent ending after off. */
+static guint first_extent_after(GArray *ex, uint64_t off)
+{
+	guint lo = 0, hi = ex->len;
+
+	while (lo < hi) {
+		guint mid = (lo + hi) / 2;
+
+		if (g_array_index(ex, struct sfs_extent, mid).end <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct range {
+	uint64_t start, end;
+};
+
+/* Append to gaps the parts of [off, end) that snap's extents do not cover. */
+static void add_gaps(const struct sfs_snap *snap, uint64_t off, uint64_t end,
+		     GArray *gaps)
+{
+	guint i = first_extent_after(snap->extents, off);
+
+	while (off < end) {
+		const struct sfs_extent *e = i < snap->extents->len ?
+			&g_array_index(snap->extents, struct sfs_extent, i) : NULL;
+		uint64_t gap_end = e && e->start < end ? e->start : end;
+
+		if (gap_end > off) {
+			struct range r = { off, gap_end };
+
+			g_array_append_val(gaps, r);
+		}
+		if (!e || e->start >= end)
+			break;
+		off = e->end;
+		i++;
+	}
+}
+
+static gint range_cmp(gconstpointer a, gconstpointer b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Sort and merge overlapping or touching ranges in place. */
+static void merge_ranges(GArray *r)
+{
+	guint out = 0;
+
+	g_array_sort(r, range_cmp);
+	for (guint i = 0; i < r->len; i++) {
+		struct range *cur = &g_array_index(r, struct range, i);
+		struct range *last = out ? &g_array_index(r, struct range, out - 1) : NULL;
+
+		if (last && cur->start <= last->end) {
+			if (cur->end > last->end)
+				last->end = cur->end;
+		} else {
+			g_array_index(r, struct range, out++) = *cur;
+		}
+	}
+	g_array_set_size(r, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Preserving                                                          */
+/* ------------------------------------------------------------------ */
+
+/* What one preservation produced: [start, end) held by chunk (NULL: hole). */
+struct piece {
+	uint64_t start, end;
+	struct sfs_chunk *chunk;
+};
+
+/*
+ * Copy [start, end) of live (data, no hole inside) into a new chunk, widened
+ * to whole blocks where the file has them (so XFS/btrfs can share extents
+ * rather than copy). *base is the file offset the chunk starts at.
+ */
+static int preserve_data(struct sfs_history *h, struct sfs_store *s, int live,
+			 uint64_t live_size, uint64_t start, uint64_t end,
+			 struct sfs_chunk **out, uint64_t *base)
+{
+	uint64_t from = start & ~(uint64_t)(SFS_STORE_ALIGN - 1);
+	uint64_t to = (end + SFS_STORE_ALIGN - 1) & ~(uint64_t)(SFS_STORE_ALIGN - 1);
+	struct sfs_chunk *c;
+	int err;
+
+	if (to > live_size)
+		to = live_size > end ? live_size : end;
+	if (h->store_fd < 0) {
+		int fd = sfs_store_file(s);
+
+		if (fd < 0)
+			return -fd;
+		h->store_fd = fd;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return ENOMEM;
+	/* Same offset modulo the block size as the source: reflinkable. */
+	c->store_off = (h->store_end + SFS_STORE_ALIGN - 1) &
+		       ~(uint64_t)(SFS_STORE_ALIGN - 1);
+	c->len = to - from;
+	err = sfs_store_copy(s, live, from, h->store_fd, c->store_off, c->len);
+	if (err) {
+		free(c);
+		return err;
+	}
+	h->store_end = c->store_off + c->len;
+	*out = c;
+	*base = from;
+	return 0;
+}
+
+/* A chunk made by this preservation, and the file offset it starts at. */
+struct chunk_base {
+	struct sfs_chunk *chunk;
+	uint64_t base;			/* file offset of chunk->store_off */
+};
+
+/*
+ * Split a range of the live file into data and holes (SEEK_DATA and
+ * SEEK_HOLE) and preserve the data parts: holes stay holes in snapshots.
+ */
+static int preserve_range(struct sfs_history *h, struct sfs_store *s, int live,
+			  uint64_t live_size, struct range r, GArray *pieces,
+			  GArray *bases)
+{
+	uint64_t off = r.start;
+
+	while (off < r.end) {
+		off_t data = lseek(live, (off_t)off, SEEK_DATA);
+		uint64_t data_start = data < 0 ? r.end : (uint64_t)data;
+		struct piece p;
+
+		if (data_start > r.end)
+			data_start = r.end;
+		if (data_start > off) {		/* a hole first */
+			p = (struct piece){ off, data_start, NULL };
+			g_array_append_val(pieces, p);
+			off = data_start;
+			continue;
+		}
+		off_t hole = lseek(live, (off_t)off, SEEK_HOLE);
+		uint64_t data_end = hole < 0 ? r.end : (uint64_t)hole;
+		struct chunk_base cb;
+		int err;
+
+		if (data_end > r.end || data_end <= off)
+			data_end = r.end;
+		err = preserve_data(h, s, live, live_size, off, data_end,
+				    &cb.chunk, &cb.base);
+		if (err)
+			return err;
+		g_array_append_val(bases, cb);
+		p = (struct piece){ off, data_end, cb.chunk };
+		g_array_append_val(pieces, p);
+		off = data_end;
+	}
+	return 0;
+}
+
+static uint64_t base_of(GArray *bases, const struct sfs_chunk *c)
+{
+	for (guint i = 0; i < bases->len; i++)
+		if (g_array_index(bases, struct chunk_base, i).chunk == c)
+			return g_array_index(bases, struct chunk_base, i).base;
+	return 0;
+}
+
+static gint extent_cmp(gconstpointer a, gconstpointer b)
+{
+	const struct sfs_extent *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Give snap extents for its gaps from the preserved pieces. */
+static void attach_pieces(struct sfs_snap *snap, GArray *gaps, GArray *pieces,
+			  GArray *bases)
+{
+	for (guint g = 0; g < gaps->len; g++) {
+		struct range gap = g_array_index(gaps, struct range, g);
+
+		for (guint i = 0; i < pieces->len; i++) {
+			struct piece *p = &g_array_index(pieces, struct piece, i);
+			uint64_t a = gap.start > p->start ? gap.start : p->start;
+			uint64_t b = gap.end < p->end ? gap.end : p->end;
+			struct sfs_extent e;
+
+			if (a >= b)
+				continue;
+			e.start = a;
+			e.end = b;
+			e.chunk = p->chunk;
+			e.chunk_off = p->chunk ? a - base_of(bases, p->chunk) : 0;
+			if (p->chunk)
+				p->chunk->refs++;
+			g_array_append_val(snap->extents, e);
+		}
+	}
+	g_array_sort(snap->extents, extent_cmp);
+}
+
+/* Chunks nobody took (every snapshot that needed them was invalidated). */
+static void drop_unused_chunks(struct sfs_history *h, struct sfs_store *s,
+			       GArray *bases)
+{
+	for (guint i = 0; i < bases->len; i++) {
+		struct sfs_chunk *c = g_array_index(bases, struct chunk_base, i).chunk;
+
+		if (c->refs == 0) {
+			c->refs = 1;
+			chunk_put(h, s, c);
+		}
+	}
+}
+
+void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
+			       int live_fd, uint64_t off, uint64_t end)
+{
+	GArray *all = g_array_new(FALSE, FALSE, sizeof(struct range));
+	GArray *pieces = g_array_new(FALSE, FALSE, sizeof(struct piece));
+	GArray *bases = g_array_new(FALSE, FALSE, sizeof(struct chunk_base));
+	struct stat st;
+	int err = 0;
+
+	pthread_mutex_lock(&h->mutex);
+	if (fstat(live_fd, &st) == 0)
+		check_oob_locked(h, &st);
+	h->changing++;
+	for (struct sfs_snap *p = h->snaps; p; p = p->next) {
+		uint64_t e = end < p->size ? end : p->size;
+
+		if (!p->invalid && !p->oob && off < e)
+			add_gaps(p, off, e, all);
+	}
+	merge_ranges(all);
+	for (guint i = 0; i < all->len && !err; i++)
+		err = preserve_range(h, s, live_fd, (uint64_t)st.st_size,
+				     g_array_index(all, struct range, i), pieces,
+				     bases);
+	for (struct sfs_snap *p = h->snaps; p; p = p->next) {
+		uint64_t e = end < p->size ? end : p->size;
+		GArray *gaps;
+
+		if (p->invalid || p->oob || off >= e)
+			continue;
+		if (err) {
+			p->invalid = err == ENOSPC ? "store full (ENOSPC)" :
+				     "preserving failed";
+			continue;
+		}
+		gaps = g_array_new(FALSE, FALSE, sizeof(struct range));
+		add_gaps(p, off, e, gaps);
+		attach_pieces(p, gaps, pieces, bases);
+		g_array_free(gaps, TRUE);
+	}
+	drop_unused_chunks(h, s, bases);
+	pthread_mutex_unlock(&h->mutex);
+	g_array_free(all, TRUE);
+	g_array_free(pieces, TRUE);
+	g_array_free(bases, TRUE);
+}
+
+void sfs_history_after_change(struct sfs_history *h, const struct stat *st,
+			      bool data_changed)
+{
+	pthread_mutex_lock(&h->mutex);
+	if (data_changed)
+		h->version++;
+	if (h->changing)
+		h->changing--;
+	/* The base is only exact when no other change of ours is running. */
+	if (h->changing == 0 && st)
+		set_base(h, st);
+	else if (h->changing == 0)
+		h->base_known = false;
+	pthread_mutex_unlock(&h->mutex);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                             */
+/* ------------------------------------------------------------------ */
+
+static void add_segment(GArray *segs, enum sfs_seg_kind kind, uint64_t off,
+			uint64_t len, uint64_t src_off)
+{
+	struct sfs_segment seg = { kind, off, len, src_off };
+
+	if (len)
+		g_array_append_val(segs, seg);
+}
+
+int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
+		  uint64_t len, GArray *segs, const char **why)
+{
+	uint64_t end;
+	guint i;
+	int err = 0;
+
+	g_array_set_size(segs, 0);
+	pthread_mutex_lock(&h->mutex);
+	if (snap->invalid) {
+		*why = snap->invalid;
+		err = EIO;
+		goto out;
+	}
+	end = off + len < off || off + len > snap->size ? snap->size : off + len;
+	i = first_extent_after(snap->extents, off);
+	while (off < end) {
+		const struct sfs_extent *e = i < snap->extents->len ?
+			&g_array_index(snap->extents, struct sfs_extent, i) : NULL;
+		uint64_t live_end = e && e->start < end ? e->start : end;
+
+		if (live_end > off) {
+			if (snap->oob) {
+				*why = "the file was changed outside the mount";
+				err = EIO;
+				break;
+			}
+			add_segment(segs, SFS_SEG_LIVE, off, live_end - off, 0);
+			off = live_end;
+			continue;
+		}
+		uint64_t seg_end = e->end < end ? e->end : end;
+
+		if (e->chunk)
+			add_segment(segs, SFS_SEG_STORE, off, seg_end - off,
+				    e->chunk->store_off + e->chunk_off + (off - e->start));
+		else
+			add_segment(segs, SFS_SEG_ZERO, off, seg_end - off, 0);
+		off = seg_end;
+		i++;
+	}
+out:
+	pthread_mutex_unlock(&h->mutex);
+	return err;
+}

@@ -1,0 +1,169 @@
+#include "sfs/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct sfs_store {
+	int dirfd;			/* owned dup of the caller's */
+	uint64_t bytes_live, bytes_copied, bytes_reflinked, files; /* atomic */
+};
+
+static int open_tmpfile(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	return fd == -1 ? -errno : fd;
+}
+
+struct sfs_store *sfs_store_new(int dirfd, char *err, size_t errlen)
+{
+	struct sfs_store *s = calloc(1, sizeof(*s));
+	int probe;
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	probe = s->dirfd == -1 ? -errno : open_tmpfile(s->dirfd);
+	if (probe < 0) {
+		snprintf(err, errlen, "cannot create anonymous files for the "
+			 "snapshot store: %s", strerror(-probe));
+		if (s->dirfd != -1)
+			close(s->dirfd);
+		free(s);
+		return NULL;
+	}
+	close(probe);
+	return s;
+}
+
+void sfs_store_free(struct sfs_store *s)
+{
+	if (!s)
+		return;
+	close(s->dirfd);
+	free(s);
+}
+
+int sfs_store_file(struct sfs_store *s)
+{
+	int fd = open_tmpfile(s->dirfd);
+
+	if (fd >= 0)
+		__atomic_add_fetch(&s->files, 1, __ATOMIC_RELAXED);
+	return fd;
+}
+
+void sfs_store_file_close(struct sfs_store *s, int fd)
+{
+	close(fd);
+	__atomic_sub_fetch(&s->files, 1, __ATOMIC_RELAXED);
+}
+
+/* How many of len bytes at off of fd share their extents (FIEMAP). */
+static uint64_t shared_bytes(int fd, uint64_t off, uint64_t len)
+{
+	struct {
+		struct fiemap fm;
+		struct fiemap_extent ext[32];
+	} q;
+	uint64_t shared = 0;
+
+	memset(&q, 0, sizeof(q));
+	q.fm.fm_start = off;
+	q.fm.fm_length = len;
+	/* No FIEMAP_FLAG_SYNC: shared extents show at once, and copies need
+	 * not be written back just to be counted. */
+	q.fm.fm_extent_count = 32;
+	if (ioctl(fd, FS_IOC_FIEMAP, &q.fm) == -1)
+		return 0;
+	for (unsigned i = 0; i < q.fm.fm_mapped_extents; i++) {
+		const struct fiemap_extent *e = &q.ext[i];
+		uint64_t a = e->fe_logical > off ? e->fe_logical : off;
+		uint64_t b = e->fe_logical + e->fe_length;
+
+		if (b > off + len)
+			b = off + len;
+		if ((e->fe_flags & FIEMAP_EXTENT_SHARED) && b > a)
+			shared += b - a;
+	}
+	return shared;
+}
+
+/* Fallback where copy_file_range cannot (another filesystem, old kernel). */
+static int copy_by_pread(int src, uint64_t src_off, int dst, uint64_t dst_off,
+			 uint64_t len)
+{
+	char buf[65536];
+
+	while (len) {
+		ssize_t n = pread(src, buf, len < sizeof(buf) ? len : sizeof(buf),
+				  (off_t)src_off);
+
+		if (n <= 0)
+			return n == 0 ? EIO : errno;
+		if (pwrite(dst, buf, (size_t)n, (off_t)dst_off) != n)
+			return errno ? errno : EIO;
+		src_off += (uint64_t)n;
+		dst_off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int sfs_store_copy(struct sfs_store *s, int src, uint64_t src_off, int dst,
+		   uint64_t dst_off, uint64_t len)
+{
+	loff_t in = (loff_t)src_off, out = (loff_t)dst_off;
+	uint64_t left = len;
+	int err = 0;
+
+	while (left) {
+		ssize_t n = copy_file_range(src, &in, dst, &out, left, 0);
+
+		if (n == 0) {
+			err = EIO;	/* the source shrank under us */
+			break;
+		}
+		if (n < 0) {
+			if (errno != EXDEV && errno != EOPNOTSUPP && errno != ENOSYS &&
+			    errno != EINVAL)
+				return errno;
+			err = copy_by_pread(src, (uint64_t)in, dst, (uint64_t)out, left);
+			left = 0;
+			break;
+		}
+		left -= (uint64_t)n;
+	}
+	if (err)
+		return err;
+	__atomic_add_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&s->bytes_copied, len, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&s->bytes_reflinked, shared_bytes(dst, dst_off, len),
+			   __ATOMIC_RELAXED);
+	return 0;
+}
+
+void sfs_store_release(struct sfs_store *s, int fd, uint64_t off, uint64_t len)
+{
+	fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		  (off_t)len);
+	__atomic_sub_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
+}
+
+void sfs_store_stats_get(struct sfs_store *s, struct sfs_store_stats *out)
+{
+	out->bytes_live = __atomic_load_n(&s->bytes_live, __ATOMIC_RELAXED);
+	out->bytes_copied = __atomic_load_n(&s->bytes_copied, __ATOMIC_RELAXED);
+	out->bytes_reflinked = __atomic_load_n(&s->bytes_reflinked, __ATOMIC_RELAXED);
+	out->files = __atomic_load_n(&s->files, __ATOMIC_RELAXED);
+}

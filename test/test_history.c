@@ -1,0 +1,315 @@
+/*
+ * Unit tests of lib/history.c and lib/store.c on plain files: what a
+ * snapshot reads after the live file changes, shared and separate
+ * versions, holes, truncation, out-of-band changes, and that closing the
+ * last snapshot gives every preserved byte back.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sfs/history.h"
+#include "sfs/store.h"
+
+#define FILE_SIZE (256 * 1024)
+
+struct fx {
+	char dir[64];
+	int dirfd, live;
+	struct sfs_store *store;
+	struct sfs_history h;
+	unsigned char orig[FILE_SIZE];
+};
+
+static unsigned char byte_at(uint64_t pos, int gen)
+{
+	return (unsigned char)((pos * 7 + (uint64_t)gen * 13) % 251 + 1);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char path[128], err[256];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/sfs-history-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/live", f->dir);
+	f->live = open(path, O_CREAT | O_RDWR, 0644);
+	for (uint64_t i = 0; i < FILE_SIZE; i++)
+		f->orig[i] = byte_at(i, 0);
+	if (f->live < 0 || pwrite(f->live, f->orig, FILE_SIZE, 0) != FILE_SIZE)
+		return -1;
+	f->dirfd = open(f->dir, O_RDONLY | O_DIRECTORY);
+	f->store = sfs_store_new(f->dirfd, err, sizeof(err));
+	if (!f->store)
+		return -1;
+	sfs_history_init(&f->h);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	sfs_history_destroy(&f->h, f->store);
+	sfs_store_free(f->store);
+	close(f->live);
+	close(f->dirfd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		return -1;
+	free(f);
+	return 0;
+}
+
+static struct sfs_snap *open_snap(struct fx *f)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(f->live, &st), 0);
+	return sfs_history_open(&f->h, &st);
+}
+
+/* What the daemon does for a change through MNT. */
+static void change(struct fx *f, uint64_t off, uint64_t end,
+		   void (*apply)(struct fx *, uint64_t, uint64_t))
+{
+	struct stat st;
+
+	sfs_history_before_change(&f->h, f->store, f->live, off, end);
+	apply(f, off, end);
+	assert_int_equal(fstat(f->live, &st), 0);
+	sfs_history_after_change(&f->h, &st, true);
+}
+
+static void overwrite(struct fx *f, uint64_t off, uint64_t end)
+{
+	unsigned char buf[FILE_SIZE];
+
+	for (uint64_t i = off; i < end; i++)
+		buf[i - off] = byte_at(i, 1);
+	assert_int_equal(pwrite(f->live, buf, end - off, (off_t)off), (ssize_t)(end - off));
+}
+
+static void truncate_to(struct fx *f, uint64_t off, uint64_t end)
+{
+	(void)end;
+	assert_int_equal(ftruncate(f->live, (off_t)off), 0);
+}
+
+static void punch(struct fx *f, uint64_t off, uint64_t end)
+{
+	assert_int_equal(fallocate(f->live, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				   (off_t)off, (off_t)(end - off)), 0);
+}
+
+/* Read [off, off + len) of snap as the daemon would; returns bytes or -errno. */
+static long read_snap(struct fx *f, struct sfs_snap *snap, uint64_t off,
+		      uint64_t len, unsigned char *buf, GArray *kinds)
+{
+	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
+	const char *why = NULL;
+	long total = 0;
+	int err = sfs_snap_plan(&f->h, snap, off, len, segs, &why);
+
+	for (guint i = 0; !err && i < segs->len; i++) {
+		struct sfs_segment *s = &g_array_index(segs, struct sfs_segment, i);
+		unsigned char *dst = buf + (s->off - off);
+
+		if (kinds)
+			g_array_append_val(kinds, s->kind);
+		if (s->kind == SFS_SEG_ZERO)
+			memset(dst, 0, s->len);
+		else if (pread(s->kind == SFS_SEG_LIVE ? f->live : f->h.store_fd,
+			       dst, s->len, (off_t)(s->kind == SFS_SEG_LIVE ? s->off :
+						     s->src_off)) != (ssize_t)s->len)
+			err = EIO;
+		total += (long)s->len;
+	}
+	g_array_free(segs, TRUE);
+	return err ? -err : total;
+}
+
+static void assert_snap_is_original(struct fx *f, struct sfs_snap *snap)
+{
+	static unsigned char buf[FILE_SIZE];
+
+	assert_int_equal(read_snap(f, snap, 0, FILE_SIZE * 2, buf, NULL), FILE_SIZE);
+	assert_memory_equal(buf, f->orig, FILE_SIZE);
+}
+
+static uint64_t live_bytes(struct fx *f)
+{
+	struct sfs_store_stats st;
+
+	sfs_store_stats_get(f->store, &st);
+	return st.bytes_live;
+}
+
+static void test_open_costs_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *a = open_snap(f), *b = open_snap(f);
+
+	assert_ptr_equal(a, b);		/* same version: shared */
+	assert_int_equal(a->refs, 2);
+	assert_int_equal(a->extents->len, 0);
+	assert_int_equal(live_bytes(f), 0);
+	assert_int_equal(f->h.store_fd, -1);	/* no store file yet */
+	sfs_history_close(&f->h, f->store, a);
+	sfs_history_close(&f->h, f->store, b);
+	assert_false(sfs_history_busy(&f->h));
+}
+
+static void test_overwrite_preserves_only_the_range(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *snap = open_snap(f);
+	unsigned char buf[4096];
+	GArray *kinds = g_array_new(FALSE, FALSE, sizeof(enum sfs_seg_kind));
+
+	change(f, 10000, 10100, overwrite);
+	assert_snap_is_original(f, snap);
+	/* 100 bytes changed: one block preserved, not the file. */
+	assert_int_equal(live_bytes(f), 4096);
+	/* A read across the edge is live, store, live. */
+	assert_int_equal(read_snap(f, snap, 9000, 2000, buf, kinds), 2000);
+	assert_int_equal(kinds->len, 3);
+	assert_int_equal(g_array_index(kinds, enum sfs_seg_kind, 0), SFS_SEG_LIVE);
+	assert_int_equal(g_array_index(kinds, enum sfs_seg_kind, 1), SFS_SEG_STORE);
+	assert_int_equal(g_array_index(kinds, enum sfs_seg_kind, 2), SFS_SEG_LIVE);
+	g_array_free(kinds, TRUE);
+	/* Changing the same range again: already preserved, nothing more. */
+	change(f, 10000, 10100, overwrite);
+	assert_int_equal(live_bytes(f), 4096);
+	assert_snap_is_original(f, snap);
+	sfs_history_close(&f->h, f->store, snap);
+	assert_int_equal(live_bytes(f), 0);
+	assert_false(sfs_history_busy(&f->h));
+}
+
+static void test_versions_see_their_own_content(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *v0 = open_snap(f), *v1;
+	unsigned char buf[FILE_SIZE];
+
+	change(f, 0, 8192, overwrite);
+	v1 = open_snap(f);
+	assert_ptr_not_equal(v0, v1);
+	assert_true(v1->version > v0->version);
+	change(f, 4096, UINT64_MAX, truncate_to);	/* [4096, end) goes */
+	assert_snap_is_original(f, v0);
+	assert_int_equal(read_snap(f, v1, 0, FILE_SIZE, buf, NULL), FILE_SIZE);
+	for (uint64_t i = 0; i < FILE_SIZE; i++)
+		assert_int_equal(buf[i], i < 8192 ? byte_at(i, 1) : byte_at(i, 0));
+	sfs_history_close(&f->h, f->store, v0);
+	assert_int_equal(read_snap(f, v1, 0, FILE_SIZE, buf, NULL), FILE_SIZE);
+	assert_int_equal(buf[8192], byte_at(8192, 0));
+	sfs_history_close(&f->h, f->store, v1);
+	assert_int_equal(live_bytes(f), 0);
+}
+
+static void test_truncate_and_size(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *snap = open_snap(f);
+
+	change(f, 100, UINT64_MAX, truncate_to);
+	assert_int_equal(snap->size, FILE_SIZE);
+	assert_snap_is_original(f, snap);
+	/* Growing again adds nothing the snapshot could read. */
+	change(f, 100, UINT64_MAX, truncate_to);
+	assert_snap_is_original(f, snap);
+	sfs_history_close(&f->h, f->store, snap);
+}
+
+static void test_holes_stay_holes(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *snap;
+	unsigned char buf[FILE_SIZE];
+	GArray *kinds = g_array_new(FALSE, FALSE, sizeof(enum sfs_seg_kind));
+
+	change(f, 65536, 131072, punch);	/* no snapshot yet: a plain hole */
+	memset(f->orig + 65536, 0, 65536);
+	snap = open_snap(f);
+	change(f, 60000, 140000, overwrite);	/* writes data into the hole */
+	assert_snap_is_original(f, snap);
+	assert_int_equal(read_snap(f, snap, 65536, 65536, buf, kinds), 65536);
+	assert_int_equal(kinds->len, 1);
+	assert_int_equal(g_array_index(kinds, enum sfs_seg_kind, 0), SFS_SEG_ZERO);
+	/* Only the data around the hole was copied, widened to blocks:
+	 * [57344, 65536) and [131072, 143360). */
+	assert_int_equal(live_bytes(f), 8192 + 12288);
+	g_array_free(kinds, TRUE);
+	sfs_history_close(&f->h, f->store, snap);
+}
+
+static void test_out_of_band_change_fails_live_reads(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *snap = open_snap(f);
+	unsigned char buf[FILE_SIZE];
+	struct stat st;
+	struct timespec later[2] = { { 0, UTIME_OMIT }, { 12345, 0 } };
+
+	change(f, 0, 4096, overwrite);		/* ours: preserved */
+	/* Behind our back: a write and a different mtime. */
+	assert_int_equal(pwrite(f->live, "X", 1, 50000), 1);
+	assert_int_equal(futimens(f->live, later), 0);
+	assert_int_equal(fstat(f->live, &st), 0);
+	assert_true(sfs_history_check_oob(&f->h, &st));
+	assert_int_equal(f->h.oob_seen, 1);
+	/* The preserved range still reads; anything live fails with EIO. */
+	assert_int_equal(read_snap(f, snap, 0, 4096, buf, NULL), 4096);
+	assert_memory_equal(buf, f->orig, 4096);
+	assert_int_equal(read_snap(f, snap, 0, 8192, buf, NULL), -EIO);
+	assert_int_equal(read_snap(f, snap, 40000, 100, buf, NULL), -EIO);
+	/* Seen once; a snapshot opened now reads the new content. */
+	assert_false(sfs_history_check_oob(&f->h, &st));
+	struct sfs_snap *fresh = open_snap(f);
+	assert_ptr_not_equal(fresh, snap);
+	assert_int_equal(read_snap(f, fresh, 50000, 1, buf, NULL), 1);
+	assert_int_equal(buf[0], 'X');
+	sfs_history_close(&f->h, f->store, fresh);
+	sfs_history_close(&f->h, f->store, snap);
+}
+
+static void test_invalidated_snapshot_fails(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *snap = open_snap(f);
+	unsigned char buf[16];
+
+	sfs_snap_invalidate(&f->h, snap, "max_preserve reached");
+	assert_int_equal(read_snap(f, snap, 0, 16, buf, NULL), -EIO);
+	sfs_history_close(&f->h, f->store, snap);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_open_costs_nothing),
+		T(test_overwrite_preserves_only_the_range),
+		T(test_versions_see_their_own_content),
+		T(test_truncate_and_size),
+		T(test_holes_stay_holes),
+		T(test_out_of_band_change_fails_live_reads),
+		T(test_invalidated_snapshot_fails),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
