@@ -8,14 +8,18 @@
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
+#include "sfs/history.h"
 #include "sfs/inode_table.h"
 #include "sfs/options.h"
+#include "sfs/store.h"
 
 struct sfs_fs {
 	struct sfs_options opts;
 	char *src_real;			/* canonical SRC */
 	struct sfs_inode_table *inodes;
+	struct sfs_store *store;	/* NULL with -o snapshot=off */
 	struct fuse_session *se;
 	bool switch_creds;		/* running as root: act as each caller */
 	bool apply_umask;		/* DONT_MASK: the caller's umask is ours to apply */
@@ -25,6 +29,10 @@ struct sfs_fs {
 struct sfs_file {
 	int fd;				/* backing fd, opened read/write as asked */
 	struct sfs_inode *inode;
+	struct sfs_node *node;		/* the incarnation it was opened on */
+	struct sfs_snap *snap;		/* a snapshot's version, or NULL: live */
+	bool bound;			/* counted in node->nopen */
+	bool eio_logged;		/* said once why reads fail */
 	/*
 	 * Reads still running after their reply (they unlock their range
 	 * then). Once a READ is answered the kernel may RELEASE the file,
@@ -42,21 +50,32 @@ static inline struct sfs_fs *sfs_fs_of(fuse_req_t req)
 }
 
 /*
- * The nodeid the kernel uses is the entry's address, as in libfuse's
- * passthrough_ll: the kernel only sends nodeids we gave it, and an entry
+ * The nodeid the kernel uses is the node's address, as in libfuse's
+ * passthrough_ll: the kernel only sends nodeids we gave it, and a node
  * lives until the kernel FORGETs its last lookup, after which it never sends
  * that nodeid again.
  */
-static inline struct sfs_inode *sfs_inode_of(fuse_req_t req, fuse_ino_t ino)
+static inline struct sfs_node *sfs_node_of(fuse_req_t req, fuse_ino_t ino)
 {
 	if (ino == FUSE_ROOT_ID)
 		return sfs_itable_root(sfs_fs_of(req)->inodes);
-	return (struct sfs_inode *)(uintptr_t)ino;
+	return (struct sfs_node *)(uintptr_t)ino;
 }
 
-static inline fuse_ino_t sfs_nodeid(struct sfs_fs *fs, struct sfs_inode *i)
+static inline struct sfs_inode *sfs_inode_of(fuse_req_t req, fuse_ino_t ino)
 {
-	return i == sfs_itable_root(fs->inodes) ? FUSE_ROOT_ID : (uintptr_t)i;
+	return sfs_node_of(req, ino)->inode;
+}
+
+static inline fuse_ino_t sfs_nodeid(struct sfs_fs *fs, struct sfs_node *n)
+{
+	return n == sfs_itable_root(fs->inodes) ? FUSE_ROOT_ID : (uintptr_t)n;
+}
+
+/* Incarnations matter only for regular files, and only with snapshots. */
+static inline bool sfs_incarnated(struct sfs_fs *fs, struct sfs_inode *i)
+{
+	return fs->store && i->type == S_IFREG;
 }
 
 static inline struct sfs_file *sfs_file_of(struct fuse_file_info *fi)
@@ -73,7 +92,13 @@ int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 		  struct fuse_entry_param *e);
 
 /* Fill e for an inode we hold an O_PATH fd to (consumed); one lookup. */
-int sfs_entry_from_fd(struct sfs_fs *fs, int path_fd, struct fuse_entry_param *e);
+int sfs_entry_from_fd(fuse_req_t req, int path_fd, struct fuse_entry_param *e);
+
+/* Attributes of node for the kernel (a snapshot node shows its version). */
+int sfs_node_stat(fuse_req_t req, struct sfs_node *node, int fd, struct stat *st);
+
+/* A readable fd of inode's live file (callers close it), or -errno. */
+int sfs_open_data_fd(struct sfs_inode *inode);
 
 /*
  * Apply a change to [off, off + len) of inode's data (len SFS_RANGE_EOF - off
@@ -87,10 +112,15 @@ int sfs_modify(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 /* Drop [off, off + len) of inode from the kernel's page cache. */
 void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 	       uint64_t len);
-uint64_t sfs_evictions(void);
 
 /* Change the size of inode (through fd if >= 0) by the modify protocol. */
 int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, off_t size);
+
+/* Answer a read of a snapshot handle (snapshot_io.c). */
+void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);
+
+/* XXH3-128 in hex of what a reader of node gets; 0 or a positive errno. */
+int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33]);
 
 /* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
 int sfs_become_caller(fuse_req_t req);

@@ -92,21 +92,32 @@ static int check_dev_fuse(void)
 	return 0;
 }
 
-/* Say out loud which options are accepted but not in force yet. */
-static void note_pending_options(const struct sfs_options *o)
+/*
+ * The snapshot store: anonymous files in -o store=DIR, or by default on
+ * SRC's own filesystem (reflinks possible, nothing visible in SRC).
+ */
+static int open_store(struct sfs_fs *fs, const char *mnt)
 {
-	const char *names[] = {
-		o->store ? "store" : NULL,
-		o->max_preserve_str ? "max_preserve" : NULL,
-		o->snapshot_str ? "snapshot" : NULL,
-		o->oob_str ? "oob" : NULL,
-	};
+	const char *dir = fs->opts.store ? fs->opts.store : fs->src_real;
+	char err[512], real[PATH_MAX];
+	int dirfd;
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (names[i])
-			fprintf(stderr, "stablefs: note: -o %s is accepted but has no "
-				"effect yet (snapshots are not implemented in %s)\n",
-				names[i], STABLEFS_VERSION);
+	if (!fs->opts.snapshot)
+		return 0;
+	if (fs->opts.store && realpath(dir, real) && realpath(mnt, err) &&
+	    sfs_path_within(real, err))
+		return fail("-o store=%s is inside MNT: it would recurse", dir);
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd == -1)
+		return fail("-o store=%s: %s", dir, strerror(errno));
+	fs->store = sfs_store_new(dirfd, err, sizeof(err));
+	close(dirfd);
+	if (!fs->store)
+		return fail("%s in '%s' (use -o store=DIR elsewhere, or -o snapshot=off)",
+			    err, dir);
+	sfs_store_set_max(fs->store, fs->opts.max_preserve);
+	sfs_history_detect_oob(fs->opts.oob == SFS_OOB_DETECT);
+	return 0;
 }
 
 static int add_mount_options(struct fuse_args *args, const char *src_real)
@@ -163,7 +174,7 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	root_fd = open(fs->src_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd == -1)
 		return fail("cannot open SRC '%s': %s", fs->src_real, strerror(errno));
-	fs->inodes = sfs_itable_new(root_fd);
+	fs->inodes = sfs_itable_new(root_fd, fs->store);
 	if (!fs->inodes) {
 		close(root_fd);
 		return fail("out of memory");
@@ -247,7 +258,8 @@ int main(int argc, char *argv[])
 		fail("%s", err);
 		goto out;
 	}
-	note_pending_options(&fs.opts);
+	if (open_store(&fs, cmd.mountpoint))
+		goto out;
 	fs.switch_creds = geteuid() == 0;
 	if (fs.switch_creds && sfs_cred_init()) {
 		fail("cannot read the daemon's groups: %s", strerror(errno));
@@ -255,6 +267,7 @@ int main(int argc, char *argv[])
 	}
 	res = run(&fs, &args, &cmd);
 out:
+	sfs_store_free(fs.store);
 	free(cmd.mountpoint);
 	free(fs.src_real);
 	sfs_options_free(&fs.opts);

@@ -1,19 +1,22 @@
 /*
  * How every modification of file data through MNT is applied, so that bytes
- * already delivered to a pipe never change (SPEC G1):
+ * already delivered to a pipe never change (SPEC G1) and snapshots keep
+ * reading what they opened (G2):
  *
  *   1. lock the affected range of the backing inode exclusively: this waits
  *      until every read that spliced backing pages of that range into a
  *      daemon pipe has had its reply copied into the kernel (K6);
- *   2. apply the change to the backing file;
- *   3. unlock;
- *   4. evict the range from the FUSE inode's page cache
+ *   2. preserve, for every live snapshot, the bytes of the range it still
+ *      reads from the live file (lib/history.c);
+ *   3. apply the change to the backing file;
+ *   4. unlock;
+ *   5. evict the range from the page cache of the inode's live nodes
  *      (fuse_lowlevel_notify_inval_inode): the kernel drops those folios,
  *      and pipes that reference them keep the old bytes (K5);
- *   5. reply. Only after the reply does the kernel zero partial folios of
+ *   6. reply. Only after the reply does the kernel zero partial folios of
  *      the range in place (truncate_pagecache_range after a truncate, punch
  *      or zero range, K4) — there are none left for it to zero but folios
- *      read after step 3, which already hold the new bytes.
+ *      read after step 4, which already hold the new bytes.
  *
  * Why evict after unlocking and never while holding a range lock: eviction
  * waits for the folio locks of reads in flight, and a read in flight holds
@@ -21,48 +24,80 @@
  * lock would deadlock; evicting after it only waits for reads that are
  * free to finish.
  *
- * Plain writes need no step 4: write-capable handles are FOPEN_DIRECT_IO, so
- * the kernel never copies user data into cached folios, and it drops the
- * written range from the cache itself before sending the WRITE.
+ * Snapshot nodes are never evicted: their content never changes, so pages
+ * they cached stay right. Plain writes need no step 5: write-capable
+ * handles are FOPEN_DIRECT_IO, so the kernel never copies user data into
+ * cached folios, and it drops the written range from the cache itself
+ * before sending the WRITE.
  */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs.h"
+#include "sfs/stats.h"
 
-static uint64_t evictions;
+#define MAX_EVICT_NODES 16
 
 void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 	       uint64_t len)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
+	struct sfs_node *nodes[MAX_EVICT_NODES];
+	size_t n = sfs_itable_live_nodes(fs->inodes, inode, nodes, MAX_EVICT_NODES);
 	/* The kernel reads len <= 0 as "to the end of the file". */
-	off_t n = len >= (uint64_t)INT64_MAX - off ? 0 : (off_t)len;
-	int res = fuse_lowlevel_notify_inval_inode(fs->se, sfs_nodeid(fs, inode),
-						   (off_t)off, n);
+	off_t l = len >= (uint64_t)INT64_MAX - off ? 0 : (off_t)len;
 
-	__atomic_add_fetch(&evictions, 1, __ATOMIC_RELAXED);
-	/* ENOENT: the kernel has no such inode cached, nothing to drop. */
-	if (res && res != -ENOENT)
-		fuse_log(FUSE_LOG_ERR, "stablefs: cannot evict cached pages of "
-			 "inode %llu: %s\n", (unsigned long long)inode->ino,
-			 strerror(-res));
+	for (size_t i = 0; i < n; i++) {
+		int res = fuse_lowlevel_notify_inval_inode(fs->se,
+							   sfs_nodeid(fs, nodes[i]),
+							   (off_t)off, l);
+
+		sfs_stat_add(SFS_STAT_EVICTIONS, 1);
+		/* ENOENT: the kernel has no such inode cached, nothing to drop. */
+		if (res && res != -ENOENT)
+			fuse_log(FUSE_LOG_ERR, "stablefs: cannot evict cached "
+				 "pages of inode %llu: %s\n",
+				 (unsigned long long)inode->ino, strerror(-res));
+	}
 }
 
-uint64_t sfs_evictions(void)
+/* A readable fd of the live file, opened only if something is preserved. */
+struct data_fd {
+	struct sfs_inode *inode;
+	int fd;
+};
+
+static int data_fd_get(void *arg)
 {
-	return __atomic_load_n(&evictions, __ATOMIC_RELAXED);
+	struct data_fd *d = arg;
+
+	if (d->fd == -1)
+		d->fd = sfs_open_data_fd(d->inode);
+	return d->fd;
 }
 
 int sfs_modify(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 	       uint64_t len, bool evict, int (*apply)(void *arg), void *arg)
 {
+	struct sfs_fs *fs = sfs_fs_of(req);
+	uint64_t end = len > SFS_RANGE_EOF - off ? SFS_RANGE_EOF : off + len;
+	struct data_fd data = { .inode = inode, .fd = -1 };
 	struct sfs_range r;
+	struct stat st;
 	int err;
 
 	sfs_range_lock(&inode->range_lock, &r, off, len, true);
+	if (sfs_incarnated(fs, inode))
+		sfs_history_before_change(&inode->history, fs->store, data_fd_get,
+					  &data, off, end);
 	err = apply(arg);
+	if (sfs_incarnated(fs, inode))
+		sfs_history_after_change(&inode->history,
+					 fstat(inode->fd, &st) ? NULL : &st, true);
 	sfs_range_unlock(&inode->range_lock, &r);
+	if (data.fd >= 0)
+		close(data.fd);
 	if (evict)
 		sfs_evict(req, inode, off, len);
 	return err;

@@ -92,7 +92,7 @@ static ssize_t add_entry(fuse_req_t req, fuse_ino_t ino, bool plus, char *buf,
 	if (size > rem) {
 		if (e.ino)
 			sfs_itable_forget(sfs_fs_of(req)->inodes,
-					  sfs_inode_of(req, e.ino), 1);
+					  sfs_node_of(req, e.ino), 1);
 		return 0;
 	}
 	return (ssize_t)size;

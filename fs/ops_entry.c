@@ -28,9 +28,10 @@ static int stat_fd(int fd, struct stat *st)
 	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? errno : 0;
 }
 
-int sfs_entry_from_fd(struct sfs_fs *fs, int path_fd, struct fuse_entry_param *e)
+int sfs_entry_from_fd(fuse_req_t req, int path_fd, struct fuse_entry_param *e)
 {
-	struct sfs_inode *inode;
+	struct sfs_fs *fs = sfs_fs_of(req);
+	struct sfs_node *node;
 	int err;
 
 	memset(e, 0, sizeof(*e));
@@ -39,13 +40,37 @@ int sfs_entry_from_fd(struct sfs_fs *fs, int path_fd, struct fuse_entry_param *e
 		close(path_fd);
 		return err;
 	}
-	inode = sfs_itable_lookup(fs->inodes, path_fd, &e->attr);
-	if (!inode)
+	/* The thread matters: an ESTALE may have routed its next lookup. */
+	node = sfs_itable_lookup(fs->inodes, path_fd, &e->attr,
+				 fuse_req_ctx(req)->pid);
+	if (!node)
 		return errno;
-	e->ino = sfs_nodeid(fs, inode);
+	sfs_node_attr(fs->inodes, node, &e->attr);
+	e->ino = sfs_nodeid(fs, node);
 	e->attr_timeout = fs->opts.timeout;
 	e->entry_timeout = fs->opts.timeout;
 	return 0;
+}
+
+int sfs_node_stat(fuse_req_t req, struct sfs_node *node, int fd, struct stat *st)
+{
+	int err = stat_fd(fd >= 0 ? fd : node->inode->fd, st);
+
+	if (!err)
+		sfs_node_attr(sfs_fs_of(req)->inodes, node, st);
+	return err;
+}
+
+int sfs_open_data_fd(struct sfs_inode *inode)
+{
+	char path[SFS_PROC_PATH_MAX];
+	int fd;
+
+	sfs_proc_path(path, inode->fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (fd == -1 && errno == EPERM)	/* O_NOATIME needs ownership */
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd == -1 ? -errno : fd;
 }
 
 int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
@@ -59,7 +84,7 @@ int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1)
 		return errno;
-	return sfs_entry_from_fd(sfs_fs_of(req), fd, e);
+	return sfs_entry_from_fd(req, fd, e);
 }
 
 /*
@@ -119,7 +144,7 @@ void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 void sfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	sfs_itable_forget(sfs_fs_of(req)->inodes, sfs_inode_of(req, ino), nlookup);
+	sfs_itable_forget(sfs_fs_of(req)->inodes, sfs_node_of(req, ino), nlookup);
 	fuse_reply_none(req);
 }
 
@@ -129,15 +154,15 @@ void sfs_op_forget_multi(fuse_req_t req, size_t count,
 	struct sfs_fs *fs = sfs_fs_of(req);
 
 	for (size_t i = 0; i < count; i++)
-		sfs_itable_forget(fs->inodes, sfs_inode_of(req, forgets[i].ino),
+		sfs_itable_forget(fs->inodes, sfs_node_of(req, forgets[i].ino),
 				  forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
-static void reply_attr_of(fuse_req_t req, int fd)
+static void reply_attr_of(fuse_req_t req, struct sfs_node *node, int fd)
 {
 	struct stat st;
-	int err = stat_fd(fd, &st);
+	int err = sfs_node_stat(req, node, fd, &st);
 
 	if (err)
 		fuse_reply_err(req, err);
@@ -145,9 +170,13 @@ static void reply_attr_of(fuse_req_t req, int fd)
 		fuse_reply_attr(req, &st, sfs_fs_of(req)->opts.timeout);
 }
 
+/*
+ * Never ESTALE here (SPEC K7: fstat sends GETATTR without a handle, and an
+ * ESTALE would break it on old fds): a snapshot node answers its version.
+ */
 void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	reply_attr_of(req, fi ? sfs_file_of(fi)->fd : sfs_inode_of(req, ino)->fd);
+	reply_attr_of(req, sfs_node_of(req, ino), fi ? sfs_file_of(fi)->fd : -1);
 }
 
 static int set_times(int fd, const struct stat *attr, int valid)
@@ -186,6 +215,7 @@ static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
 			 struct stat *attr, int valid)
 {
 	int err = 0;
+	struct stat st;
 
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
@@ -200,22 +230,56 @@ static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
 	if (!err && (valid & FUSE_SET_ATTR_SIZE))
 		err = sfs_set_size(req, inode, fd, attr->st_size);
 	if (!err && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
+			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
+		/* Our own mtime change must not look like one from outside. */
+		sfs_history_before_change(&inode->history, NULL, NULL, NULL, 0, 0);
 		err = set_times(fd >= 0 ? fd : inode->fd, attr, valid);
+		sfs_history_after_change(&inode->history,
+					 stat_fd(inode->fd, &st) ? NULL : &st, false);
+	}
+	return err;
+}
+
+/*
+ * A size change is a modification: on a snapshot node it would contradict
+ * the version the node shows, so (decided before anything is applied, K7)
+ * it is steered to the file's write node like a write open.
+ */
+static int steer_size_change(fuse_req_t req, struct sfs_node *node)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+	struct sfs_history *h = &node->inode->history;
+	uint64_t version;
+	bool keep;
+	int err;
+
+	if (!sfs_incarnated(fs, node->inode) || node->mode == SFS_NODE_WRITE)
+		return 0;
+	pthread_mutex_lock(&h->mutex);
+	version = h->version;
+	pthread_mutex_unlock(&h->mutex);
+	err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE, version, NULL,
+			    fuse_req_ctx(req)->pid, &keep);
+	if (!err)
+		sfs_node_release(fs->inodes, node);	/* bound, not opened */
 	return err;
 }
 
 void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		    int valid, struct fuse_file_info *fi)
 {
-	struct sfs_inode *inode = sfs_inode_of(req, ino);
+	struct sfs_node *node = sfs_node_of(req, ino);
 	int fd = fi ? sfs_file_of(fi)->fd : -1;
-	int err = apply_setattr(req, inode, fd, attr, valid);
+	int err = 0;
 
+	if ((valid & FUSE_SET_ATTR_SIZE) && !fi)
+		err = steer_size_change(req, node);
+	if (!err)
+		err = apply_setattr(req, node->inode, fd, attr, valid);
 	if (err)
 		fuse_reply_err(req, err);
 	else
-		reply_attr_of(req, fd >= 0 ? fd : inode->fd);
+		reply_attr_of(req, node, fd);
 }
 
 void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)

@@ -16,6 +16,7 @@
 
 #include "fs.h"
 #include "sfs/paths.h"
+#include "sfs/stats.h"
 
 /*
  * Flags for the backing open:
@@ -55,28 +56,106 @@ static void drop_append(int fd, int flags)
  * either. Read-only handles keep the page cache: splice hands out its
  * folios (K3), and nothing we allow modifies a cached folio in place.
  */
-static void set_open_flags(struct fuse_file_info *fi, int flags)
+static void set_open_flags(struct fuse_file_info *fi, int flags, bool keep_cache)
 {
 	fi->direct_io = (flags & O_DIRECT) || (flags & O_ACCMODE) != O_RDONLY;
-	fi->keep_cache = 0;
+	fi->keep_cache = keep_cache;
 	/* The backing FS answers lseek (SEEK_DATA/SEEK_HOLE need us). */
 	fi->nonseekable = 0;
 }
 
-static struct sfs_file *file_new(int fd, struct sfs_inode *inode)
+static bool opens_for_change(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static uint64_t current_version(struct sfs_inode *inode)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&inode->history.mutex);
+	v = inode->history.version;
+	pthread_mutex_unlock(&inode->history.mutex);
+	return v;
+}
+
+/*
+ * The kernel opens files itself for some requests (FS_IOC_GETFLAGS and the
+ * like: fuse_priv_ioctl_prepare() sends OPEN with exactly O_RDONLY) and
+ * would not retry those after an ESTALE. Every open(2) on a 64-bit kernel
+ * carries O_LARGEFILE (force_o_largefile()), so the bare O_RDONLY is the
+ * kernel's own; it gets a plain handle on whatever node it names.
+ */
+static bool kernel_internal_open(int flags)
+{
+	return flags == O_RDONLY;
+}
+
+/*
+ * Put an open on the right incarnation (inode_table.h): a read-only open
+ * becomes a snapshot of the file as it is now (nothing is copied), one for
+ * writing goes to the live node. ESTALE when the kernel must look the name
+ * up again (K7); then nothing was opened or applied yet.
+ */
+static int bind_open(fuse_req_t req, struct sfs_node *node, int flags,
+		     struct sfs_snap **snap, bool *keep_cache, bool *bound)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+	struct sfs_inode *inode = node->inode;
+	pid_t tid = fuse_req_ctx(req)->pid;
+	struct sfs_snap *s;
+	struct stat st;
+	int err;
+
+	*snap = NULL;
+	*keep_cache = false;
+	*bound = false;
+	if (!sfs_incarnated(fs, inode) || kernel_internal_open(flags))
+		return 0;
+	if (opens_for_change(flags)) {
+		err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE,
+				    current_version(inode), NULL, tid, keep_cache);
+		*bound = !err;
+		return err;
+	}
+	if (fstat(inode->fd, &st) == -1)
+		return errno;
+	s = sfs_history_open(&inode->history, &st);
+	if (!s)
+		return ENOMEM;
+	err = sfs_node_open(fs->inodes, node, SFS_OPEN_READ, s->version, s, tid,
+			    keep_cache);
+	if (!err) {
+		*snap = node->snap;	/* held by the node while it is open */
+		*bound = true;
+		sfs_stat_add(SFS_STAT_SNAPSHOT_OPENS, 1);
+	}
+	return err;
+}
+
+static struct sfs_file *file_new(int fd, struct sfs_node *node,
+				 struct sfs_snap *snap, bool bound)
 {
 	struct sfs_file *f = calloc(1, sizeof(*f));
 
 	if (f) {
 		f->fd = fd;
-		f->inode = inode;
+		f->node = node;
+		f->inode = node->inode;
+		f->snap = snap;
+		f->bound = bound;
 	}
 	return f;
 }
 
-static void file_free(struct sfs_file *f)
+/* Close f and give its node back (node_release also ends the snapshot). */
+static void file_free(fuse_req_t req, struct sfs_file *f)
 {
+	struct sfs_fs *fs = sfs_fs_of(req);
+
 	close(f->fd);
+	if (f->bound)
+		sfs_node_release(fs->inodes, f->node);
 	free(f);
 }
 
@@ -89,9 +168,11 @@ static void reply_opened(fuse_req_t req, struct fuse_file_info *fi,
 	fi->fh = (uintptr_t)f;
 	res = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
 	if (res == -ENOENT) {
+		struct sfs_node *node = f->node;
+
+		file_free(req, f);
 		if (e)
-			sfs_itable_forget(sfs_fs_of(req)->inodes, f->inode, 1);
-		file_free(f);
+			sfs_itable_forget(sfs_fs_of(req)->inodes, node, 1);
 	}
 }
 
@@ -109,30 +190,49 @@ static int apply_open(void *arg)
 	return a->fd == -1 ? errno : 0;
 }
 
-void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Open the backing file as asked; O_TRUNC is a modification of it all. */
+static int open_backing(fuse_req_t req, struct sfs_inode *inode, int flags,
+			int *fd)
 {
-	struct sfs_inode *inode = sfs_inode_of(req, ino);
 	char path[SFS_PROC_PATH_MAX];
-	struct open_args a = { .path = path, .flags = backing_flags(fi->flags) };
-	struct sfs_file *f;
-	int fd, err;
+	struct open_args a = { .path = path, .flags = backing_flags(flags) };
+	int err;
 
 	sfs_proc_path(path, inode->fd);
-	/* O_TRUNC (atomic_o_trunc) empties the file: a modification of it all. */
-	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
+	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY)
 		err = sfs_modify(req, inode, 0, SFS_RANGE_EOF, true, apply_open, &a);
 	else
 		err = apply_open(&a);
+	if (!err) {
+		drop_append(a.fd, flags);
+		*fd = a.fd;
+	}
+	return err;
+}
+
+void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+	struct sfs_node *node = sfs_node_of(req, ino);
+	struct sfs_snap *snap;
+	struct sfs_file *f = NULL;
+	bool keep_cache, bound;
+	int fd = -1, err;
+
+	err = bind_open(req, node, fi->flags, &snap, &keep_cache, &bound);
 	if (err)
 		return (void)fuse_reply_err(req, err);
-	fd = a.fd;
-	drop_append(fd, fi->flags);
-	f = file_new(fd, inode);
-	if (!f) {
+	err = open_backing(req, node->inode, fi->flags, &fd);
+	if (!err && !(f = file_new(fd, node, snap, bound))) {
 		close(fd);
-		return (void)fuse_reply_err(req, ENOMEM);
+		err = ENOMEM;
 	}
-	set_open_flags(fi, fi->flags);
+	if (err) {
+		if (bound)
+			sfs_node_release(fs->inodes, node);
+		return (void)fuse_reply_err(req, err);
+	}
+	set_open_flags(fi, fi->flags, keep_cache);
 	reply_opened(req, fi, f, NULL);
 }
 
@@ -159,7 +259,10 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct sfs_fs *fs = sfs_fs_of(req);
 	char path[SFS_PROC_PATH_MAX];
 	struct fuse_entry_param e;
-	struct sfs_file *f;
+	struct sfs_node *node;
+	struct sfs_snap *snap = NULL;
+	struct sfs_file *f = NULL;
+	bool keep_cache = false, bound = false;
 	int fd, path_fd, err;
 
 	if (!sfs_name_is_safe(name))
@@ -172,18 +275,26 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * even if the name was replaced in SRC meanwhile. */
 	sfs_proc_path(path, fd);
 	path_fd = open(path, O_PATH | O_CLOEXEC);
-	err = path_fd == -1 ? errno : sfs_entry_from_fd(fs, path_fd, &e);
+	err = path_fd == -1 ? errno : sfs_entry_from_fd(req, path_fd, &e);
 	if (err) {
 		close(fd);
 		return (void)fuse_reply_err(req, err);
 	}
-	f = file_new(fd, sfs_inode_of(req, e.ino));
-	if (!f) {
-		sfs_itable_forget(fs->inodes, sfs_inode_of(req, e.ino), 1);
-		close(fd);
-		return (void)fuse_reply_err(req, ENOMEM);
+	node = sfs_node_of(req, e.ino);
+	/* A new inode's first node binds as asked (no ESTALE: nothing else
+	 * can hold it yet); should it not, the create fails cleanly. */
+	err = bind_open(req, node, fi->flags, &snap, &keep_cache, &bound);
+	if (!err && !(f = file_new(fd, node, snap, bound))) {
+		if (bound)
+			sfs_node_release(fs->inodes, node);
+		err = ENOMEM;
 	}
-	set_open_flags(fi, fi->flags);
+	if (err) {
+		close(fd);
+		sfs_itable_forget(fs->inodes, node, 1);
+		return (void)fuse_reply_err(req, err == ESTALE ? EAGAIN : err);
+	}
+	set_open_flags(fi, fi->flags, keep_cache);
 	reply_opened(req, fi, f, &e);
 }
 
@@ -194,6 +305,12 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	struct sfs_range r;
 
+	__atomic_add_fetch(&f->inflight, 1, __ATOMIC_ACQUIRE);
+	if (f->snap) {
+		sfs_snapshot_read(req, f, size, off);
+		__atomic_sub_fetch(&f->inflight, 1, __ATOMIC_RELEASE);
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = f->fd;
 	buf.buf[0].pos = off;
@@ -202,7 +319,6 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * /dev/fuse, where the kernel copies them out. Until that returns the
 	 * pipe references backing folios a modification could change (K6).
 	 */
-	__atomic_add_fetch(&f->inflight, 1, __ATOMIC_ACQUIRE);
 	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, size, false);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	sfs_range_unlock(&f->inode->range_lock, &r);
@@ -286,7 +402,7 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * instructions away from done, so yielding beats a condvar per read. */
 	while (__atomic_load_n(&f->inflight, __ATOMIC_ACQUIRE))
 		sched_yield();
-	file_free(f);
+	file_free(req, f);
 	fuse_reply_err(req, 0);
 }
 

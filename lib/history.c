@@ -5,16 +5,25 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sfs/stats.h"
 #include "sfs/store.h"
 
 /* Store chunks start at the same offset modulo this as their source, and
  * cover whole blocks where the file allows, so XFS/btrfs can reflink them. */
 #define SFS_STORE_ALIGN 4096u
 
+static bool detect_oob = true;
+
+void sfs_history_detect_oob(bool on)
+{
+	detect_oob = on;
+}
+
 void sfs_history_init(struct sfs_history *h)
 {
 	memset(h, 0, sizeof(*h));
 	pthread_mutex_init(&h->mutex, NULL);
+	pthread_cond_init(&h->idle, NULL);
 	h->store_fd = -1;
 }
 
@@ -30,6 +39,7 @@ static void chunk_put(struct sfs_history *h, struct sfs_store *s,
 static void snap_free(struct sfs_history *h, struct sfs_store *s,
 		      struct sfs_snap *snap)
 {
+	sfs_stat_add(SFS_STAT_SNAPSHOTS_LIVE, -1);
 	for (guint i = 0; i < snap->extents->len; i++)
 		chunk_put(h, s, g_array_index(snap->extents, struct sfs_extent, i).chunk);
 	g_array_free(snap->extents, TRUE);
@@ -55,6 +65,7 @@ void sfs_history_destroy(struct sfs_history *h, struct sfs_store *s)
 		h->snaps = next;
 	}
 	drop_store_if_unused(h, s);
+	pthread_cond_destroy(&h->idle);
 	pthread_mutex_destroy(&h->mutex);
 }
 
@@ -85,7 +96,7 @@ static bool matches_base(const struct sfs_history *h, const struct stat *st)
 /* With the mutex held. */
 static bool check_oob_locked(struct sfs_history *h, const struct stat *st)
 {
-	if (h->changing)
+	if (h->changing || !detect_oob)
 		return false;	/* our own change runs: cannot tell */
 	if (!h->base_known) {
 		set_base(h, st);
@@ -96,6 +107,7 @@ static bool check_oob_locked(struct sfs_history *h, const struct stat *st)
 	for (struct sfs_snap *p = h->snaps; p; p = p->next)
 		p->oob = true;
 	h->oob_seen++;
+	sfs_stat_add(SFS_STAT_OOB_CHANGES, 1);
 	set_base(h, st);
 	/* Content we never saw is a new version for later opens. */
 	h->version++;
@@ -117,6 +129,8 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, const struct stat *st)
 	struct sfs_snap *snap;
 
 	pthread_mutex_lock(&h->mutex);
+	while (h->changing)
+		pthread_cond_wait(&h->idle, &h->mutex);
 	check_oob_locked(h, st);
 	snap = h->snaps;
 	if (snap && snap->version == h->version && !snap->invalid && !snap->oob &&
@@ -135,6 +149,7 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, const struct stat *st)
 		snap->extents = g_array_new(FALSE, FALSE, sizeof(struct sfs_extent));
 		snap->next = h->snaps;
 		h->snaps = snap;
+		sfs_stat_add(SFS_STAT_SNAPSHOTS_LIVE, 1);
 	}
 	pthread_mutex_unlock(&h->mutex);
 	return snap;
@@ -157,12 +172,21 @@ void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
 	pthread_mutex_unlock(&h->mutex);
 }
 
+void sfs_snap_ref(struct sfs_history *h, struct sfs_snap *snap)
+{
+	pthread_mutex_lock(&h->mutex);
+	snap->refs++;
+	pthread_mutex_unlock(&h->mutex);
+}
+
 void sfs_snap_invalidate(struct sfs_history *h, struct sfs_snap *snap,
 			 const char *why)
 {
 	pthread_mutex_lock(&h->mutex);
-	if (!snap->invalid)
+	if (!snap->invalid) {
 		snap->invalid = why;
+		sfs_stat_add(SFS_STAT_INVALIDATED_OTHER, 1);
+	}
 	pthread_mutex_unlock(&h->mutex);
 }
 
@@ -396,18 +420,29 @@ static void drop_unused_chunks(struct sfs_history *h, struct sfs_store *s,
 }
 
 void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
-			       int live_fd, uint64_t off, uint64_t end)
+			       int (*live_fd)(void *arg), void *arg,
+			       uint64_t off, uint64_t end)
 {
-	GArray *all = g_array_new(FALSE, FALSE, sizeof(struct range));
-	GArray *pieces = g_array_new(FALSE, FALSE, sizeof(struct piece));
-	GArray *bases = g_array_new(FALSE, FALSE, sizeof(struct chunk_base));
+	GArray *all, *pieces, *bases;
 	struct stat st;
-	int err = 0;
+	int fd, err = 0;
 
 	pthread_mutex_lock(&h->mutex);
-	if (fstat(live_fd, &st) == 0)
+	if (!h->snaps || off >= end) {
+		/* Nothing to preserve: only say a change is running. */
+		h->changing++;
+		pthread_mutex_unlock(&h->mutex);
+		return;
+	}
+	fd = live_fd(arg);
+	if (fd >= 0 && fstat(fd, &st) == 0)
 		check_oob_locked(h, &st);
+	else
+		err = fd < 0 ? -fd : errno;
 	h->changing++;
+	all = g_array_new(FALSE, FALSE, sizeof(struct range));
+	pieces = g_array_new(FALSE, FALSE, sizeof(struct piece));
+	bases = g_array_new(FALSE, FALSE, sizeof(struct chunk_base));
 	for (struct sfs_snap *p = h->snaps; p; p = p->next) {
 		uint64_t e = end < p->size ? end : p->size;
 
@@ -416,7 +451,7 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 	}
 	merge_ranges(all);
 	for (guint i = 0; i < all->len && !err; i++)
-		err = preserve_range(h, s, live_fd, (uint64_t)st.st_size,
+		err = preserve_range(h, s, fd, (uint64_t)st.st_size,
 				     g_array_index(all, struct range, i), pieces,
 				     bases);
 	for (struct sfs_snap *p = h->snaps; p; p = p->next) {
@@ -427,7 +462,11 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 			continue;
 		if (err) {
 			p->invalid = err == ENOSPC ? "store full (ENOSPC)" :
+				     err == EDQUOT ? "max_preserve reached" :
 				     "preserving failed";
+			sfs_stat_add(err == ENOSPC ? SFS_STAT_INVALIDATED_ENOSPC :
+				     err == EDQUOT ? SFS_STAT_INVALIDATED_CAP :
+				     SFS_STAT_INVALIDATED_OTHER, 1);
 			continue;
 		}
 		gaps = g_array_new(FALSE, FALSE, sizeof(struct range));
@@ -451,10 +490,13 @@ void sfs_history_after_change(struct sfs_history *h, const struct stat *st,
 	if (h->changing)
 		h->changing--;
 	/* The base is only exact when no other change of ours is running. */
-	if (h->changing == 0 && st)
-		set_base(h, st);
-	else if (h->changing == 0)
-		h->base_known = false;
+	if (h->changing == 0) {
+		if (st)
+			set_base(h, st);
+		else
+			h->base_known = false;
+		pthread_cond_broadcast(&h->idle);
+	}
 	pthread_mutex_unlock(&h->mutex);
 }
 

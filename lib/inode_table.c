@@ -5,12 +5,26 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "sfs/store.h"
+
+/* Where an ESTALE sent a thread: its next lookup of inode gets node. */
+struct route {
+	struct sfs_node *node;
+	uint64_t expires_ns;
+};
+
 struct sfs_inode_table {
-	pthread_mutex_t lock;		/* protects map and every nlookup */
+	/* Protects map, routes, every node and every nlookup. Taken before
+	 * a history's mutex, never while holding one. */
+	pthread_mutex_t lock;
 	GHashTable *map;		/* struct sfs_inode* -> itself, by (dev, ino) */
+	GHashTable *routes;		/* tid -> struct route* */
 	struct sfs_inode *root;
+	struct sfs_store *store;
+	uint64_t nodes, incarnations, redirects;
 };
 
 static guint inode_hash(gconstpointer p)
@@ -28,10 +42,78 @@ static gboolean inode_equal(gconstpointer a, gconstpointer b)
 	return x->ino == y->ino && x->dev == y->dev;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ */
+/* Nodes                                                               */
+/* ------------------------------------------------------------------ */
+
+static struct sfs_node *node_new(struct sfs_inode_table *t, struct sfs_inode *i)
+{
+	struct sfs_node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->inode = i;
+	n->next = i->nodes;
+	i->nodes = n;
+	t->nodes++;
+	t->incarnations++;
+	return n;
+}
+
+/* Drop a READ node's snapshot ref once nothing uses the node. */
+static void node_settle(struct sfs_inode_table *t, struct sfs_node *n)
+{
+	if (n->snap && n->nopen == 0 && n->pins == 0) {
+		sfs_history_close(&n->inode->history, t->store, n->snap);
+		n->snap = NULL;
+	}
+}
+
+/*
+ * Free n if the kernel and our routes are done with it, and its inode with
+ * it when that was the last node and the kernel holds no lookup of it.
+ */
+static void node_maybe_free(struct sfs_inode_table *t, struct sfs_node *n)
+{
+	struct sfs_inode *i = n->inode;
+
+	node_settle(t, n);
+	if (n->nlookup || n->nopen || n->pins)
+		return;
+	for (struct sfs_node **pp = &i->nodes; *pp; pp = &(*pp)->next) {
+		if (*pp == n) {
+			*pp = n->next;
+			break;
+		}
+	}
+	if (i->current == n)
+		i->current = i->nodes;
+	t->nodes--;
+	free(n);
+	if (i->nlookup == 0 && !i->nodes && i != t->root) {
+		sfs_history_destroy(&i->history, t->store);
+		g_hash_table_remove(t->map, i);	/* frees it */
+	}
+}
+
 static void inode_destroy(gpointer p)
 {
 	struct sfs_inode *i = p;
 
+	while (i->nodes) {
+		struct sfs_node *next = i->nodes->next;
+
+		free(i->nodes);
+		i->nodes = next;
+	}
 	sfs_range_lock_destroy(&i->range_lock);
 	close(i->fd);
 	free(i);
@@ -48,10 +130,61 @@ static struct sfs_inode *inode_new(int fd, const struct stat *st)
 	i->ino = st->st_ino;
 	i->type = st->st_mode & S_IFMT;
 	sfs_range_lock_init(&i->range_lock);
+	sfs_history_init(&i->history);
 	return i;
 }
 
-struct sfs_inode_table *sfs_itable_new(int root_fd)
+/* ------------------------------------------------------------------ */
+/* Routes                                                              */
+/* ------------------------------------------------------------------ */
+
+static void route_drop(struct sfs_inode_table *t, gpointer tid)
+{
+	struct route *r = g_hash_table_lookup(t->routes, tid);
+
+	if (!r)
+		return;
+	g_hash_table_remove(t->routes, tid);
+	r->node->pins--;
+	node_maybe_free(t, r->node);
+	free(r);
+}
+
+static void routes_expire(struct sfs_inode_table *t)
+{
+	uint64_t now = now_ns();
+	GHashTableIter it;
+	gpointer tid, value;
+	GSList *old = NULL;
+
+	g_hash_table_iter_init(&it, t->routes);
+	while (g_hash_table_iter_next(&it, &tid, &value))
+		if (((struct route *)value)->expires_ns < now)
+			old = g_slist_prepend(old, tid);
+	for (GSList *l = old; l; l = l->next)
+		route_drop(t, l->data);
+	g_slist_free(old);
+}
+
+static void route_set(struct sfs_inode_table *t, pid_t tid, struct sfs_node *n)
+{
+	struct route *r = malloc(sizeof(*r));
+
+	route_drop(t, GINT_TO_POINTER(tid));
+	if (!r)
+		return;		/* the retry lands on the current node */
+	r->node = n;
+	r->expires_ns = now_ns() + SFS_ROUTE_TTL_NS;
+	n->pins++;
+	g_hash_table_insert(t->routes, GINT_TO_POINTER(tid), r);
+	t->redirects++;
+}
+
+/* ------------------------------------------------------------------ */
+/* The table                                                           */
+/* ------------------------------------------------------------------ */
+
+struct sfs_inode_table *sfs_itable_new(int root_fd, struct sfs_store *store)
 {
 	struct sfs_inode_table *t = calloc(1, sizeof(*t));
 	struct stat st;
@@ -63,34 +196,76 @@ struct sfs_inode_table *sfs_itable_new(int root_fd)
 		return NULL;
 	}
 	pthread_mutex_init(&t->lock, NULL);
+	t->store = store;
 	t->map = g_hash_table_new_full(inode_hash, inode_equal, NULL, inode_destroy);
+	t->routes = g_hash_table_new(g_direct_hash, g_direct_equal);
 	/* The root is pinned: the kernel never forgets it while mounted. */
 	t->root->nlookup = 1;
+	t->root->current = node_new(t, t->root);
+	t->root->current->nlookup = 1;
 	g_hash_table_add(t->map, t->root);
 	return t;
 }
 
+static void drop_histories(gpointer key, gpointer value, gpointer store)
+{
+	struct sfs_inode *i = value;
+
+	(void)key;
+	for (struct sfs_node *n = i->nodes; n; n = n->next)
+		n->snap = NULL;		/* freed with the history below */
+	sfs_history_destroy(&i->history, store);
+}
+
 void sfs_itable_free(struct sfs_inode_table *t)
 {
+	GHashTableIter it;
+	gpointer tid, value;
+
 	if (!t)
 		return;
+	g_hash_table_iter_init(&it, t->routes);
+	while (g_hash_table_iter_next(&it, &tid, &value))
+		free(value);
+	g_hash_table_destroy(t->routes);
+	g_hash_table_foreach(t->map, drop_histories, t->store);
 	g_hash_table_destroy(t->map);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
 
-struct sfs_inode *sfs_itable_root(struct sfs_inode_table *t)
+struct sfs_node *sfs_itable_root(struct sfs_inode_table *t)
 {
-	return t->root;
+	return t->root->current;
 }
 
-struct sfs_inode *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
-				    const struct stat *st)
+/* With the lock held: which node a lookup of i by tid gets. */
+static struct sfs_node *pick_node(struct sfs_inode_table *t, struct sfs_inode *i,
+				  pid_t tid)
+{
+	struct route *r;
+
+	if (g_hash_table_size(t->routes)) {
+		r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
+		if (r && r->node->inode == i)
+			return r->node;
+	}
+	if (!i->current)
+		i->current = node_new(t, i);
+	return i->current;
+}
+
+struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
+				   const struct stat *st, pid_t tid)
 {
 	struct sfs_inode key = { .dev = st->st_dev, .ino = st->st_ino };
 	struct sfs_inode *i;
+	struct sfs_node *n;
 
 	pthread_mutex_lock(&t->lock);
+	/* First: an expired route may free the very inode looked up now. */
+	if (g_hash_table_size(t->routes))
+		routes_expire(t);
 	i = g_hash_table_lookup(t->map, &key);
 	if (i) {
 		/*
@@ -108,20 +283,36 @@ struct sfs_inode *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 		}
 		g_hash_table_add(t->map, i);
 	}
+	n = pick_node(t, i, tid);
+	if (!n) {
+		if (!i->nlookup)
+			g_hash_table_remove(t->map, i);
+		pthread_mutex_unlock(&t->lock);
+		errno = ENOMEM;
+		return NULL;
+	}
+	n->nlookup++;
 	i->nlookup++;
 	pthread_mutex_unlock(&t->lock);
-	return i;
+	return n;
 }
 
-void sfs_itable_forget(struct sfs_inode_table *t, struct sfs_inode *inode,
-		       uint64_t n)
+void sfs_itable_forget(struct sfs_inode_table *t, struct sfs_node *n,
+		       uint64_t count)
 {
+	struct sfs_inode *i = n->inode;
+
 	pthread_mutex_lock(&t->lock);
-	inode->nlookup = n >= inode->nlookup ? 0 : inode->nlookup - n;
-	if (inode->nlookup == 0 && inode != t->root)
-		g_hash_table_remove(t->map, inode);	/* frees it */
-	else if (inode == t->root && inode->nlookup == 0)
-		inode->nlookup = 1;
+	if (count > n->nlookup)
+		count = n->nlookup;
+	n->nlookup -= count;
+	i->nlookup -= count;
+	if (i == t->root) {
+		if (n->nlookup == 0)
+			n->nlookup = i->nlookup = 1;
+	} else {
+		node_maybe_free(t, n);
+	}
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -133,4 +324,200 @@ size_t sfs_itable_count(struct sfs_inode_table *t)
 	n = g_hash_table_size(t->map);
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+size_t sfs_itable_node_count(struct sfs_inode_table *t)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->nodes;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+size_t sfs_itable_live_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
+			     struct sfs_node **out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (struct sfs_node *p = i->nodes; p && n < max; p = p->next)
+		if (p->mode != SFS_NODE_READ)
+			out[n++] = p;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+uint64_t sfs_itable_redirects(struct sfs_inode_table *t)
+{
+	return __atomic_load_n(&t->redirects, __ATOMIC_RELAXED);
+}
+
+uint64_t sfs_itable_incarnations(struct sfs_inode_table *t)
+{
+	return __atomic_load_n(&t->incarnations, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* Opens                                                               */
+/* ------------------------------------------------------------------ */
+
+static void bind_read(struct sfs_node *n, struct sfs_snap *snap)
+{
+	n->mode = SFS_NODE_READ;
+	n->version = snap->version;
+	n->size = snap->size;
+	n->snap = snap;
+}
+
+static struct sfs_node *find_node(struct sfs_inode *i, enum sfs_node_mode mode,
+				  uint64_t version)
+{
+	for (struct sfs_node *n = i->nodes; n; n = n->next)
+		if (n->mode == mode && (mode != SFS_NODE_READ ||
+					(n->version == version && n->snap)))
+			return n;
+	return NULL;
+}
+
+/*
+ * A READ open. Joining a node that shows this very version lets the kernel
+ * keep its cache; an unused node whose attributes the kernel got at this
+ * version can be bound to it. Anything else is a stale incarnation.
+ */
+static int open_read(struct sfs_inode_table *t, struct sfs_node *n,
+		     uint64_t version, struct sfs_snap *snap, pid_t tid,
+		     bool *keep_cache)
+{
+	struct sfs_inode *i = n->inode;
+	struct sfs_node *target;
+
+	if (n->mode == SFS_NODE_READ && n->version == version) {
+		if (!n->snap)
+			n->snap = snap;
+		else
+			sfs_history_close(&i->history, t->store, snap);
+		*keep_cache = true;
+		return 0;
+	}
+	if (n->nopen == 0 && n->pins == 0 && n->told_version == version &&
+	    n->mode != SFS_NODE_READ) {
+		bind_read(n, snap);
+		*keep_cache = false;
+		return 0;
+	}
+	target = find_node(i, SFS_NODE_READ, version);
+	if (target) {
+		sfs_history_close(&i->history, t->store, snap);
+	} else {
+		target = node_new(t, i);
+		if (!target) {
+			sfs_history_close(&i->history, t->store, snap);
+			return ENOMEM;
+		}
+		bind_read(target, snap);
+	}
+	route_set(t, tid, target);
+	return ESTALE;
+}
+
+/* A WRITE open: only the inode's write node, or a node that can become it. */
+static int open_write(struct sfs_inode_table *t, struct sfs_node *n,
+		      uint64_t version, pid_t tid, bool *keep_cache)
+{
+	struct sfs_inode *i = n->inode;
+	struct sfs_node *w = find_node(i, SFS_NODE_WRITE, 0);
+
+	*keep_cache = false;
+	if (n->mode == SFS_NODE_WRITE)
+		return 0;
+	if (!w && n->nopen == 0 && n->pins == 0 && n->told_version == version) {
+		node_settle(t, n);
+		n->mode = SFS_NODE_WRITE;
+		return 0;
+	}
+	if (!w) {
+		w = node_new(t, i);
+		if (!w)
+			return ENOMEM;
+		w->mode = SFS_NODE_WRITE;
+	}
+	route_set(t, tid, w);
+	return ESTALE;
+}
+
+int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *n,
+		  enum sfs_open_kind kind, uint64_t version, struct sfs_snap *snap,
+		  pid_t tid, bool *keep_cache)
+{
+	struct route *r;
+	int err;
+
+	pthread_mutex_lock(&t->lock);
+	if (kind == SFS_OPEN_READ)
+		err = open_read(t, n, version, snap, tid, keep_cache);
+	else
+		err = open_write(t, n, version, tid, keep_cache);
+	if (!err) {
+		n->nopen++;
+		n->inode->current = n;
+		r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
+		if (r && r->node == n)
+			route_drop(t, GINT_TO_POINTER(tid));
+	}
+	pthread_mutex_unlock(&t->lock);
+	return err;
+}
+
+void sfs_node_release(struct sfs_inode_table *t, struct sfs_node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	if (n->nopen)
+		n->nopen--;
+	node_maybe_free(t, n);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void sfs_node_told(struct sfs_inode_table *t, struct sfs_node *n,
+		   uint64_t version)
+{
+	pthread_mutex_lock(&t->lock);
+	n->told_version = version;
+	pthread_mutex_unlock(&t->lock);
+}
+
+struct sfs_snap *sfs_node_snap(struct sfs_inode_table *t, struct sfs_node *n)
+{
+	struct sfs_snap *snap;
+
+	pthread_mutex_lock(&t->lock);
+	snap = n->mode == SFS_NODE_READ ? n->snap : NULL;
+	if (snap)
+		sfs_snap_ref(&n->inode->history, snap);
+	pthread_mutex_unlock(&t->lock);
+	return snap;
+}
+
+void sfs_node_attr(struct sfs_inode_table *t, struct sfs_node *n,
+		   struct stat *st)
+{
+	uint64_t version;
+
+	pthread_mutex_lock(&n->inode->history.mutex);
+	version = n->inode->history.version;
+	pthread_mutex_unlock(&n->inode->history.mutex);
+	pthread_mutex_lock(&t->lock);
+	/*
+	 * Only the size is the version's: the kernel sizes reads by it. Times,
+	 * mode, owner and links stay live metadata, as on SRC (a changed mtime
+	 * just makes the kernel drop the node's cache, which refills with the
+	 * same bytes).
+	 */
+	if (n->mode == SFS_NODE_READ) {
+		st->st_size = (off_t)n->size;
+		version = n->version;	/* what these attributes show */
+	}
+	n->told_version = version;
+	pthread_mutex_unlock(&t->lock);
 }

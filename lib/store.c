@@ -13,6 +13,7 @@
 
 struct sfs_store {
 	int dirfd;			/* owned dup of the caller's */
+	uint64_t max_bytes;		/* 0: no cap */
 	uint64_t bytes_live, bytes_copied, bytes_reflinked, files; /* atomic */
 };
 
@@ -52,6 +53,11 @@ void sfs_store_free(struct sfs_store *s)
 		return;
 	close(s->dirfd);
 	free(s);
+}
+
+void sfs_store_set_max(struct sfs_store *s, uint64_t max_bytes)
+{
+	s->max_bytes = max_bytes;
 }
 
 int sfs_store_file(struct sfs_store *s)
@@ -127,6 +133,12 @@ int sfs_store_copy(struct sfs_store *s, int src, uint64_t src_off, int dst,
 	uint64_t left = len;
 	int err = 0;
 
+	/* Reserve first: concurrent copies must not pass the cap together. */
+	if (s->max_bytes &&
+	    __atomic_add_fetch(&s->bytes_live, len, __ATOMIC_RELAXED) > s->max_bytes) {
+		__atomic_sub_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
+		return EDQUOT;
+	}
 	while (left) {
 		ssize_t n = copy_file_range(src, &in, dst, &out, left, 0);
 
@@ -137,16 +149,21 @@ int sfs_store_copy(struct sfs_store *s, int src, uint64_t src_off, int dst,
 		if (n < 0) {
 			if (errno != EXDEV && errno != EOPNOTSUPP && errno != ENOSYS &&
 			    errno != EINVAL)
-				return errno;
-			err = copy_by_pread(src, (uint64_t)in, dst, (uint64_t)out, left);
-			left = 0;
+				err = errno;
+			else
+				err = copy_by_pread(src, (uint64_t)in, dst,
+						    (uint64_t)out, left);
 			break;
 		}
 		left -= (uint64_t)n;
 	}
-	if (err)
+	if (err) {
+		if (s->max_bytes)
+			__atomic_sub_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
 		return err;
-	__atomic_add_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
+	}
+	if (!s->max_bytes)
+		__atomic_add_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&s->bytes_copied, len, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&s->bytes_reflinked, shared_bytes(dst, dst_off, len),
 			   __ATOMIC_RELAXED);

@@ -81,13 +81,18 @@ static struct sfs_snap *open_snap(struct fx *f)
 	return sfs_history_open(&f->h, &st);
 }
 
+static int live_fd_of(void *arg)
+{
+	return ((struct fx *)arg)->live;
+}
+
 /* What the daemon does for a change through MNT. */
 static void change(struct fx *f, uint64_t off, uint64_t end,
 		   void (*apply)(struct fx *, uint64_t, uint64_t))
 {
 	struct stat st;
 
-	sfs_history_before_change(&f->h, f->store, f->live, off, end);
+	sfs_history_before_change(&f->h, f->store, live_fd_of, f, off, end);
 	apply(f, off, end);
 	assert_int_equal(fstat(f->live, &st), 0);
 	sfs_history_after_change(&f->h, &st, true);

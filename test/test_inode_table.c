@@ -1,9 +1,14 @@
-/* Unit tests of lib/inode_table.c: one entry per backing inode, exact counts. */
+/*
+ * Unit tests of lib/inode_table.c: one entry per backing inode with exact
+ * lookup counts, and the incarnation rules: which node an open may bind,
+ * when it is told ESTALE and where the retry's lookup is routed.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -12,24 +17,32 @@
 #include <unistd.h>
 
 #include "sfs/inode_table.h"
+#include "sfs/store.h"
+
+#define TID 4242
 
 struct fixture {
 	char dir[64];
+	struct sfs_store *store;
 	struct sfs_inode_table *t;
 };
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
+	char err[256];
 	int fd;
 
 	snprintf(f->dir, sizeof(f->dir), "/tmp/sfs-itable-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
+	fd = open(f->dir, O_RDONLY | O_DIRECTORY);
+	f->store = sfs_store_new(fd, err, sizeof(err));
+	close(fd);
 	fd = open(f->dir, O_PATH | O_DIRECTORY);
-	f->t = sfs_itable_new(fd);
+	f->t = sfs_itable_new(fd, f->store);
 	*state = f;
-	return f->t ? 0 : -1;
+	return f->t && f->store ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -38,6 +51,7 @@ static int teardown(void **state)
 	char cmd[128];
 
 	sfs_itable_free(f->t);
+	sfs_store_free(f->store);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd) != 0)
 		return -1;
@@ -45,23 +59,37 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Look up a name below the fixture dir as the daemon does. */
-static struct sfs_inode *lookup(struct fixture *f, const char *name)
+static int root_fd(struct fixture *f)
 {
-	struct sfs_inode *root = sfs_itable_root(f->t);
-	int fd = openat(root->fd, name, O_PATH | O_NOFOLLOW);
+	return sfs_itable_root(f->t)->inode->fd;
+}
+
+/* Look up a name below the fixture dir as the daemon does, as thread tid. */
+static struct sfs_node *lookup_as(struct fixture *f, const char *name, pid_t tid)
+{
+	int fd = openat(root_fd(f), name, O_PATH | O_NOFOLLOW);
+	struct sfs_node *n;
 	struct stat st;
 
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &st), 0);
-	return sfs_itable_lookup(f->t, fd, &st);
+	n = sfs_itable_lookup(f->t, fd, &st, tid);
+	assert_non_null(n);
+	sfs_node_attr(f->t, n, &st);	/* the kernel gets attributes */
+	return n;
+}
+
+static struct sfs_node *lookup(struct fixture *f, const char *name)
+{
+	return lookup_as(f, name, TID);
 }
 
 static void create(struct fixture *f, const char *name)
 {
-	int fd = openat(sfs_itable_root(f->t)->fd, name, O_CREAT | O_WRONLY, 0644);
+	int fd = openat(root_fd(f), name, O_CREAT | O_WRONLY, 0644);
 
 	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789", 10), 10);
 	close(fd);
 }
 
@@ -78,12 +106,11 @@ static int open_fd_count(void)
 static void test_same_inode_same_entry(void **state)
 {
 	struct fixture *f = *state;
-	struct sfs_inode *a, *b, *c;
+	struct sfs_node *a, *b, *c;
 	int fds;
 
 	create(f, "a");
-	assert_int_equal(linkat(sfs_itable_root(f->t)->fd, "a",
-				sfs_itable_root(f->t)->fd, "hardlink", 0), 0);
+	assert_int_equal(linkat(root_fd(f), "a", root_fd(f), "hardlink", 0), 0);
 	fds = open_fd_count();
 	a = lookup(f, "a");
 	b = lookup(f, "hardlink");	/* hard link: the same backing inode */
@@ -91,7 +118,8 @@ static void test_same_inode_same_entry(void **state)
 	assert_ptr_equal(a, b);
 	assert_ptr_equal(a, c);
 	assert_int_equal(a->nlookup, 3);
-	assert_int_equal(a->type, S_IFREG);
+	assert_int_equal(a->inode->nlookup, 3);
+	assert_int_equal(a->inode->type, S_IFREG);
 	assert_int_equal(sfs_itable_count(f->t), 2);	/* root + a */
 	/* Redundant O_PATH fds were closed: only the entry's own remains. */
 	assert_int_equal(open_fd_count(), fds + 1);
@@ -106,59 +134,206 @@ static void test_same_inode_same_entry(void **state)
 static void test_distinct_inodes(void **state)
 {
 	struct fixture *f = *state;
-	struct sfs_inode *a, *b;
+	struct sfs_node *a, *b;
 
 	create(f, "x");
 	create(f, "y");
 	a = lookup(f, "x");
 	b = lookup(f, "y");
-	assert_ptr_not_equal(a, b);
+	assert_ptr_not_equal(a->inode, b->inode);
 	assert_int_equal(sfs_itable_count(f->t), 3);
 	/* Over-forgetting clamps at zero and frees once. */
 	sfs_itable_forget(f->t, a, 99);
 	sfs_itable_forget(f->t, b, 1);
 	assert_int_equal(sfs_itable_count(f->t), 1);
+	assert_int_equal(sfs_itable_node_count(f->t), 1);
 }
 
 static void test_root_pinned(void **state)
 {
 	struct fixture *f = *state;
-	struct sfs_inode *root = sfs_itable_root(f->t);
+	struct sfs_node *root = sfs_itable_root(f->t);
 
-	assert_int_equal(root->type, S_IFDIR);
+	assert_int_equal(root->inode->type, S_IFDIR);
 	sfs_itable_forget(f->t, root, 1000);
 	assert_int_equal(sfs_itable_count(f->t), 1);
 	assert_ptr_equal(sfs_itable_root(f->t), root);
-	assert_true(fcntl(root->fd, F_GETFD) != -1);
+	assert_true(fcntl(root->inode->fd, F_GETFD) != -1);
 }
 
 static void test_entry_survives_rename_and_unlink(void **state)
 {
 	struct fixture *f = *state;
-	struct sfs_inode *a, *b;
-	int rootfd = sfs_itable_root(f->t)->fd;
+	struct sfs_node *a, *b;
 	struct stat st;
 
 	create(f, "old");
 	a = lookup(f, "old");
-	assert_int_equal(renameat(rootfd, "old", rootfd, "new"), 0);
+	assert_int_equal(renameat(root_fd(f), "old", root_fd(f), "new"), 0);
 	b = lookup(f, "new");
 	assert_ptr_equal(a, b);
-	assert_int_equal(unlinkat(rootfd, "new", 0), 0);
+	assert_int_equal(unlinkat(root_fd(f), "new", 0), 0);
 	/* The O_PATH fd still reaches the (now nameless) inode. */
-	assert_int_equal(fstatat(a->fd, "", &st, AT_EMPTY_PATH), 0);
+	assert_int_equal(fstatat(a->inode->fd, "", &st, AT_EMPTY_PATH), 0);
 	assert_int_equal(st.st_nlink, 0);
 	sfs_itable_forget(f->t, a, 2);
 }
 
+/* What the daemon does for a read-only open of node. */
+static int open_read(struct fixture *f, struct sfs_node *n, pid_t tid, bool *keep)
+{
+	struct stat st;
+	struct sfs_snap *snap;
+
+	assert_int_equal(fstat(n->inode->fd, &st), 0);
+	snap = sfs_history_open(&n->inode->history, &st);
+	assert_non_null(snap);
+	return sfs_node_open(f->t, n, SFS_OPEN_READ, snap->version, snap, tid, keep);
+}
+
+static int open_write(struct fixture *f, struct sfs_node *n, pid_t tid)
+{
+	bool keep;
+
+	return sfs_node_open(f->t, n, SFS_OPEN_WRITE, n->inode->history.version,
+			     NULL, tid, &keep);
+}
+
+/* A change through MNT: the version moves on. */
+static void bump_version(struct sfs_node *n)
+{
+	sfs_history_before_change(&n->inode->history, NULL, NULL, NULL, 0, 0);
+	sfs_history_after_change(&n->inode->history, NULL, true);
+}
+
+static void test_readers_share_a_version(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *n;
+	bool keep = true;
+
+	create(f, "r");
+	n = lookup(f, "r");
+	assert_int_equal(n->mode, SFS_NODE_UNBOUND);
+	assert_int_equal(open_read(f, n, TID, &keep), 0);
+	assert_int_equal(n->mode, SFS_NODE_READ);
+	assert_false(keep);		/* a first binding keeps nothing */
+	assert_int_equal(open_read(f, n, TID + 1, &keep), 0);
+	assert_true(keep);		/* same version: the cache is right */
+	assert_int_equal(n->nopen, 2);
+	assert_ptr_equal(n->snap, n->inode->history.snaps);
+	sfs_node_release(f->t, n);
+	sfs_node_release(f->t, n);
+	/* Idle: the node keeps its version but no snapshot (nothing held). */
+	assert_null(n->snap);
+	assert_false(sfs_history_busy(&n->inode->history));
+	/* Unchanged since: a new reader joins again, cache kept. */
+	assert_int_equal(open_read(f, n, TID, &keep), 0);
+	assert_true(keep);
+	sfs_node_release(f->t, n);
+	sfs_itable_forget(f->t, n, 1);
+}
+
+static void test_stale_reader_is_routed_to_a_new_version(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *old, *fresh, *other;
+	uint64_t redirects = sfs_itable_redirects(f->t);
+	bool keep;
+
+	create(f, "s");
+	old = lookup(f, "s");
+	assert_int_equal(open_read(f, old, TID, &keep), 0);
+	bump_version(old);
+	/* The dentry still points at old: the open is told ESTALE... */
+	assert_int_equal(open_read(f, old, TID, &keep), ESTALE);
+	assert_int_equal(sfs_itable_redirects(f->t), redirects + 1);
+	/* ...another thread's lookup still gets the current node... */
+	other = lookup_as(f, "s", TID + 7);
+	assert_ptr_equal(other, old);
+	/* ...and this thread's retry (the kernel looks up twice) lands on a
+	 * node already bound to the new version. */
+	fresh = lookup(f, "s");
+	assert_ptr_equal(lookup(f, "s"), fresh);
+	assert_ptr_not_equal(fresh, old);
+	assert_int_equal(fresh->mode, SFS_NODE_READ);
+	assert_int_equal(fresh->version, old->inode->history.version);
+	assert_int_equal(open_read(f, fresh, TID, &keep), 0);
+	assert_int_equal(fresh->pins, 0);	/* route used up */
+	/* Two snapshots alive: old's and fresh's. */
+	assert_ptr_not_equal(old->snap, fresh->snap);
+	sfs_node_release(f->t, fresh);
+	sfs_node_release(f->t, old);
+	sfs_itable_forget(f->t, fresh, 2);
+	sfs_itable_forget(f->t, old, 2);
+	assert_int_equal(sfs_itable_node_count(f->t), 1);
+	assert_int_equal(sfs_itable_count(f->t), 1);
+}
+
+static void test_writers_share_one_live_node(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *r, *w;
+	bool keep;
+
+	create(f, "w");
+	r = lookup(f, "w");
+	assert_int_equal(open_read(f, r, TID, &keep), 0);
+	/* A writer on a node with a snapshot open: ESTALE to a live node. */
+	assert_int_equal(open_write(f, r, TID + 1), ESTALE);
+	w = lookup_as(f, "w", TID + 1);
+	assert_ptr_not_equal(w, r);
+	assert_int_equal(w->mode, SFS_NODE_WRITE);
+	assert_int_equal(open_write(f, w, TID + 1), 0);
+	/* Another writer arriving on the reader's node goes to the same one. */
+	assert_int_equal(open_write(f, r, TID + 2), ESTALE);
+	assert_ptr_equal(lookup_as(f, "w", TID + 2), w);
+	assert_int_equal(open_write(f, w, TID + 2), 0);
+	assert_int_equal(w->nopen, 2);
+	/* A reader on the write node while writers have it open: ESTALE. */
+	assert_int_equal(open_read(f, w, TID + 3, &keep), ESTALE);
+	sfs_itable_forget(f->t, lookup_as(f, "w", TID + 3), 1);
+	sfs_node_release(f->t, w);
+	sfs_node_release(f->t, w);
+	sfs_node_release(f->t, r);
+	sfs_itable_forget(f->t, w, 2);
+	sfs_itable_forget(f->t, r, 1);
+}
+
+static void test_first_open_binds_unbound_node(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *n;
+
+	create(f, "u");
+	n = lookup(f, "u");
+	assert_int_equal(open_write(f, n, TID), 0);
+	assert_int_equal(n->mode, SFS_NODE_WRITE);
+	sfs_node_release(f->t, n);
+	/* The kernel's attributes of n are from before this change: a reader
+	 * must not bind to n (it would trust a stale size). */
+	bump_version(n);
+	bool keep;
+	assert_int_equal(open_read(f, n, TID, &keep), ESTALE);
+	struct sfs_node *r = lookup(f, "u");
+	assert_int_equal(open_read(f, r, TID, &keep), 0);
+	sfs_node_release(f->t, r);
+	sfs_itable_forget(f->t, r, 1);
+	sfs_itable_forget(f->t, n, 1);
+}
+
 int main(void)
 {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_same_inode_same_entry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_distinct_inodes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_root_pinned, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_entry_survives_rename_and_unlink,
-						setup, teardown),
+		T(test_same_inode_same_entry),
+		T(test_distinct_inodes),
+		T(test_root_pinned),
+		T(test_entry_survives_rename_and_unlink),
+		T(test_readers_share_a_version),
+		T(test_stale_reader_is_routed_to_a_new_version),
+		T(test_writers_share_one_live_node),
+		T(test_first_open_binds_unbound_node),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

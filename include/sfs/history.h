@@ -52,6 +52,7 @@ struct sfs_snap {
 
 struct sfs_history {
 	pthread_mutex_t mutex;
+	pthread_cond_t idle;		/* changing dropped to zero */
 	uint64_t version;		/* V(B) */
 	struct sfs_snap *snaps;		/* live ones, newest first */
 	int store_fd;			/* -1 until something is preserved */
@@ -76,6 +77,9 @@ struct sfs_segment {
 	uint64_t src_off;		/* SFS_SEG_STORE: offset in store_fd */
 };
 
+/* Process-wide: look for out-of-band changes at all (-o oob=detect). */
+void sfs_history_detect_oob(bool on);
+
 void sfs_history_init(struct sfs_history *h);
 /* Frees every snapshot and the store file, whatever their refs. */
 void sfs_history_destroy(struct sfs_history *h, struct sfs_store *s);
@@ -86,6 +90,8 @@ bool sfs_history_busy(struct sfs_history *h);
 /*
  * The snapshot for an open now, st being fstat of the live file: joins the
  * one at the current version, or starts a new one (O(1): nothing copied).
+ * Waits while one of our changes is being applied: a snapshot taken in the
+ * middle would miss the preservation that change already did.
  */
 struct sfs_snap *sfs_history_open(struct sfs_history *h, const struct stat *st);
 void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
@@ -93,14 +99,18 @@ void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
 
 /*
  * Around a change of [off, end) of the live file (end UINT64_MAX: to the
- * end), with that range locked exclusively. before_change preserves what
+ * end), with that range locked exclusively. live_fd(arg) gives a readable
+ * fd of the live file (or -errno), asked only if something must be
+ * preserved, under the history's mutex (an empty range, off >= end, only
+ * marks a change of metadata running). before_change preserves what
  * live snapshots still need (never failing the writer: a snapshot that
  * cannot be preserved is invalidated); after_change bumps the version and,
  * st being fstat after the change, records the new base for out-of-band
  * detection.
  */
 void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
-			       int live_fd, uint64_t off, uint64_t end);
+			       int (*live_fd)(void *arg), void *arg,
+			       uint64_t off, uint64_t end);
 void sfs_history_after_change(struct sfs_history *h, const struct stat *st,
 			      bool data_changed);
 
@@ -118,6 +128,9 @@ bool sfs_history_check_oob(struct sfs_history *h, const struct stat *st);
  */
 int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
 		  uint64_t len, GArray *segs, const char **why);
+
+/* Take another ref on a snapshot someone holds. */
+void sfs_snap_ref(struct sfs_history *h, struct sfs_snap *snap);
 
 /* Invalidate snap (reads fail EIO from now on). */
 void sfs_snap_invalidate(struct sfs_history *h, struct sfs_snap *snap,

@@ -3,6 +3,19 @@
  * knows about, holding an O_PATH fd to it. No paths are kept: every
  * operation is relative to these fds, so renames in SRC never confuse us and
  * a name is only ever resolved one component at a time below SRC.
+ *
+ * Incarnations. The kernel caches file pages per FUSE inode and a splice
+ * hands those pages out (SPEC K3), so one FUSE inode's page cache may only
+ * ever hold one version of the file. A regular file is therefore shown to
+ * the kernel as one or more nodes (nodeids), each an incarnation of the
+ * backing inode:
+ *   - UNBOUND: looked up, never opened;
+ *   - READ at version v: opened read-only; its cache and attributes show v
+ *     for its whole life (snapshots);
+ *   - WRITE: the live file; at most one per backing inode.
+ * An open that lands on a node of the wrong kind is answered ESTALE; the
+ * kernel then looks the name up again (SPEC K7) and this thread's lookup is
+ * routed to the right node. Other inodes have a single node.
  */
 #ifndef SFS_INODE_TABLE_H
 #define SFS_INODE_TABLE_H
@@ -12,47 +25,125 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sfs/history.h"
 #include "sfs/range_lock.h"
 
 struct stat;
+struct sfs_store;
+
+enum sfs_node_mode { SFS_NODE_UNBOUND, SFS_NODE_READ, SFS_NODE_WRITE };
+
+struct sfs_inode;
+
+struct sfs_node {
+	struct sfs_inode *inode;
+	/* All below protected by the table's lock. */
+	enum sfs_node_mode mode;
+	uint64_t version;		/* READ: the version shown */
+	uint64_t size;			/* READ: v's size, as the kernel caches it */
+	/* READ: v's snapshot, one ref held while open files or routes use
+	 * the node (so an idle node keeps nothing preserved). */
+	struct sfs_snap *snap;
+	uint64_t told_version;		/* V(B) when the kernel last got attrs */
+	uint64_t nlookup;		/* the kernel's lookups of this nodeid */
+	unsigned nopen;			/* open files on this node */
+	unsigned pins;			/* routes pointing here */
+	struct sfs_node *next;		/* in inode->nodes */
+};
 
 struct sfs_inode {
 	int fd;			/* O_PATH|O_NOFOLLOW, owned by the entry */
 	dev_t dev;
 	ino_t ino;
 	mode_t type;		/* S_IFMT bits: fixed for the inode's life */
-	/*
-	 * How many lookups the kernel holds (FORGET gives them back); the
-	 * entry is freed when it reaches zero. Protected by the table's lock.
-	 */
+	/* Sum of the nodes' lookups; freed at zero. Table's lock. */
 	uint64_t nlookup;
+	struct sfs_node *nodes;	/* table's lock */
+	struct sfs_node *current; /* most recently used node; table's lock */
 	/* Orders reads against modifications of this inode's bytes. */
 	struct sfs_range_lock range_lock;
+	/* Versions snapshots still read (regular files). */
+	struct sfs_history history;
 };
 
 struct sfs_inode_table;
 
-/* Create a table whose root entry owns root_fd (an O_PATH fd of SRC). */
-struct sfs_inode_table *sfs_itable_new(int root_fd);
+/*
+ * Create a table whose root entry owns root_fd (an O_PATH fd of SRC).
+ * store: where snapshots' preserved bytes go (may be NULL: no snapshots).
+ */
+struct sfs_inode_table *sfs_itable_new(int root_fd, struct sfs_store *store);
 
 /* Free every entry and close their fds. */
 void sfs_itable_free(struct sfs_inode_table *t);
 
-struct sfs_inode *sfs_itable_root(struct sfs_inode_table *t);
+struct sfs_node *sfs_itable_root(struct sfs_inode_table *t);
 
 /*
  * Account one kernel lookup of the inode that fd (O_PATH) refers to, with
- * st its stat. Takes ownership of fd: it becomes the entry's fd, or is closed
- * when the inode already has an entry. Returns the entry, or NULL with errno.
+ * st its stat, made by thread tid. Takes ownership of fd: it becomes the
+ * entry's fd, or is closed when the inode already has an entry. Returns the
+ * node the kernel is to use: the one an ESTALE routed tid to, else the
+ * inode's current node (a new unbound one for a new inode). NULL: errno.
  */
-struct sfs_inode *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
-				    const struct stat *st);
+struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
+				   const struct stat *st, pid_t tid);
 
-/* Give back n lookups; the entry is freed when none remain (not the root). */
-void sfs_itable_forget(struct sfs_inode_table *t, struct sfs_inode *inode,
+/* Give back n lookups; nodes and entries are freed when none remain. */
+void sfs_itable_forget(struct sfs_inode_table *t, struct sfs_node *node,
 		       uint64_t n);
 
-/* Number of entries, root included. */
+/* Number of entries (backing inodes), root included. */
 size_t sfs_itable_count(struct sfs_inode_table *t);
+/* Number of nodes (incarnations), root included. */
+size_t sfs_itable_node_count(struct sfs_inode_table *t);
+
+enum sfs_open_kind {
+	SFS_OPEN_READ,		/* read-only: a snapshot */
+	SFS_OPEN_WRITE,		/* may modify: the live file */
+};
+
+/*
+ * Decide an open of a regular file on node by thread tid, the file being
+ * at version `version` now. For SFS_OPEN_READ, snap is the snapshot at that
+ * version, with a ref the call always takes over. Returns 0 (node bound;
+ * *keep_cache says whether the kernel may keep the node's cached pages), or
+ * ESTALE after routing tid's next lookup of this inode to the right node.
+ */
+int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *node,
+		  enum sfs_open_kind kind, uint64_t version, struct sfs_snap *snap,
+		  pid_t tid, bool *keep_cache);
+
+/* An open file of node was released. */
+void sfs_node_release(struct sfs_inode_table *t, struct sfs_node *node);
+
+/* Routes older than this are dropped (the retry comes at once). */
+#define SFS_ROUTE_TTL_NS 2000000000ull
+
+/* The kernel was just given node's attributes at version. */
+void sfs_node_told(struct sfs_inode_table *t, struct sfs_node *node,
+		   uint64_t version);
+
+/* The snapshot a READ node shows right now (NULL if none), with a ref. */
+struct sfs_snap *sfs_node_snap(struct sfs_inode_table *t, struct sfs_node *node);
+
+/*
+ * Fill attributes the kernel should see for node: st is the live stat;
+ * a READ node shows its version's size and times. Records told_version.
+ */
+void sfs_node_attr(struct sfs_inode_table *t, struct sfs_node *node,
+		   struct stat *st);
+
+/*
+ * The nodes of i whose kernel page cache may hold live data (every node
+ * but snapshot ones, whose content never changes), at most max of them.
+ * Nodes may be freed once the lock is dropped: use them only as nodeids.
+ */
+size_t sfs_itable_live_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
+			     struct sfs_node **out, size_t max);
+
+/* Counters: ESTALE redirects, nodes ever created. */
+uint64_t sfs_itable_redirects(struct sfs_inode_table *t);
+uint64_t sfs_itable_incarnations(struct sfs_inode_table *t);
 
 #endif

@@ -28,6 +28,12 @@ struct sfs_store_stats {
 struct sfs_store *sfs_store_new(int dirfd, char *err, size_t errlen);
 void sfs_store_free(struct sfs_store *s);
 
+/*
+ * Cap on bytes held (0: none). A copy that would pass it fails with EDQUOT,
+ * and the snapshots that needed it are invalidated; writers never wait.
+ */
+void sfs_store_set_max(struct sfs_store *s, uint64_t max_bytes);
+
 /* A new anonymous store file (read/write fd), or -errno. */
 int sfs_store_file(struct sfs_store *s);
 void sfs_store_file_close(struct sfs_store *s, int fd);

@@ -1,0 +1,220 @@
+/*
+ * Reading a snapshot: the bytes of the version a read-only open saw, put
+ * together from the live file (ranges nobody changed since), the store
+ * (ranges preserved before they changed) and zeros (holes), all spliced into
+ * the reply without a copy. Also the digest of a version (G5).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "fs.h"
+#include "sfs/stats.h"
+
+/* Holes are sent from here: one read is at most max_read (1 MiB). */
+static const char zeros[1 << 20];
+
+/* Log why a snapshot read fails, once per open file. */
+static void log_eio(struct sfs_file *f, const char *why, off_t off, size_t size)
+{
+	sfs_stat_add(SFS_STAT_EIO_READS, 1);
+	if (f->eio_logged)
+		return;
+	f->eio_logged = true;
+	fuse_log(FUSE_LOG_ERR, "stablefs: snapshot of inode %llu, bytes "
+		 "%lld..%lld: %s: reads fail with EIO\n",
+		 (unsigned long long)f->inode->ino, (long long)off,
+		 (long long)off + (long long)size, why);
+}
+
+static struct fuse_bufvec *bufvec_for(GArray *segs, int live_fd, int store_fd)
+{
+	size_t n = 0;
+	struct fuse_bufvec *v;
+
+	for (guint i = 0; i < segs->len; i++) {
+		struct sfs_segment *s = &g_array_index(segs, struct sfs_segment, i);
+
+		n += s->kind == SFS_SEG_ZERO ? (s->len + sizeof(zeros) - 1) / sizeof(zeros) : 1;
+	}
+	v = calloc(1, sizeof(*v) + (n ? n - 1 : 0) * sizeof(struct fuse_buf));
+	if (!v)
+		return NULL;
+	v->count = n;
+	n = 0;
+	for (guint i = 0; i < segs->len; i++) {
+		struct sfs_segment *s = &g_array_index(segs, struct sfs_segment, i);
+		uint64_t left = s->len;
+
+		if (s->kind != SFS_SEG_ZERO) {
+			struct fuse_buf *b = &v->buf[n++];
+
+			b->size = s->len;
+			b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+			b->fd = s->kind == SFS_SEG_LIVE ? live_fd : store_fd;
+			b->pos = (off_t)(s->kind == SFS_SEG_LIVE ? s->off : s->src_off);
+			continue;
+		}
+		while (left) {
+			struct fuse_buf *b = &v->buf[n++];
+
+			b->size = left < sizeof(zeros) ? left : sizeof(zeros);
+			b->mem = (void *)zeros;
+			left -= b->size;
+		}
+	}
+	return v;
+}
+
+/* A changed SRC file, noticed before its bytes are served as the snapshot's. */
+static void check_oob(struct sfs_inode *inode)
+{
+	struct stat st;
+
+	if (fstat(inode->fd, &st) == 0)
+		sfs_history_check_oob(&inode->history, &st);
+}
+
+void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off)
+{
+	struct sfs_history *h = &f->inode->history;
+	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
+	struct fuse_bufvec *v = NULL;
+	const char *why = NULL;
+	struct sfs_range r;
+	int err;
+
+	/* Shared: a change of this range first preserves it for us (K6). */
+	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, size, false);
+	check_oob(f->inode);
+	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size, segs, &why);
+	if (err)
+		log_eio(f, why, off, size);
+	else if (!(v = bufvec_for(segs, f->fd, h->store_fd)))
+		err = ENOMEM;
+	if (err)
+		fuse_reply_err(req, err);
+	else if (v->count == 0)
+		fuse_reply_buf(req, NULL, 0);	/* at or past the snapshot's end */
+	else
+		fuse_reply_data(req, v, FUSE_BUF_SPLICE_MOVE);
+	sfs_range_unlock(&f->inode->range_lock, &r);
+	free(v);
+	g_array_free(segs, TRUE);
+}
+
+/* pread all of len, 0 or -errno. */
+static int pread_full(int fd, char *buf, size_t len, off_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, buf, len, off);
+
+		if (n <= 0)
+			return n == 0 ? -EIO : -errno;
+		buf += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/*
+ * The snapshot's bytes, a chunk at a time: each chunk is consistent on its
+ * own (range lock), and the chunks together are, because a change first
+ * preserves what the snapshot still needs.
+ */
+static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_fd,
+		       unsigned char out[16])
+{
+	enum { CHUNK = 1 << 20 };
+	struct sfs_history *h = &inode->history;
+	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
+	XXH3_state_t *state = XXH3_createState();
+	char *buf = malloc(CHUNK);
+	const char *why;
+	int err = state && buf ? 0 : -ENOMEM;
+
+	if (!err)
+		XXH3_128bits_reset(state);
+	for (uint64_t off = 0; !err && off < snap->size; off += CHUNK) {
+		struct sfs_range r;
+
+		sfs_range_lock(&inode->range_lock, &r, off, CHUNK, false);
+		check_oob(inode);
+		err = -sfs_snap_plan(h, snap, off, CHUNK, segs, &why);
+		for (guint i = 0; !err && i < segs->len; i++) {
+			struct sfs_segment *s = &g_array_index(segs, struct sfs_segment, i);
+			char *dst = buf + (s->off - off);
+
+			if (s->kind == SFS_SEG_ZERO)
+				memset(dst, 0, s->len);
+			else
+				err = pread_full(s->kind == SFS_SEG_LIVE ? live_fd : h->store_fd,
+						 dst, s->len, (off_t)(s->kind == SFS_SEG_LIVE ?
+								      s->off : s->src_off));
+		}
+		sfs_range_unlock(&inode->range_lock, &r);
+		if (!err)
+			XXH3_128bits_update(state, buf, snap->size - off < CHUNK ?
+					    snap->size - off : CHUNK);
+	}
+	if (!err) {
+		XXH128_canonical_t c;
+
+		XXH128_canonicalFromHash(&c, XXH3_128bits_digest(state));
+		memcpy(out, c.digest, 16);
+		sfs_stat_add(SFS_STAT_DIGESTS, 1);
+	}
+	XXH3_freeState(state);
+	free(buf);
+	g_array_free(segs, TRUE);
+	return err;
+}
+
+/*
+ * XXH3-128 of what a reader of node gets: a snapshot node's version, or
+ * the live content (taken as a snapshot of now, so it cannot tear).
+ * Returns 0 with 32 hex digits and a NUL in hex, or a positive errno.
+ */
+int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+	struct sfs_inode *inode = node->inode;
+	struct sfs_history *h = &inode->history;
+	struct sfs_snap *snap = sfs_node_snap(fs->inodes, node);
+	unsigned char d[16];
+	struct stat st;
+	int live_fd, err = 0;
+
+	if (!snap) {
+		if (fstat(inode->fd, &st) == -1)
+			return errno;
+		snap = sfs_history_open(h, &st);
+		if (!snap)
+			return ENOMEM;
+	}
+	pthread_mutex_lock(&h->mutex);
+	if (snap->have_digest)
+		memcpy(d, snap->digest, 16);
+	pthread_mutex_unlock(&h->mutex);
+	if (!snap->have_digest) {
+		live_fd = sfs_open_data_fd(inode);
+		err = live_fd < 0 ? -live_fd : -digest_snap(inode, snap, live_fd, d);
+		if (live_fd >= 0)
+			close(live_fd);
+		if (!err) {
+			pthread_mutex_lock(&h->mutex);
+			memcpy(snap->digest, d, 16);
+			snap->have_digest = true;
+			pthread_mutex_unlock(&h->mutex);
+		}
+	}
+	sfs_history_close(h, fs->store, snap);
+	for (int i = 0; !err && i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	return err;
+}

@@ -1,0 +1,27 @@
+/*
+ * Process-wide counters, for `stablefs stats MNT`. Relaxed atomics: each is
+ * exact, a set of them read together is not a snapshot.
+ */
+#ifndef SFS_STATS_H
+#define SFS_STATS_H
+
+#include <stdint.h>
+
+enum sfs_stat {
+	SFS_STAT_SNAPSHOTS_LIVE,	/* snapshot versions with open files */
+	SFS_STAT_SNAPSHOT_OPENS,	/* read-only opens served as snapshots */
+	SFS_STAT_INVALIDATED_ENOSPC,	/* snapshots lost: store full */
+	SFS_STAT_INVALIDATED_CAP,	/* snapshots lost: max_preserve */
+	SFS_STAT_INVALIDATED_OTHER,	/* snapshots lost: other errors */
+	SFS_STAT_OOB_CHANGES,		/* changes to SRC seen from outside */
+	SFS_STAT_EIO_READS,		/* snapshot reads failed with EIO */
+	SFS_STAT_EVICTIONS,		/* page-cache ranges evicted */
+	SFS_STAT_DIGESTS,		/* xxh3 digests computed */
+	SFS_STAT_COUNT
+};
+
+void sfs_stat_add(enum sfs_stat which, int64_t delta);
+uint64_t sfs_stat_get(enum sfs_stat which);
+const char *sfs_stat_name(enum sfs_stat which);
+
+#endif

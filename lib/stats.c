@@ -1,0 +1,30 @@
+#include "sfs/stats.h"
+
+static uint64_t counters[SFS_STAT_COUNT];
+
+static const char *const names[SFS_STAT_COUNT] = {
+	[SFS_STAT_SNAPSHOTS_LIVE] = "snapshots_live",
+	[SFS_STAT_SNAPSHOT_OPENS] = "snapshot_opens",
+	[SFS_STAT_INVALIDATED_ENOSPC] = "snapshots_invalidated_enospc",
+	[SFS_STAT_INVALIDATED_CAP] = "snapshots_invalidated_max_preserve",
+	[SFS_STAT_INVALIDATED_OTHER] = "snapshots_invalidated_other",
+	[SFS_STAT_OOB_CHANGES] = "oob_changes",
+	[SFS_STAT_EIO_READS] = "eio_reads",
+	[SFS_STAT_EVICTIONS] = "evictions",
+	[SFS_STAT_DIGESTS] = "digests_computed",
+};
+
+void sfs_stat_add(enum sfs_stat which, int64_t delta)
+{
+	__atomic_add_fetch(&counters[which], (uint64_t)delta, __ATOMIC_RELAXED);
+}
+
+uint64_t sfs_stat_get(enum sfs_stat which)
+{
+	return __atomic_load_n(&counters[which], __ATOMIC_RELAXED);
+}
+
+const char *sfs_stat_name(enum sfs_stat which)
+{
+	return names[which];
+}
