@@ -122,6 +122,9 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 /* XXH3-128 in hex of what a reader of node gets; 0 or a positive errno. */
 int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33]);
 
+/* The mount's counters as one JSON object; returns its length (snprintf). */
+size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size);
+
 /* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
 int sfs_become_caller(fuse_req_t req);
 void sfs_become_daemon(fuse_req_t req);

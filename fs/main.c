@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -209,6 +210,53 @@ out:
 	return res;
 }
 
+/*
+ * stablefs stats MNT [--json]: read the mount's counters (stats.c) and
+ * print them as "name: value" lines, or the JSON as it came.
+ */
+static int stats_command(int argc, char *argv[])
+{
+	const char *mnt = NULL;
+	bool json = false;
+	char buf[8192];
+	ssize_t n;
+
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!mnt && argv[i][0] != '-')
+			mnt = argv[i];
+		else
+			return fail("stats: unexpected argument '%s' "
+				    "(usage: stablefs stats MNT [--json])", argv[i]);
+	}
+	if (!mnt)
+		return fail("stats: missing MNT (usage: stablefs stats MNT [--json])");
+	n = getxattr(mnt, "user.stablefs.stats", buf, sizeof(buf) - 1);
+	if (n < 0)
+		return fail("stats: %s: %s", mnt, errno == ENODATA || errno == ENOTSUP ?
+			    "not the root of a stablefs mount" : strerror(errno));
+	buf[n] = '\0';
+	if (json) {
+		printf("%s\n", buf);
+		return 0;
+	}
+	/* A flat object of numbers: {"name":value,...}. */
+	for (char *p = strtok(buf, "{,}"); p; p = strtok(NULL, "{,}")) {
+		char *colon = strchr(p, ':');
+
+		if (!colon)
+			continue;
+		*colon = '\0';
+		if (*p == '"')
+			p++;
+		if (*p && p[strlen(p) - 1] == '"')
+			p[strlen(p) - 1] = '\0';
+		printf("%-36s %s\n", p, colon + 1);
+	}
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -217,6 +265,8 @@ int main(int argc, char *argv[])
 	char err[PATH_MAX + 256];
 	int res = 1;
 
+	if (argc >= 2 && !strcmp(argv[1], "stats"))
+		return stats_command(argc, argv);
 	fuse_set_log_func(log_line);
 	/* The kernel already applied the caller's umask to every mode. */
 	umask(0);

@@ -8,9 +8,71 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/xattr.h>
 
 #include "fs.h"
+
+/*
+ * Our own attributes, computed, never stored in SRC:
+ *   user.stablefs.xxh3   XXH3-128 (hex) of what a reader of the file gets:
+ *                        on a snapshot's node, that version (G5);
+ *   user.stablefs.stats  on the mount's root, the counters (stats.c).
+ * listxattr does not show them, so copying tools do not copy them.
+ */
+#define XATTR_DIGEST "user.stablefs.xxh3"
+#define XATTR_STATS "user.stablefs.stats"
+
+static bool is_ours(const char *name)
+{
+	return strncmp(name, "user.stablefs.", 14) == 0;
+}
+
+/* 0 with the value in buf (malloc'd), or a positive errno. */
+static int our_value(fuse_req_t req, fuse_ino_t ino, const char *name,
+		     char **buf, size_t *len)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+	struct sfs_node *node = sfs_node_of(req, ino);
+	int err;
+
+	if (!strcmp(name, XATTR_DIGEST) && node->inode->type == S_IFREG) {
+		*buf = malloc(33);
+		if (!*buf)
+			return ENOMEM;
+		err = sfs_digest(req, node, *buf);
+		*len = 32;
+		return err;
+	}
+	if (!strcmp(name, XATTR_STATS) && ino == FUSE_ROOT_ID) {
+		size_t need = sfs_stats_json(fs, NULL, 0) + 1;
+
+		*buf = malloc(need);
+		if (!*buf)
+			return ENOMEM;
+		*len = sfs_stats_json(fs, *buf, need);
+		return 0;
+	}
+	return ENODATA;
+}
+
+static void reply_ours(fuse_req_t req, fuse_ino_t ino, const char *name,
+		       size_t size)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int err = our_value(req, ino, name, &buf, &len);
+
+	if (err)
+		fuse_reply_err(req, err);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, len);
+	free(buf);
+}
 
 /*
  * The size-probe protocol: size 0 asks how big the value is (reply_xattr),
@@ -32,6 +94,8 @@ void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 	char *buf = NULL;
 	ssize_t res;
 
+	if (is_ours(name))
+		return reply_ours(req, ino, name, size);
 	if (size && !(buf = malloc(size)))
 		return (void)fuse_reply_err(req, ENOMEM);
 	sfs_proc_path(path, sfs_inode_of(req, ino)->fd);
@@ -59,6 +123,8 @@ void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	char path[SFS_PROC_PATH_MAX];
 
+	if (is_ours(name))
+		return (void)fuse_reply_err(req, EPERM);
 	sfs_proc_path(path, sfs_inode_of(req, ino)->fd);
 	fuse_reply_err(req, setxattr(path, name, value, size, flags) ? errno : 0);
 }
@@ -67,6 +133,8 @@ void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	char path[SFS_PROC_PATH_MAX];
 
+	if (is_ours(name))
+		return (void)fuse_reply_err(req, EPERM);
 	sfs_proc_path(path, sfs_inode_of(req, ino)->fd);
 	fuse_reply_err(req, removexattr(path, name) ? errno : 0);
 }

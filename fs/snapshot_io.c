@@ -128,7 +128,7 @@ static int pread_full(int fd, char *buf, size_t len, off_t off)
  * preserves what the snapshot still needs.
  */
 static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_fd,
-		       unsigned char out[16])
+		       bool whole_file_locked, unsigned char out[16])
 {
 	enum { CHUNK = 1 << 20 };
 	struct sfs_history *h = &inode->history;
@@ -143,7 +143,8 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
 	for (uint64_t off = 0; !err && off < snap->size; off += CHUNK) {
 		struct sfs_range r;
 
-		sfs_range_lock(&inode->range_lock, &r, off, CHUNK, false);
+		if (!whole_file_locked)
+			sfs_range_lock(&inode->range_lock, &r, off, CHUNK, false);
 		check_oob(inode);
 		err = -sfs_snap_plan(h, snap, off, CHUNK, segs, &why);
 		for (guint i = 0; !err && i < segs->len; i++) {
@@ -157,7 +158,8 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
 						 dst, s->len, (off_t)(s->kind == SFS_SEG_LIVE ?
 								      s->off : s->src_off));
 		}
-		sfs_range_unlock(&inode->range_lock, &r);
+		if (!whole_file_locked)
+			sfs_range_unlock(&inode->range_lock, &r);
 		if (!err)
 			XXH3_128bits_update(state, buf, snap->size - off < CHUNK ?
 					    snap->size - off : CHUNK);
@@ -177,8 +179,10 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
 
 /*
  * XXH3-128 of what a reader of node gets: a snapshot node's version, or
- * the live content (taken as a snapshot of now, so it cannot tear).
- * Returns 0 with 32 hex digits and a NUL in hex, or a positive errno.
+ * the live content (taken as a snapshot of now, so it cannot tear; with
+ * -o snapshot=off nothing is preserved, so the whole file is held still
+ * instead). Returns 0 with 32 hex digits and a NUL in hex, or a positive
+ * errno.
  */
 int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 {
@@ -202,10 +206,17 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 		memcpy(d, snap->digest, 16);
 	pthread_mutex_unlock(&h->mutex);
 	if (!snap->have_digest) {
+		struct sfs_range r;
+
+		if (!fs->store)
+			sfs_range_lock(&inode->range_lock, &r, 0, SFS_RANGE_EOF, false);
 		live_fd = sfs_open_data_fd(inode);
-		err = live_fd < 0 ? -live_fd : -digest_snap(inode, snap, live_fd, d);
+		err = live_fd < 0 ? -live_fd :
+			-digest_snap(inode, snap, live_fd, !fs->store, d);
 		if (live_fd >= 0)
 			close(live_fd);
+		if (!fs->store)
+			sfs_range_unlock(&inode->range_lock, &r);
 		if (!err) {
 			pthread_mutex_lock(&h->mutex);
 			memcpy(snap->digest, d, 16);
