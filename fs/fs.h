@@ -119,6 +119,9 @@ int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, off_t size);
 /* Answer a read of a snapshot handle (snapshot_io.c). */
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);
 
+/* SEEK_DATA/SEEK_HOLE within a snapshot; 0 with *out, or a positive errno. */
+int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out);
+
 /* XXH3-128 in hex of what a reader of node gets; 0 or a positive errno. */
 int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33]);
 

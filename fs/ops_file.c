@@ -492,10 +492,18 @@ int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, off_t size)
 void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		  struct fuse_file_info *fi)
 {
-	off_t res = lseek(sfs_file_of(fi)->fd, off, whence);
+	struct sfs_file *f = sfs_file_of(fi);
+	off_t res;
+	int err;
 
-	if (res == -1)
-		fuse_reply_err(req, errno);
+	if (f->snap && (whence == SEEK_DATA || whence == SEEK_HOLE)) {
+		err = sfs_snapshot_lseek(f, off, whence, &res);
+	} else {
+		res = lseek(f->fd, off, whence);
+		err = res == -1 ? errno : 0;
+	}
+	if (err)
+		fuse_reply_err(req, err);
 	else
 		fuse_reply_lseek(req, res);
 }
@@ -554,6 +562,10 @@ void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 	if (off_in < 0 || off_out < 0)
 		return (void)fuse_reply_err(req, EINVAL);
+	/* From a snapshot the bytes are not (all) in the live file: EXDEV
+	 * makes the kernel copy through splice, i.e. through our reads. */
+	if (a.in->snap)
+		return (void)fuse_reply_err(req, EXDEV);
 	if (a.in->inode == a.out->inode) {
 		lo = lo < (uint64_t)off_in ? lo : (uint64_t)off_in;
 		hi = hi > (uint64_t)off_in + len ? hi : (uint64_t)off_in + len;

@@ -229,3 +229,51 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 		snprintf(hex + 2 * i, 3, "%02x", d[i]);
 	return err;
 }
+
+/*
+ * SEEK_DATA / SEEK_HOLE on a snapshot: where its data and holes were at
+ * open. Preserved ranges are data, preserved holes are holes, and the rest
+ * is asked of the live file, which still holds those bytes. The kernel
+ * answers SEEK_SET/CUR/END itself (END from the snapshot's size).
+ */
+int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out)
+{
+	struct sfs_history *h = &f->inode->history;
+	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
+	const char *why = NULL;
+	uint64_t size = f->snap->size;
+	struct sfs_range r;
+	int err;
+
+	if (off < 0 || (uint64_t)off >= size) {
+		g_array_free(segs, TRUE);
+		return ENXIO;
+	}
+	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, SFS_RANGE_EOF, false);
+	check_oob(f->inode);
+	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size - (uint64_t)off, segs, &why);
+	*out = whence == SEEK_HOLE ? (off_t)size : -1;	/* EOF is a hole */
+	for (guint i = 0; !err && i < segs->len; i++) {
+		struct sfs_segment *s = &g_array_index(segs, struct sfs_segment, i);
+		off_t end = (off_t)(s->off + s->len), at = (off_t)s->off;
+
+		if (s->kind == SFS_SEG_LIVE) {
+			at = lseek(f->fd, (off_t)s->off, whence);
+			if (at == -1 && errno != ENXIO) {
+				err = errno;
+				break;
+			}
+			if (at == -1 || at >= end)
+				continue;
+		} else if ((s->kind == SFS_SEG_ZERO) != (whence == SEEK_HOLE)) {
+			continue;
+		}
+		*out = at;
+		break;
+	}
+	sfs_range_unlock(&f->inode->range_lock, &r);
+	g_array_free(segs, TRUE);
+	if (!err && *out == -1)
+		err = ENXIO;
+	return err;
+}

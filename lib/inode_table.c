@@ -239,10 +239,16 @@ struct sfs_node *sfs_itable_root(struct sfs_inode_table *t)
 	return t->root->current;
 }
 
-/* With the lock held: which node a lookup of i by tid gets. */
+/*
+ * With the lock held: which node a lookup of i by tid gets. A routed
+ * thread gets its route; anyone else the most recently used node, unless
+ * that shows an old version: then a live one (the write node, an unbound
+ * one, or a new one), so that stat(2) by path shows the file as it is.
+ */
 static struct sfs_node *pick_node(struct sfs_inode_table *t, struct sfs_inode *i,
-				  pid_t tid)
+				  pid_t tid, uint64_t version)
 {
+	struct sfs_node *n = i->current;
 	struct route *r;
 
 	if (g_hash_table_size(t->routes)) {
@@ -250,9 +256,15 @@ static struct sfs_node *pick_node(struct sfs_inode_table *t, struct sfs_inode *i
 		if (r && r->node->inode == i)
 			return r->node;
 	}
-	if (!i->current)
-		i->current = node_new(t, i);
-	return i->current;
+	if (n && (n->mode != SFS_NODE_READ || n->version == version))
+		return n;
+	for (n = i->nodes; n; n = n->next)
+		if (n->mode != SFS_NODE_READ)
+			break;
+	if (!n)
+		n = node_new(t, i);
+	i->current = n;
+	return n;
 }
 
 struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
@@ -261,6 +273,7 @@ struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 	struct sfs_inode key = { .dev = st->st_dev, .ino = st->st_ino };
 	struct sfs_inode *i;
 	struct sfs_node *n;
+	uint64_t version;
 
 	pthread_mutex_lock(&t->lock);
 	/* First: an expired route may free the very inode looked up now. */
@@ -283,7 +296,10 @@ struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 		}
 		g_hash_table_add(t->map, i);
 	}
-	n = pick_node(t, i, tid);
+	pthread_mutex_lock(&i->history.mutex);
+	version = i->history.version;
+	pthread_mutex_unlock(&i->history.mutex);
+	n = pick_node(t, i, tid, version);
 	if (!n) {
 		if (!i->nlookup)
 			g_hash_table_remove(t->map, i);
@@ -386,6 +402,13 @@ static struct sfs_node *find_node(struct sfs_inode *i, enum sfs_node_mode mode,
  * keep its cache; an unused node whose attributes the kernel got at this
  * version can be bound to it. Anything else is a stale incarnation.
  */
+static bool routed_here(struct sfs_inode_table *t, struct sfs_node *n, pid_t tid)
+{
+	struct route *r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
+
+	return r && r->node == n;
+}
+
 static int open_read(struct sfs_inode_table *t, struct sfs_node *n,
 		     uint64_t version, struct sfs_snap *snap, pid_t tid,
 		     bool *keep_cache)
@@ -393,6 +416,13 @@ static int open_read(struct sfs_inode_table *t, struct sfs_node *n,
 	struct sfs_inode *i = n->inode;
 	struct sfs_node *target;
 
+	/*
+	 * The retry after our ESTALE lands where we routed it: it must open
+	 * (the kernel retries only once), even if the file changed again in
+	 * between; it gets the version of its lookup, which the route kept.
+	 */
+	if (n->mode == SFS_NODE_READ && n->snap && routed_here(t, n, tid))
+		version = n->version;
 	if (n->mode == SFS_NODE_READ && n->version == version) {
 		if (!n->snap)
 			n->snap = snap;

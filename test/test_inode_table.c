@@ -248,9 +248,11 @@ static void test_stale_reader_is_routed_to_a_new_version(void **state)
 	/* The dentry still points at old: the open is told ESTALE... */
 	assert_int_equal(open_read(f, old, TID, &keep), ESTALE);
 	assert_int_equal(sfs_itable_redirects(f->t), redirects + 1);
-	/* ...another thread's lookup still gets the current node... */
+	/* ...another thread's lookup gets a live node, not the old version
+	 * (stat by path shows the file as it is)... */
 	other = lookup_as(f, "s", TID + 7);
-	assert_ptr_equal(other, old);
+	assert_ptr_not_equal(other, old);
+	assert_int_not_equal(other->mode, SFS_NODE_READ);
 	/* ...and this thread's retry (the kernel looks up twice) lands on a
 	 * node already bound to the new version. */
 	fresh = lookup(f, "s");
@@ -266,8 +268,39 @@ static void test_stale_reader_is_routed_to_a_new_version(void **state)
 	sfs_node_release(f->t, old);
 	sfs_itable_forget(f->t, fresh, 2);
 	sfs_itable_forget(f->t, old, 2);
+	sfs_itable_forget(f->t, other, 1);
 	assert_int_equal(sfs_itable_node_count(f->t), 1);
 	assert_int_equal(sfs_itable_count(f->t), 1);
+}
+
+/*
+ * The kernel retries an open once: the retry must open even when the file
+ * changed again between our ESTALE and it. It gets the version its lookup
+ * showed (kept by the route), not a second ESTALE.
+ */
+static void test_routed_retry_always_opens(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *old, *fresh;
+	uint64_t routed_version;
+	bool keep;
+
+	create(f, "t");
+	old = lookup(f, "t");
+	assert_int_equal(open_read(f, old, TID, &keep), 0);
+	bump_version(old);
+	assert_int_equal(open_read(f, old, TID, &keep), ESTALE);
+	fresh = lookup(f, "t");
+	routed_version = fresh->version;
+	bump_version(old);		/* a writer gets in between */
+	assert_int_equal(open_read(f, fresh, TID, &keep), 0);
+	assert_int_equal(fresh->version, routed_version);
+	assert_true(fresh->version < old->inode->history.version);
+	sfs_node_release(f->t, fresh);
+	sfs_node_release(f->t, old);
+	sfs_itable_forget(f->t, fresh, 1);
+	sfs_itable_forget(f->t, old, 1);
+	assert_int_equal(sfs_itable_count(f->t), 1);	/* all freed */
 }
 
 static void test_writers_share_one_live_node(void **state)
@@ -332,6 +365,7 @@ int main(void)
 		T(test_entry_survives_rename_and_unlink),
 		T(test_readers_share_a_version),
 		T(test_stale_reader_is_routed_to_a_new_version),
+		T(test_routed_retry_always_opens),
 		T(test_writers_share_one_live_node),
 		T(test_first_open_binds_unbound_node),
 	};
