@@ -166,8 +166,9 @@ static void test_xfs_preserves_by_reflink(void **state)
 	assert_int_equal(stat_of(f, "bytes_reflinked_total"),
 			 stat_of(f, "bytes_preserved"));
 	/* The old blocks are shared with the store, the new data is new:
-	 * the filesystem grew by about the new data, not twice that. */
-	assert_true(after - before < BIG + BIG / 8);
+	 * the filesystem grew by about the new data (plus XFS's copy-on-write
+	 * preallocation), clearly not by twice that as a copy would. */
+	assert_true(after - before < BIG + BIG / 2);
 	/* The snapshot still reads the original. */
 	fill(want, BIG, 1);
 	assert_int_equal(pread(r, buf, BIG, 0), (ssize_t)BIG);
