@@ -7,6 +7,7 @@
 
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
+#include <limits.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -23,6 +24,8 @@ struct sfs_fs {
 	struct fuse_session *se;
 	bool switch_creds;		/* running as root: act as each caller */
 	bool apply_umask;		/* DONT_MASK: the caller's umask is ours to apply */
+	char bdi_path[96];		/* the mount's read_ahead_kb in sysfs */
+	bool readahead_tuned;		/* atomic: done (or tried) once */
 };
 
 /* An open regular file: fi->fh points to one. */
@@ -127,6 +130,11 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33]);
 
 /* The mount's counters as one JSON object; returns its length (snprintf). */
 size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size);
+
+/* Find the mount's backing device (after mounting), raise its read-ahead
+ * (from a request: only once the kernel processed INIT). readahead.c */
+void sfs_find_bdi(struct sfs_fs *fs, const char *mnt);
+void sfs_tune_readahead(struct sfs_fs *fs);
 
 /* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
 int sfs_become_caller(fuse_req_t req);

@@ -189,6 +189,7 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 		goto out_session;
 	if (fuse_session_mount(fs->se, cmd->mountpoint))
 		goto out_signals;
+	sfs_find_bdi(fs, cmd->mountpoint);
 	/* Only now: the parent's exit status tells whether we mounted. */
 	if (fuse_daemonize(cmd->foreground))
 		goto out_unmount;

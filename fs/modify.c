@@ -84,7 +84,6 @@ int sfs_modify(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 	uint64_t end = len > SFS_RANGE_EOF - off ? SFS_RANGE_EOF : off + len;
 	struct data_fd data = { .inode = inode, .fd = -1 };
 	struct sfs_range r;
-	struct stat st;
 	int err;
 
 	sfs_range_lock(&inode->range_lock, &r, off, len, true);
@@ -93,8 +92,7 @@ int sfs_modify(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 					  &data, off, end);
 	err = apply(arg);
 	if (sfs_incarnated(fs, inode))
-		sfs_history_after_change(&inode->history,
-					 fstat(inode->fd, &st) ? NULL : &st, true);
+		sfs_history_after_change(&inode->history, inode->fd, true);
 	sfs_range_unlock(&inode->range_lock, &r);
 	if (data.fd >= 0)
 		close(data.fd);

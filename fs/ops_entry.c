@@ -133,6 +133,7 @@ void sfs_become_daemon(fuse_req_t req)
 
 void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	sfs_tune_readahead(sfs_fs_of(req));
 	struct fuse_entry_param e;
 	int err = sfs_do_lookup(req, sfs_inode_of(req, parent), name, &e);
 
@@ -176,6 +177,8 @@ static void reply_attr_of(fuse_req_t req, struct sfs_node *node, int fd)
  */
 void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* Usually the first request after INIT (see readahead.c). */
+	sfs_tune_readahead(sfs_fs_of(req));
 	reply_attr_of(req, sfs_node_of(req, ino), fi ? sfs_file_of(fi)->fd : -1);
 }
 
@@ -215,7 +218,6 @@ static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
 			 struct stat *attr, int valid)
 {
 	int err = 0;
-	struct stat st;
 
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
@@ -234,8 +236,7 @@ static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
 		/* Our own mtime change must not look like one from outside. */
 		sfs_history_before_change(&inode->history, NULL, NULL, NULL, 0, 0);
 		err = set_times(fd >= 0 ? fd : inode->fd, attr, valid);
-		sfs_history_after_change(&inode->history,
-					 stat_fd(inode->fd, &st) ? NULL : &st, false);
+		sfs_history_after_change(&inode->history, inode->fd, false);
 	}
 	return err;
 }

@@ -104,7 +104,6 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int flags,
 	struct sfs_inode *inode = node->inode;
 	pid_t tid = fuse_req_ctx(req)->pid;
 	struct sfs_snap *s;
-	struct stat st;
 	int err;
 
 	*snap = NULL;
@@ -118,11 +117,9 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int flags,
 		*bound = !err;
 		return err;
 	}
-	if (fstat(inode->fd, &st) == -1)
-		return errno;
-	s = sfs_history_open(&inode->history, &st);
+	s = sfs_history_open(&inode->history, inode->fd);
 	if (!s)
-		return ENOMEM;
+		return errno ? errno : ENOMEM;
 	err = sfs_node_open(fs->inodes, node, SFS_OPEN_READ, s->version, s, tid,
 			    keep_cache);
 	if (!err) {

@@ -73,10 +73,7 @@ static struct fuse_bufvec *bufvec_for(GArray *segs, int live_fd, int store_fd)
 /* A changed SRC file, noticed before its bytes are served as the snapshot's. */
 static void check_oob(struct sfs_inode *inode)
 {
-	struct stat st;
-
-	if (fstat(inode->fd, &st) == 0)
-		sfs_history_check_oob(&inode->history, &st);
+	sfs_history_check_oob(&inode->history, inode->fd);
 }
 
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off)
@@ -191,15 +188,12 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 	struct sfs_history *h = &inode->history;
 	struct sfs_snap *snap = sfs_node_snap(fs->inodes, node);
 	unsigned char d[16];
-	struct stat st;
 	int live_fd, err = 0;
 
 	if (!snap) {
-		if (fstat(inode->fd, &st) == -1)
-			return errno;
-		snap = sfs_history_open(h, &st);
+		snap = sfs_history_open(h, inode->fd);
 		if (!snap)
-			return ENOMEM;
+			return errno ? errno : ENOMEM;
 	}
 	pthread_mutex_lock(&h->mutex);
 	if (snap->have_digest)

@@ -114,23 +114,30 @@ static bool check_oob_locked(struct sfs_history *h, const struct stat *st)
 	return true;
 }
 
-bool sfs_history_check_oob(struct sfs_history *h, const struct stat *st)
+bool sfs_history_check_oob(struct sfs_history *h, int fd)
 {
-	bool found;
+	struct stat st;
+	bool found = false;
 
 	pthread_mutex_lock(&h->mutex);
-	found = check_oob_locked(h, st);
+	if (!h->changing && fstat(fd, &st) == 0)
+		found = check_oob_locked(h, &st);
 	pthread_mutex_unlock(&h->mutex);
 	return found;
 }
 
-struct sfs_snap *sfs_history_open(struct sfs_history *h, const struct stat *st)
+struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd)
 {
 	struct sfs_snap *snap;
+	struct stat stbuf, *st = &stbuf;
 
 	pthread_mutex_lock(&h->mutex);
 	while (h->changing)
 		pthread_cond_wait(&h->idle, &h->mutex);
+	if (fstat(fd, st) == -1) {
+		pthread_mutex_unlock(&h->mutex);
+		return NULL;
+	}
 	check_oob_locked(h, st);
 	snap = h->snaps;
 	if (snap && snap->version == h->version && !snap->invalid && !snap->oob &&
@@ -481,9 +488,10 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 	g_array_free(bases, TRUE);
 }
 
-void sfs_history_after_change(struct sfs_history *h, const struct stat *st,
-			      bool data_changed)
+void sfs_history_after_change(struct sfs_history *h, int fd, bool data_changed)
 {
+	struct stat st;
+
 	pthread_mutex_lock(&h->mutex);
 	if (data_changed)
 		h->version++;
@@ -491,8 +499,8 @@ void sfs_history_after_change(struct sfs_history *h, const struct stat *st,
 		h->changing--;
 	/* The base is only exact when no other change of ours is running. */
 	if (h->changing == 0) {
-		if (st)
-			set_base(h, st);
+		if (fd >= 0 && fstat(fd, &st) == 0)
+			set_base(h, &st);
 		else
 			h->base_known = false;
 		pthread_cond_broadcast(&h->idle);

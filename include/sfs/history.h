@@ -88,12 +88,16 @@ void sfs_history_destroy(struct sfs_history *h, struct sfs_store *s);
 bool sfs_history_busy(struct sfs_history *h);
 
 /*
- * The snapshot for an open now, st being fstat of the live file: joins the
- * one at the current version, or starts a new one (O(1): nothing copied).
- * Waits while one of our changes is being applied: a snapshot taken in the
- * middle would miss the preservation that change already did.
+ * The snapshot for an open now (fd: the live file, any fd fstat accepts):
+ * joins the one at the current version, or starts a new one (O(1): nothing
+ * copied). Waits while one of our changes is being applied: a snapshot
+ * taken in the middle would miss the preservation that change already did.
+ *
+ * Every function here that looks at the live file's attributes does so
+ * itself, under the mutex: attributes read outside it could predate a
+ * change of ours that completes meanwhile, and look like one from outside.
  */
-struct sfs_snap *sfs_history_open(struct sfs_history *h, const struct stat *st);
+struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd);
 void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
 		       struct sfs_snap *snap);
 
@@ -105,21 +109,20 @@ void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
  * marks a change of metadata running). before_change preserves what
  * live snapshots still need (never failing the writer: a snapshot that
  * cannot be preserved is invalidated); after_change bumps the version and,
- * st being fstat after the change, records the new base for out-of-band
- * detection.
+ * if no other change of ours still runs, records the file's attributes
+ * now (fstat of fd; fd < 0: unknown) as the base for out-of-band detection.
  */
 void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 			       int (*live_fd)(void *arg), void *arg,
 			       uint64_t off, uint64_t end);
-void sfs_history_after_change(struct sfs_history *h, const struct stat *st,
-			      bool data_changed);
+void sfs_history_after_change(struct sfs_history *h, int fd, bool data_changed);
 
 /*
- * Check the live file against what we last did to it (st: fstat now). A
+ * Check the live file (fstat of fd) against what we last did to it. A
  * difference while none of our changes runs is an out-of-band change:
  * snapshots open now lose their live ranges. Returns true if it found one.
  */
-bool sfs_history_check_oob(struct sfs_history *h, const struct stat *st);
+bool sfs_history_check_oob(struct sfs_history *h, int fd);
 
 /*
  * Plan a read of [off, off + len) of snap, clamped to its size, into segs
