@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <syslog.h>
@@ -145,6 +146,20 @@ static int add_mount_options(struct fuse_args *args, const char *src_real)
 	}
 	free(fsname);
 	return res;
+}
+
+/*
+ * The daemon holds an O_PATH fd per inode the kernel caches (and the kernel
+ * may cache many): run with the hard limit, not the usual soft 1024.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
@@ -311,6 +326,7 @@ int main(int argc, char *argv[])
 	}
 	if (open_store(&fs, cmd.mountpoint))
 		goto out;
+	raise_fd_limit();
 	fs.switch_creds = geteuid() == 0;
 	if (fs.switch_creds && sfs_cred_init()) {
 		fail("cannot read the daemon's groups: %s", strerror(errno));

@@ -187,30 +187,31 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 	struct sfs_inode *inode = node->inode;
 	struct sfs_history *h = &inode->history;
 	struct sfs_snap *snap = sfs_node_snap(fs->inodes, node);
+	struct sfs_range whole;
 	unsigned char d[16];
 	int live_fd, err = 0;
 
+	/* Without a store nothing is preserved: hold the whole file still
+	 * from before its size is taken until the last byte is hashed. */
+	if (!fs->store)
+		sfs_range_lock(&inode->range_lock, &whole, 0, SFS_RANGE_EOF, false);
 	if (!snap) {
 		snap = sfs_history_open(h, inode->fd);
-		if (!snap)
-			return errno ? errno : ENOMEM;
+		if (!snap) {
+			err = errno ? errno : ENOMEM;
+			goto out;
+		}
 	}
 	pthread_mutex_lock(&h->mutex);
 	if (snap->have_digest)
 		memcpy(d, snap->digest, 16);
 	pthread_mutex_unlock(&h->mutex);
 	if (!snap->have_digest) {
-		struct sfs_range r;
-
-		if (!fs->store)
-			sfs_range_lock(&inode->range_lock, &r, 0, SFS_RANGE_EOF, false);
 		live_fd = sfs_open_data_fd(inode);
 		err = live_fd < 0 ? -live_fd :
 			-digest_snap(inode, snap, live_fd, !fs->store, d);
 		if (live_fd >= 0)
 			close(live_fd);
-		if (!fs->store)
-			sfs_range_unlock(&inode->range_lock, &r);
 		if (!err) {
 			pthread_mutex_lock(&h->mutex);
 			memcpy(snap->digest, d, 16);
@@ -221,6 +222,9 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 	sfs_history_close(h, fs->store, snap);
 	for (int i = 0; !err && i < 16; i++)
 		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+out:
+	if (!fs->store)
+		sfs_range_unlock(&inode->range_lock, &whole);
 	return err;
 }
 

@@ -363,7 +363,17 @@ static int preserve_range(struct sfs_history *h, struct sfs_store *s, int live,
 		if (err)
 			return err;
 		g_array_append_val(bases, cb);
-		p = (struct piece){ off, data_end, cb.chunk };
+		/*
+		 * The chunk holds whole blocks: where they reach beyond the
+		 * range (not into one of its holes), those bytes are the live
+		 * file's too and may serve snapshots that still read them
+		 * live, so a later out-of-band change spares them.
+		 */
+		p = (struct piece){
+			off == r.start ? cb.base : off,
+			data_end == r.end ? cb.base + cb.chunk->len : data_end,
+			cb.chunk,
+		};
 		g_array_append_val(pieces, p);
 		off = data_end;
 	}
@@ -391,15 +401,17 @@ static void attach_pieces(struct sfs_snap *snap, GArray *gaps, GArray *pieces,
 {
 	for (guint g = 0; g < gaps->len; g++) {
 		struct range gap = g_array_index(gaps, struct range, g);
+		uint64_t done = gap.start;	/* widened pieces may overlap */
 
 		for (guint i = 0; i < pieces->len; i++) {
 			struct piece *p = &g_array_index(pieces, struct piece, i);
-			uint64_t a = gap.start > p->start ? gap.start : p->start;
+			uint64_t a = done > p->start ? done : p->start;
 			uint64_t b = gap.end < p->end ? gap.end : p->end;
 			struct sfs_extent e;
 
 			if (a >= b)
 				continue;
+			done = b;
 			e.start = a;
 			e.end = b;
 			e.chunk = p->chunk;
@@ -410,6 +422,22 @@ static void attach_pieces(struct sfs_snap *snap, GArray *gaps, GArray *pieces,
 		}
 	}
 	g_array_sort(snap->extents, extent_cmp);
+}
+
+/* The span the pieces cover (empty if none). */
+static struct range pieces_window(GArray *pieces)
+{
+	struct range w = { UINT64_MAX, 0 };
+
+	for (guint i = 0; i < pieces->len; i++) {
+		struct piece *p = &g_array_index(pieces, struct piece, i);
+
+		if (p->start < w.start)
+			w.start = p->start;
+		if (p->end > w.end)
+			w.end = p->end;
+	}
+	return w;
 }
 
 /* Chunks nobody took (every snapshot that needed them was invalidated). */
@@ -431,6 +459,7 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 			       uint64_t off, uint64_t end)
 {
 	GArray *all, *pieces, *bases;
+	struct range win;
 	struct stat st;
 	int fd, err = 0;
 
@@ -461,6 +490,7 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 		err = preserve_range(h, s, fd, (uint64_t)st.st_size,
 				     g_array_index(all, struct range, i), pieces,
 				     bases);
+	win = pieces_window(pieces);
 	for (struct sfs_snap *p = h->snaps; p; p = p->next) {
 		uint64_t e = end < p->size ? end : p->size;
 		GArray *gaps;
@@ -477,7 +507,9 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 			continue;
 		}
 		gaps = g_array_new(FALSE, FALSE, sizeof(struct range));
-		add_gaps(p, off, e, gaps);
+		add_gaps(p, win.start < off ? win.start : off,
+			 win.end > e ? (win.end < p->size ? win.end : p->size) : e,
+			 gaps);
 		attach_pieces(p, gaps, pieces, bases);
 		g_array_free(gaps, TRUE);
 	}

@@ -38,6 +38,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -928,6 +929,67 @@ static void test_shared_writable_mmap_refused(void **state)
 	munmap(map, FILE_SIZE);
 }
 
+/* A counter of the mount (user.stablefs.stats, flat JSON), -1 if absent. */
+static long long mount_stat(const struct fixture *f, const char *name)
+{
+	char buf[8192], key[128], *p;
+	ssize_t n = getxattr(f->m.mnt, "user.stablefs.stats", buf, sizeof(buf) - 1);
+
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	p = strstr(buf, key);
+	return p ? atoll(p + strlen(key)) : -1;
+}
+
+/*
+ * K7: an OPEN answered ESTALE makes the VFS look the name up again and
+ * retry, and open() succeeds; truncate(path) likewise; fstat on an fd
+ * opened before keeps working (GETATTR carries no handle: never ESTALE).
+ * Snapshots rest on this. Here: a reader holds a snapshot node; the file
+ * changes; new opens by the same (cached) path land on the stale node and
+ * are steered. If the kernel stopped retrying, they would fail with ESTALE.
+ */
+static void test_k7_estale_open_is_retried(void **state)
+{
+	struct fixture *f = *state;
+	char spath[PATH_MAX], mpath[PATH_MAX];
+	long long before;
+	struct stat st;
+	int reader, writer, again;
+
+	require_mount(f);
+	make_fuse_file(f, spath, mpath);
+	reader = open(mpath, O_RDONLY | O_CLOEXEC);
+	assert_true(reader >= 0);
+	before = mount_stat(f, "estale_redirects");
+	/* A writer through the same (cached) dentry: steered to the live node. */
+	writer = open(mpath, O_RDWR | O_CLOEXEC);
+	assert_true(writer >= 0);
+	assert_int_equal(pwrite(writer, "changed", 7, 0), 7);
+	assert_int_equal(ftruncate(writer, FILE_SIZE / 2), 0);
+	/* A reader by path after the change: its own, current snapshot. */
+	again = open(mpath, O_RDONLY | O_CLOEXEC);
+	assert_true(again >= 0);
+	assert_int_equal(fstat(again, &st), 0);
+	assert_int_equal(st.st_size, FILE_SIZE / 2);
+	/* truncate(path) steered the same way, applied once. */
+	assert_int_equal(truncate(mpath, FILE_SIZE / 4), 0);
+	assert_int_equal(fstat(writer, &st), 0);
+	assert_int_equal(st.st_size, FILE_SIZE / 4);
+	/* The first reader's fstat still works and shows its version. */
+	assert_int_equal(fstat(reader, &st), 0);
+	assert_int_equal(st.st_size, FILE_SIZE);
+	printf("# K7: ESTALE redirects %lld (open for write, open for read, "
+	       "truncate by path all retried by the VFS)\n",
+	       mount_stat(f, "estale_redirects") - before);
+	assert_true(mount_stat(f, "estale_redirects") - before >= 2);
+	close(again);
+	close(writer);
+	close(reader);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -948,6 +1010,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_k3_splice_odirect_uncached,
 						setup_fuse, teardown_fuse),
 		cmocka_unit_test_setup_teardown(test_shared_writable_mmap_refused,
+						setup_fuse, teardown_fuse),
+		cmocka_unit_test_setup_teardown(test_k7_estale_open_is_retried,
 						setup_fuse, teardown_fuse),
 	};
 
