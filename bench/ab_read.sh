@@ -3,6 +3,7 @@
 # same run, alternating A and B so drift hits both alike. Prints per-mode
 # median MiB/s (min..max) and the ratio B/A. A benchmark, not a test.
 #   bench/ab_read.sh BIN_A BIN_B [SIZE_MIB=1024] [RUNS=7]
+# A_OPTS / B_OPTS: -o options for each (e.g. B_OPTS=snapshot=off).
 set -euo pipefail
 a=$1 b=$2 size=${3:-1024} runs=${4:-7}
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -17,8 +18,8 @@ cc -O2 -D_GNU_SOURCE -o "$tool" "$here/splice_read.c"
 mkdir -p "$work/src" "$work/mnt-a" "$work/mnt-b"
 dd if=/dev/urandom of="$work/src/f" bs=1M count="$size" status=none
 cat "$work/src/f" >/dev/null	# backing file hot: we measure the daemon
-"$a" "$work/src" "$work/mnt-a"
-"$b" "$work/src" "$work/mnt-b"
+"$a" ${A_OPTS:+-o "$A_OPTS"} "$work/src" "$work/mnt-a"
+"$b" ${B_OPTS:+-o "$B_OPTS"} "$work/src" "$work/mnt-b"
 
 median() { sort -n | awk '{v[NR]=$1} END {printf "%d %d %d\n", v[int((NR+1)/2)], v[1], v[NR]}'; }
 for mode in splice read; do

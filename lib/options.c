@@ -19,6 +19,7 @@ static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("snapshot=%s", snapshot_str),
 	SFS_OPT("oob=%s", oob_str),
 	SFS_OPT("timeout=%s", timeout_str),
+	SFS_OPT("readahead_kb=%s", readahead_str),
 	SFS_OPT("nonempty", nonempty),
 	FUSE_OPT_END
 };
@@ -138,6 +139,16 @@ int sfs_options_validate(struct sfs_options *opts, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (opts->readahead_str) {
+		uint64_t kb;
+
+		if (sfs_parse_size(opts->readahead_str, &kb) || kb == 0 || kb > 1 << 20) {
+			snprintf(err, errlen, "-o readahead_kb=%s: expected 1 to 1048576 "
+				 "(KiB)", opts->readahead_str);
+			return -1;
+		}
+		opts->readahead_kb = (unsigned)kb;
+	}
 	if (opts->timeout_str && parse_seconds(opts->timeout_str, &opts->timeout)) {
 		snprintf(err, errlen, "-o timeout=%s: expected seconds (0 or more)",
 			 opts->timeout_str);
@@ -154,6 +165,7 @@ void sfs_options_free(struct sfs_options *opts)
 	free(opts->snapshot_str);
 	free(opts->oob_str);
 	free(opts->timeout_str);
+	free(opts->readahead_str);
 	memset(opts, 0, sizeof(*opts));
 }
 
@@ -167,6 +179,8 @@ const char *sfs_options_help(void)
 	"    -o snapshot=on|off     copy-on-open for read-only opens (default on)\n"
 	"    -o oob=detect|ignore   changes made to SRC directly (default detect)\n"
 	"    -o timeout=SECONDS     kernel entry/attribute cache time (default 1)\n"
+	"    -o readahead_kb=N      set the mount's read-ahead (default: the\n"
+	"                           kernel's 128; larger was slower here)\n"
 	"    -o nonempty            allow mounting over a non-empty MNT\n"
 	"    -o max_threads=N       worker thread cap (default 10)\n";
 }

@@ -24,12 +24,14 @@ struct sfs_options {
 	enum sfs_oob_mode oob;
 	bool nonempty;		/* -o nonempty: allow a non-empty MNT */
 	double timeout;		/* -o timeout=SECONDS: entry/attr cache */
+	unsigned readahead_kb;	/* -o readahead_kb=N; 0: kernel default */
 
 	/* Raw strings as parsed, validated by sfs_options_validate(). */
 	char *max_preserve_str;
 	char *snapshot_str;
 	char *oob_str;
 	char *timeout_str;
+	char *readahead_str;
 };
 
 /*
