@@ -152,6 +152,9 @@ static void test_bad_values(void **state)
 	expect_rejected("timeout=-1", "timeout");
 	expect_rejected("timeout=nan", "timeout");
 	expect_rejected("timeout=1x", "timeout");
+	expect_rejected("readahead_kb=0", "readahead_kb");
+	expect_rejected("readahead_kb=abc", "readahead_kb");
+	expect_rejected("readahead_kb=4G", "readahead_kb");
 }
 
 int main(void)
