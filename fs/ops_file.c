@@ -308,6 +308,8 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		__atomic_sub_fetch(&f->inflight, 1, __ATOMIC_RELEASE);
 		return;
 	}
+	/* The reply may land in the live page cache (see sfs_op_write_buf). */
+	__atomic_store_n(&f->inode->live_reads, true, __ATOMIC_RELEASE);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = f->fd;
 	buf.buf[0].pos = off;
@@ -375,6 +377,15 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	clear_setid_for(req, f->fd);
 	err = sfs_modify(req, f->inode, (uint64_t)off, fuse_buf_size(in),
 			 false, apply_write, &a);
+	/*
+	 * The kernel drops the range from the cache before sending a direct
+	 * WRITE, but a read of the live file that runs between that and our
+	 * pwrite caches the old bytes again, where a later splice or mmap by
+	 * the writer would find them. Reads since the last write mean such a
+	 * page may exist: drop the range once more (it is already written).
+	 */
+	if (__atomic_exchange_n(&f->inode->live_reads, false, __ATOMIC_ACQ_REL))
+		sfs_evict(req, f->inode, (uint64_t)off, fuse_buf_size(in));
 
 	if (err)
 		fuse_reply_err(req, err);

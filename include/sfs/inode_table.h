@@ -64,6 +64,8 @@ struct sfs_inode {
 	struct sfs_range_lock range_lock;
 	/* Versions snapshots still read (regular files). */
 	struct sfs_history history;
+	/* Atomic: live reads served since the last write (fs/ops_file.c). */
+	bool live_reads;
 };
 
 struct sfs_inode_table;
