@@ -20,8 +20,9 @@
  * The checker has teeth: the same harness on a -o snapshot=off mount (plain
  * passthrough, readers see writes) reported 2644 mismatches in 4 s.
  *
- * SFS_STRESS_SECONDS sets the duration of each run (default 20): once on
- * a default mount, once with -o oob=ignore (see main()).
+ * SFS_STRESS_SECONDS sets the duration of the run on a default mount
+ * (default 60, as SPEC S6 asks); the -o oob=ignore run takes a third of it
+ * (see main()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +60,7 @@
 #define MAX_APPEND (64 * KiB)
 #define N_WRITERS 3
 #define N_READERS 4
-#define DEFAULT_SECONDS 20
+#define DEFAULT_SECONDS 60	/* SPEC S6 on the default mount */
 #define STALL_SECONDS 60
 #define MAX_REPORTS 10
 #define XATTR_DIGEST "user.stablefs.xxh3"
@@ -629,6 +630,7 @@ static long check_final(struct run *r)
 struct fixture {
 	struct test_mount m;
 	bool is_mount;
+	bool short_run;		/* a variant (mount options given): a third */
 	struct run run;
 };
 
@@ -649,6 +651,7 @@ static int setup(void **state)
 	*state = f;
 	if (!f)
 		return -1;
+	f->short_run = opts != NULL;
 	if (test_mount_prepare(&f->m, "snapstress"))
 		return -1;
 	f->is_mount = true;
@@ -689,7 +692,7 @@ static void test_snapshot_stress(void **state)
 	struct run *r = &f->run;
 	pthread_t th[N_WRITERS + N_READERS];
 	struct thread_arg args[N_WRITERS + N_READERS];
-	double secs = stress_seconds();
+	double secs = stress_seconds() / (f->short_run ? 3 : 1);
 	long long live = -1, bytes = -1, files = -1;
 	long bad_final;
 	bool alive;
