@@ -136,6 +136,11 @@ size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size);
 void sfs_find_bdi(struct sfs_fs *fs, const char *mnt);
 void sfs_tune_readahead(struct sfs_fs *fs);
 
+/* The fanotify watch on SRC (oob_watch.c); NULL where unavailable. */
+struct oob_watch;
+struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs);
+void sfs_oob_watch_stop(struct oob_watch *w);
+
 /* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
 int sfs_become_caller(fuse_req_t req);
 void sfs_become_daemon(fuse_req_t req);

@@ -93,6 +93,18 @@ static bool matches_base(const struct sfs_history *h, const struct stat *st)
 	       h->base_size == (uint64_t)st->st_size;
 }
 
+/* With the mutex held: st changed from outside, whatever the base says. */
+static void mark_oob_locked(struct sfs_history *h, const struct stat *st)
+{
+	for (struct sfs_snap *p = h->snaps; p; p = p->next)
+		p->oob = true;
+	h->oob_seen++;
+	sfs_stat_add(SFS_STAT_OOB_CHANGES, 1);
+	set_base(h, st);
+	/* Content we never saw is a new version for later opens. */
+	h->version++;
+}
+
 /* With the mutex held. */
 static bool check_oob_locked(struct sfs_history *h, const struct stat *st)
 {
@@ -104,14 +116,20 @@ static bool check_oob_locked(struct sfs_history *h, const struct stat *st)
 	}
 	if (matches_base(h, st))
 		return false;
-	for (struct sfs_snap *p = h->snaps; p; p = p->next)
-		p->oob = true;
-	h->oob_seen++;
-	sfs_stat_add(SFS_STAT_OOB_CHANGES, 1);
-	set_base(h, st);
-	/* Content we never saw is a new version for later opens. */
-	h->version++;
+	mark_oob_locked(h, st);
 	return true;
+}
+
+void sfs_history_mark_oob(struct sfs_history *h, int fd)
+{
+	struct stat st;
+
+	if (!detect_oob)
+		return;
+	pthread_mutex_lock(&h->mutex);
+	if (h->snaps && fstat(fd, &st) == 0)
+		mark_oob_locked(h, &st);
+	pthread_mutex_unlock(&h->mutex);
 }
 
 bool sfs_history_check_oob(struct sfs_history *h, int fd)

@@ -352,6 +352,30 @@ size_t sfs_itable_node_count(struct sfs_inode_table *t)
 	return n;
 }
 
+static void mark_oob(gpointer key, gpointer value, gpointer unused)
+{
+	struct sfs_inode *i = value;
+
+	(void)key;
+	(void)unused;
+	sfs_history_mark_oob(&i->history, i->fd);
+}
+
+void sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st)
+{
+	pthread_mutex_lock(&t->lock);
+	if (st) {
+		struct sfs_inode key = { .dev = st->st_dev, .ino = st->st_ino };
+		struct sfs_inode *i = g_hash_table_lookup(t->map, &key);
+
+		if (i)
+			sfs_history_mark_oob(&i->history, i->fd);
+	} else {
+		g_hash_table_foreach(t->map, mark_oob, NULL);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 size_t sfs_itable_live_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
 			     struct sfs_node **out, size_t max)
 {

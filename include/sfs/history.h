@@ -132,6 +132,12 @@ bool sfs_history_check_oob(struct sfs_history *h, int fd);
 int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
 		  uint64_t len, GArray *segs, const char **why);
 
+/*
+ * Someone outside changed the file (fanotify saw it): snapshots open now
+ * distrust the live file, whatever its mtime says; fd gives the new base.
+ */
+void sfs_history_mark_oob(struct sfs_history *h, int fd);
+
 /* Take another ref on a snapshot someone holds. */
 void sfs_snap_ref(struct sfs_history *h, struct sfs_snap *snap);
 

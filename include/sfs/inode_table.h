@@ -144,6 +144,12 @@ void sfs_node_attr(struct sfs_inode_table *t, struct sfs_node *node,
 size_t sfs_itable_live_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
 			     struct sfs_node **out, size_t max);
 
+/*
+ * A change was made to the file st describes, from outside the mount:
+ * its open snapshots stop trusting the live file. NULL: to every file.
+ */
+void sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st);
+
 /* Counters: ESTALE redirects, nodes ever created. */
 uint64_t sfs_itable_redirects(struct sfs_inode_table *t);
 uint64_t sfs_itable_incarnations(struct sfs_inode_table *t);

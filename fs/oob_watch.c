@@ -1,0 +1,117 @@
+/*
+ * Out-of-band changes, seen as they happen: a fanotify mark on SRC's whole
+ * filesystem reports every FAN_MODIFY (write, truncate, fallocate) with the
+ * pid that made it. Changes by this daemon are its own; any other one to a
+ * file that has live snapshots marks them out-of-band at once
+ * (lib/history.c), including changes the (mtime, size) check cannot see (a
+ * write whose mtime is set back afterwards, or one racing our own change).
+ * Where fanotify is not available (not root, kernel without it), that check
+ * alone remains. Events arrive after the change, asynchronously: a read
+ * that races the external write itself can still see it (G3's limit, in
+ * doc/design.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+struct oob_watch {
+	int fan;		/* fanotify group */
+	int stop;		/* eventfd: tells the thread to end */
+	pthread_t thread;
+	struct sfs_fs *fs;
+};
+
+static void handle_event(struct oob_watch *w, const struct fanotify_event_metadata *m)
+{
+	struct stat st;
+
+	if (m->mask & FAN_Q_OVERFLOW) {
+		/* Changes were lost: we cannot tell which files, so none is
+		 * trusted. Failing reads beats serving a mix. */
+		fuse_log(FUSE_LOG_ERR, "stablefs: fanotify queue overflowed: "
+			 "every open snapshot now distrusts its live ranges\n");
+		sfs_itable_mark_oob(w->fs->inodes, NULL);
+		return;
+	}
+	if (m->fd < 0)
+		return;
+	if (m->pid != getpid() && fstat(m->fd, &st) == 0)
+		sfs_itable_mark_oob(w->fs->inodes, &st);
+	close(m->fd);
+}
+
+static void *watch_main(void *arg)
+{
+	struct oob_watch *w = arg;
+	char buf[8192] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
+	struct pollfd pfd[2] = { { w->fan, POLLIN, 0 }, { w->stop, POLLIN, 0 } };
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		n = read(w->fan, buf, sizeof(buf));
+		if (n <= 0)
+			continue;
+		for (struct fanotify_event_metadata *m = (void *)buf;
+		     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
+			handle_event(w, m);
+	}
+	return NULL;
+}
+
+struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs)
+{
+	struct oob_watch *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->fs = fs;
+	w->fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK,
+			       O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+	if (w->fan < 0 ||
+	    fanotify_mark(w->fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_MODIFY,
+			  AT_FDCWD, fs->src_real) < 0) {
+		fuse_log(FUSE_LOG_INFO, "stablefs: no fanotify watch on SRC (%s): "
+			 "out-of-band changes are seen by mtime and size only\n",
+			 strerror(errno));
+		goto fail;
+	}
+	w->stop = eventfd(0, EFD_CLOEXEC);
+	if (w->stop < 0 || pthread_create(&w->thread, NULL, watch_main, w)) {
+		if (w->stop >= 0)
+			close(w->stop);
+		goto fail;
+	}
+	return w;
+fail:
+	if (w->fan >= 0)
+		close(w->fan);
+	free(w);
+	return NULL;
+}
+
+void sfs_oob_watch_stop(struct oob_watch *w)
+{
+	uint64_t one = 1;
+
+	if (!w)
+		return;
+	if (write(w->stop, &one, sizeof(one)) == sizeof(one))
+		pthread_join(w->thread, NULL);
+	close(w->stop);
+	close(w->fan);
+	free(w);
+}
