@@ -24,6 +24,23 @@ static bool log_to_syslog;
 static enum fuse_log_level log_max = FUSE_LOG_INFO;
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 
+/* Control characters and non-ASCII bytes as \n, \t, \xNN: one line. */
+static void put_escaped(const char *s, size_t len, FILE *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\n')
+			fputs("\\n", out);
+		else if (c == '\t')
+			fputs("\\t", out);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(out, "\\x%02x", c);
+		else
+			fputc(c, out);
+	}
+}
+
 /*
  * "stablefs: " at the start of each line, libfuse's "fuse: " dropped.
  * libfuse builds some messages from several calls ("unknown option(s):
@@ -51,9 +68,14 @@ static void log_line(enum fuse_log_level level, const char *fmt, va_list ap)
 			m += 10;
 		fputs("stablefs: ", stderr);
 	}
-	fputs(m, stderr);
+	/* Pieces may quote user text (libfuse's "unknown option(s): `...'"):
+	 * escaped and capped so that a message stays one short line. */
 	n = strlen(m);
 	line_start = n > 0 && m[n - 1] == '\n';
+	put_escaped(m, (line_start ? n - 1 : n) < 300 ? (line_start ? n - 1 : n) : 300,
+		    stderr);
+	if (line_start)
+		fputc('\n', stderr);
 	pthread_mutex_unlock(&log_mutex);
 }
 
@@ -67,14 +89,17 @@ static void usage(FILE *out)
 	fflush(out);
 }
 
+/* One clear line on stderr, whatever user text it quotes; returns 1. */
 static int fail(const char *fmt, ...)
 {
+	char msg[2048];
 	va_list ap;
 
-	fputs("stablefs: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	fputs("stablefs: ", stderr);
+	put_escaped(msg, strlen(msg), stderr);
 	fputc('\n', stderr);
 	return 1;
 }
@@ -150,19 +175,32 @@ static int add_mount_options(struct fuse_args *args, const char *src_real)
 
 /*
  * The daemon holds an O_PATH fd per inode the kernel caches (and the kernel
- * may cache many): run with the hard limit, not the usual soft 1024.
+ * may cache a directory of a million files): run with as many fds as this
+ * system allows a process (fs.nr_open when root), not the usual soft 1024.
  */
 static void raise_fd_limit(void)
 {
+	unsigned long long nr_open = 0;
 	struct rlimit rl;
+	FILE *f;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	f = geteuid() == 0 ? fopen("/proc/sys/fs/nr_open", "r") : NULL;
+	if (f) {
+		if (fscanf(f, "%llu", &nr_open) == 1 && nr_open > rl.rlim_max)
+			rl.rlim_max = nr_open;
+		fclose(f);
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;	/* not allowed to raise the hard limit */
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
 
-static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
+static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd,
+		 unsigned max_threads)
 {
 	struct fuse_loop_config *cfg;
 	int res;
@@ -173,7 +211,7 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
 	if (!cfg)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)cmd->clone_fd);
-	fuse_loop_cfg_set_max_threads(cfg, cmd->max_threads);
+	fuse_loop_cfg_set_max_threads(cfg, max_threads);
 	/* UINT_MAX means "not given"; libfuse 3.14 would log it as invalid. */
 	if (cmd->max_idle_threads != UINT_MAX)
 		fuse_loop_cfg_set_idle_threads(cfg, cmd->max_idle_threads);
@@ -217,7 +255,7 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	 * an unmount the user asked for, so a clean exit. */
 	if (fs->store && fs->opts.oob == SFS_OOB_DETECT)
 		watch = sfs_oob_watch_start(fs);
-	res = serve(fs->se, cmd) < 0 ? 1 : 0;
+	res = serve(fs->se, cmd, fs->opts.max_threads) < 0 ? 1 : 0;
 	sfs_oob_watch_stop(watch);
 out_unmount:
 	fuse_session_unmount(fs->se);
@@ -291,7 +329,8 @@ int main(int argc, char *argv[])
 	/* The kernel already applied the caller's umask to every mode. */
 	umask(0);
 	if (sfs_options_parse(&args, &fs.opts, err, sizeof(err))) {
-		fail("%s", err);
+		if (err[0])	/* else fuse_opt said why */
+			fail("%s", err);
 		goto out;
 	}
 	if (fuse_parse_cmdline(&args, &cmd) != 0)
@@ -313,10 +352,6 @@ int main(int argc, char *argv[])
 	if (!fs.opts.src || !cmd.mountpoint) {
 		fail("missing %s (usage: stablefs [options] SRC MNT; see --help)",
 		     fs.opts.src ? "MNT" : "SRC and MNT");
-		goto out;
-	}
-	if (cmd.max_threads == 0) {
-		fail("-o max_threads=0: need at least one thread");
 		goto out;
 	}
 	if (cmd.debug)

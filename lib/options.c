@@ -20,6 +20,7 @@ static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("oob=%s", oob_str),
 	SFS_OPT("timeout=%s", timeout_str),
 	SFS_OPT("readahead_kb=%s", readahead_str),
+	SFS_OPT("max_threads=%s", max_threads_str),
 	SFS_OPT("nonempty", nonempty),
 	FUSE_OPT_END
 };
@@ -72,6 +73,29 @@ static int take_positional(void *data, const char *arg, int key,
 	return 1;	/* keep: MNT and libfuse's options */
 }
 
+void sfs_printable(const char *s, char *out, size_t outlen)
+{
+	size_t n = 0, shown = 0;
+
+	for (; *s && n + 5 < outlen; s++, shown++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (shown == SFS_QUOTE_MAX) {
+			n += (size_t)snprintf(out + n, outlen - n, "...");
+			break;
+		}
+		if (c == '\n')
+			n += (size_t)snprintf(out + n, outlen - n, "\\n");
+		else if (c == '\t')
+			n += (size_t)snprintf(out + n, outlen - n, "\\t");
+		else if (c < 0x20 || c >= 0x7f)
+			n += (size_t)snprintf(out + n, outlen - n, "\\x%02x", c);
+		else
+			out[n++] = (char)c;
+	}
+	out[n < outlen ? n : outlen - 1] = '\0';
+}
+
 int sfs_options_parse(struct fuse_args *args, struct sfs_options *opts,
 		      char *err, size_t errlen)
 {
@@ -79,8 +103,9 @@ int sfs_options_parse(struct fuse_args *args, struct sfs_options *opts,
 	opts->snapshot = true;
 	opts->oob = SFS_OOB_DETECT;
 	opts->timeout = 1.0;
+	opts->max_threads = 10;
 	if (fuse_opt_parse(args, opts, sfs_opt_spec, take_positional) == -1) {
-		snprintf(err, errlen, "cannot parse the command line");
+		err[0] = '\0';	/* fuse_opt said why */
 		return -1;
 	}
 	return sfs_options_validate(opts, err, errlen);
@@ -97,14 +122,43 @@ static int parse_on_off(const char *s, bool *out)
 	return 0;
 }
 
+/* Decimal seconds: digits, optionally a '.' and more digits. */
 static int parse_seconds(const char *s, double *out)
 {
+	const char *p = s;
 	char *end;
 	double v;
 
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (p == s)
+		return -1;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char)*p); p++)
+			;
+	if (*p)
+		return -1;
 	errno = 0;
 	v = strtod(s, &end);
-	if (!*s || *end || errno || !isfinite(v) || v < 0 || v > 86400 * 365)
+	if (*end || errno || !isfinite(v) || v > 86400 * 365)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A decimal count in [min, max], nothing else. */
+static int parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -1;
+	for (const char *p = s; *p; p++) {
+		if (!isdigit((unsigned char)*p) || v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (v < min || v > max)
 		return -1;
 	*out = v;
 	return 0;
@@ -112,20 +166,24 @@ static int parse_seconds(const char *s, double *out)
 
 int sfs_options_validate(struct sfs_options *opts, char *err, size_t errlen)
 {
+	char q[4 * SFS_QUOTE_MAX + 8];
+	uint64_t n;
+
 	if (opts->store && !*opts->store) {
 		snprintf(err, errlen, "-o store= needs a directory");
 		return -1;
 	}
 	if (opts->max_preserve_str &&
 	    sfs_parse_size(opts->max_preserve_str, &opts->max_preserve)) {
+		sfs_printable(opts->max_preserve_str, q, sizeof(q));
 		snprintf(err, errlen,
 			 "-o max_preserve=%s: not a size (digits with an optional K, M, G, T suffix)",
-			 opts->max_preserve_str);
+			 q);
 		return -1;
 	}
 	if (opts->snapshot_str && parse_on_off(opts->snapshot_str, &opts->snapshot)) {
-		snprintf(err, errlen, "-o snapshot=%s: expected on or off",
-			 opts->snapshot_str);
+		sfs_printable(opts->snapshot_str, q, sizeof(q));
+		snprintf(err, errlen, "-o snapshot=%s: expected on or off", q);
 		return -1;
 	}
 	if (opts->oob_str) {
@@ -134,24 +192,33 @@ int sfs_options_validate(struct sfs_options *opts, char *err, size_t errlen)
 		else if (!strcmp(opts->oob_str, "ignore"))
 			opts->oob = SFS_OOB_IGNORE;
 		else {
-			snprintf(err, errlen, "-o oob=%s: expected detect or ignore",
-				 opts->oob_str);
+			sfs_printable(opts->oob_str, q, sizeof(q));
+			snprintf(err, errlen, "-o oob=%s: expected detect or ignore", q);
 			return -1;
 		}
 	}
 	if (opts->readahead_str) {
-		uint64_t kb;
-
-		if (sfs_parse_size(opts->readahead_str, &kb) || kb == 0 || kb > 1 << 20) {
+		if (sfs_parse_size(opts->readahead_str, &n) || n == 0 || n > 1 << 20) {
+			sfs_printable(opts->readahead_str, q, sizeof(q));
 			snprintf(err, errlen, "-o readahead_kb=%s: expected 1 to 1048576 "
-				 "(KiB)", opts->readahead_str);
+				 "(KiB)", q);
 			return -1;
 		}
-		opts->readahead_kb = (unsigned)kb;
+		opts->readahead_kb = (unsigned)n;
+	}
+	if (opts->max_threads_str) {
+		if (parse_count(opts->max_threads_str, 1, 100000, &n)) {
+			sfs_printable(opts->max_threads_str, q, sizeof(q));
+			snprintf(err, errlen, "-o max_threads=%s: expected a number of "
+				 "threads from 1 to 100000", q);
+			return -1;
+		}
+		opts->max_threads = (unsigned)n;
 	}
 	if (opts->timeout_str && parse_seconds(opts->timeout_str, &opts->timeout)) {
-		snprintf(err, errlen, "-o timeout=%s: expected seconds (0 or more)",
-			 opts->timeout_str);
+		sfs_printable(opts->timeout_str, q, sizeof(q));
+		snprintf(err, errlen, "-o timeout=%s: expected seconds (0 or more, "
+			 "decimal)", q);
 		return -1;
 	}
 	return 0;
@@ -166,6 +233,7 @@ void sfs_options_free(struct sfs_options *opts)
 	free(opts->oob_str);
 	free(opts->timeout_str);
 	free(opts->readahead_str);
+	free(opts->max_threads_str);
 	memset(opts, 0, sizeof(*opts));
 }
 

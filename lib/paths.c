@@ -1,4 +1,5 @@
 #include "sfs/paths.h"
+#include "sfs/options.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,17 +27,19 @@ bool sfs_name_is_safe(const char *name)
 
 static int check_dir(const char *what, const char *path, char *err, size_t errlen)
 {
+	char q[4 * SFS_QUOTE_MAX + 8];
 	struct stat st;
 
+	sfs_printable(path, q, sizeof(q));
 	if (stat(path, &st) == -1) {
 		if (errno == ENOENT)
-			snprintf(err, errlen, "%s '%s' does not exist", what, path);
+			snprintf(err, errlen, "%s '%s' does not exist", what, q);
 		else
-			snprintf(err, errlen, "%s '%s': %s", what, path, strerror(errno));
+			snprintf(err, errlen, "%s '%s': %s", what, q, strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s '%s' is not a directory", what, path);
+		snprintf(err, errlen, "%s '%s' is not a directory", what, q);
 		return -1;
 	}
 	return 0;
@@ -64,40 +67,43 @@ int sfs_check_mount_paths(const char *src, const char *mnt, bool allow_nonempty,
 			  char **src_real, char *err, size_t errlen)
 {
 	char rsrc[PATH_MAX], rmnt[PATH_MAX];
+	char qs[4 * SFS_QUOTE_MAX + 8], qm[4 * SFS_QUOTE_MAX + 8];
 	int empty;
 
 	if (check_dir("SRC", src, err, errlen) || check_dir("MNT", mnt, err, errlen))
 		return -1;
 	if (!realpath(src, rsrc) || !realpath(mnt, rmnt)) {
-		snprintf(err, errlen, "cannot resolve '%s': %s",
-			 realpath(src, rsrc) ? mnt : src, strerror(errno));
+		sfs_printable(realpath(src, rsrc) ? mnt : src, qs, sizeof(qs));
+		snprintf(err, errlen, "cannot resolve '%s': %s", qs, strerror(errno));
 		return -1;
 	}
+	sfs_printable(rsrc, qs, sizeof(qs));
+	sfs_printable(rmnt, qm, sizeof(qm));
 	if (strcmp(rsrc, rmnt) == 0) {
-		snprintf(err, errlen, "SRC and MNT are the same directory '%s'", rsrc);
+		snprintf(err, errlen, "SRC and MNT are the same directory '%s'", qs);
 		return -1;
 	}
 	if (sfs_path_within(rmnt, rsrc)) {
 		snprintf(err, errlen,
 			 "MNT '%s' is inside SRC '%s': the mount would contain itself",
-			 rmnt, rsrc);
+			 qm, qs);
 		return -1;
 	}
 	if (sfs_path_within(rsrc, rmnt)) {
 		snprintf(err, errlen,
 			 "SRC '%s' is inside MNT '%s': the mount would hide it",
-			 rsrc, rmnt);
+			 qs, qm);
 		return -1;
 	}
 	empty = dir_is_empty(rmnt);
 	if (empty < 0) {
-		snprintf(err, errlen, "MNT '%s': %s", rmnt, strerror(errno));
+		snprintf(err, errlen, "MNT '%s': %s", qm, strerror(errno));
 		return -1;
 	}
 	if (!empty && !allow_nonempty) {
 		snprintf(err, errlen,
 			 "MNT '%s' is not empty (use -o nonempty to mount over it)",
-			 rmnt);
+			 qm);
 		return -1;
 	}
 	*src_real = strdup(rsrc);

@@ -25,6 +25,7 @@ struct sfs_options {
 	bool nonempty;		/* -o nonempty: allow a non-empty MNT */
 	double timeout;		/* -o timeout=SECONDS: entry/attr cache */
 	unsigned readahead_kb;	/* -o readahead_kb=N; 0: kernel default */
+	unsigned max_threads;	/* -o max_threads=N (default 10) */
 
 	/* Raw strings as parsed, validated by sfs_options_validate(). */
 	char *max_preserve_str;
@@ -32,7 +33,11 @@ struct sfs_options {
 	char *oob_str;
 	char *timeout_str;
 	char *readahead_str;
+	char *max_threads_str;
 };
+
+/* Longest user text quoted in a message (sfs_printable). */
+#define SFS_QUOTE_MAX 200
 
 /*
  * Parse a size: decimal digits with an optional binary suffix K, M, G, T, P
@@ -52,6 +57,14 @@ int sfs_options_parse(struct fuse_args *args, struct sfs_options *opts,
 int sfs_options_validate(struct sfs_options *opts, char *err, size_t errlen);
 
 void sfs_options_free(struct sfs_options *opts);
+
+/*
+ * Copy s into out for an error message: control characters and bytes that
+ * are not printable ASCII as \n, \t, \xNN, and at most SFS_QUOTE_MAX
+ * characters of s ("..." after). A message stays one line whatever the
+ * user typed, and the terminal gets no escape sequences.
+ */
+void sfs_printable(const char *s, char *out, size_t outlen);
 
 /* Help text for our options, for -h. */
 const char *sfs_options_help(void);
