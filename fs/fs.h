@@ -21,6 +21,7 @@ struct sfs_fs {
 	char *src_real;			/* canonical SRC */
 	struct sfs_inode_table *inodes;
 	struct sfs_store *store;	/* NULL with -o snapshot=off */
+	struct oob_watch *watch;	/* fanotify on SRC, or NULL */
 	struct fuse_session *se;
 	bool switch_creds;		/* running as root: act as each caller */
 	bool apply_umask;		/* DONT_MASK: the caller's umask is ours to apply */
@@ -140,6 +141,7 @@ void sfs_tune_readahead(struct sfs_fs *fs);
 struct oob_watch;
 struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs);
 void sfs_oob_watch_stop(struct oob_watch *w);
+void sfs_oob_watch_drain(struct oob_watch *w);
 
 /* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
 int sfs_become_caller(fuse_req_t req);

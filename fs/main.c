@@ -223,7 +223,6 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd,
 static int run(struct sfs_fs *fs, struct fuse_args *args,
 	       const struct fuse_cmdline_opts *cmd)
 {
-	struct oob_watch *watch = NULL;
 	int root_fd, res = 1;
 
 	root_fd = open(fs->src_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -254,9 +253,10 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	/* libfuse 3.14 returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * an unmount the user asked for, so a clean exit. */
 	if (fs->store && fs->opts.oob == SFS_OOB_DETECT)
-		watch = sfs_oob_watch_start(fs);
+		fs->watch = sfs_oob_watch_start(fs);
 	res = serve(fs->se, cmd, fs->opts.max_threads) < 0 ? 1 : 0;
-	sfs_oob_watch_stop(watch);
+	sfs_oob_watch_stop(fs->watch);
+	fs->watch = NULL;
 out_unmount:
 	fuse_session_unmount(fs->se);
 out_signals:

@@ -24,7 +24,10 @@
 #include "fs.h"
 
 struct oob_watch {
-	int fan;		/* fanotify group */
+	/* Held while events are read and handled, so that a drain returns
+	 * only once every event queued before it has been handled. */
+	pthread_mutex_t mutex;
+	int fan;		/* fanotify group (non-blocking) */
 	int stop;		/* eventfd: tells the thread to end */
 	pthread_t thread;
 	struct sfs_fs *fs;
@@ -49,27 +52,47 @@ static void handle_event(struct oob_watch *w, const struct fanotify_event_metada
 	close(m->fd);
 }
 
+/* Read and handle what is queued now. With w->mutex held. */
+static void handle_queued(struct oob_watch *w)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
+	ssize_t n;
+
+	while ((n = read(w->fan, buf, sizeof(buf))) > 0)
+		for (struct fanotify_event_metadata *m = (void *)buf;
+		     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
+			handle_event(w, m);
+}
+
 static void *watch_main(void *arg)
 {
 	struct oob_watch *w = arg;
-	char buf[8192] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
 	struct pollfd pfd[2] = { { w->fan, POLLIN, 0 }, { w->stop, POLLIN, 0 } };
 
 	for (;;) {
-		ssize_t n;
-
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents)
 			break;
-		n = read(w->fan, buf, sizeof(buf));
-		if (n <= 0)
-			continue;
-		for (struct fanotify_event_metadata *m = (void *)buf;
-		     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
-			handle_event(w, m);
+		pthread_mutex_lock(&w->mutex);
+		handle_queued(w);
+		pthread_mutex_unlock(&w->mutex);
 	}
 	return NULL;
+}
+
+/*
+ * Events arrive late. Before a snapshot is taken, every change already
+ * reported must be handled: one made before the open belongs to the
+ * snapshot's content, and must not be taken for a change after it.
+ */
+void sfs_oob_watch_drain(struct oob_watch *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mutex);
+	handle_queued(w);
+	pthread_mutex_unlock(&w->mutex);
 }
 
 struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs)
@@ -79,6 +102,7 @@ struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs)
 	if (!w)
 		return NULL;
 	w->fs = fs;
+	pthread_mutex_init(&w->mutex, NULL);
 	w->fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK,
 			       O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	if (w->fan < 0 ||

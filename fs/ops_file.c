@@ -117,6 +117,7 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int flags,
 		*bound = !err;
 		return err;
 	}
+	sfs_oob_watch_drain(fs->watch);
 	s = sfs_history_open(&inode->history, inode->fd);
 	if (!s)
 		return errno ? errno : ENOMEM;

@@ -83,6 +83,7 @@ static void set_base(struct sfs_history *h, const struct stat *st)
 {
 	h->base_known = true;
 	h->base_mtime = st->st_mtim;
+	h->base_ctime = st->st_ctim;
 	h->base_size = (uint64_t)st->st_size;
 }
 
@@ -120,6 +121,14 @@ static bool check_oob_locked(struct sfs_history *h, const struct stat *st)
 	return true;
 }
 
+/*
+ * Events come late: one may describe a change made before the base was
+ * taken (e.g. the file written in SRC, then a snapshot opened, then the
+ * event read). ctime tells: every change sets it to now and nobody can set
+ * it back (utimensat cannot), so an unchanged ctime since the base means
+ * nothing happened since. A changed one, even with mtime and size as they
+ * were, is a change we did not make.
+ */
 void sfs_history_mark_oob(struct sfs_history *h, int fd)
 {
 	struct stat st;
@@ -127,7 +136,9 @@ void sfs_history_mark_oob(struct sfs_history *h, int fd)
 	if (!detect_oob)
 		return;
 	pthread_mutex_lock(&h->mutex);
-	if (h->snaps && fstat(fd, &st) == 0)
+	if (h->snaps && fstat(fd, &st) == 0 &&
+	    !(h->base_known && st.st_ctim.tv_sec == h->base_ctime.tv_sec &&
+	      st.st_ctim.tv_nsec == h->base_ctime.tv_nsec))
 		mark_oob_locked(h, &st);
 	pthread_mutex_unlock(&h->mutex);
 }

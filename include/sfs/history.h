@@ -64,6 +64,7 @@ struct sfs_history {
 	unsigned changing;
 	bool base_known;
 	struct timespec base_mtime;
+	struct timespec base_ctime;	/* nobody can set it back: see mark_oob */
 	uint64_t base_size;
 	uint64_t oob_seen;		/* out-of-band changes detected */
 };
