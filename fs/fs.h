@@ -143,6 +143,17 @@ struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs);
 void sfs_oob_watch_stop(struct oob_watch *w);
 void sfs_oob_watch_drain(struct oob_watch *w);
 
+/*
+ * Handles the kernel may never release (handles.c): tracked from open to
+ * release; what is left when the session ends is closed by close_all.
+ */
+void sfs_handle_track_file(struct sfs_file *f, bool on);
+void sfs_handle_track_dir(void *d, bool on);
+void sfs_handles_close_all(struct sfs_fs *fs);
+/* Close a file handle (ops_file.c) / a directory handle (ops_dir.c). */
+void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f);
+void sfs_dir_close(void *d);
+
 /* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
 int sfs_become_caller(fuse_req_t req);
 void sfs_become_daemon(fuse_req_t req);

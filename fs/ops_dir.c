@@ -46,11 +46,20 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, err);
 	}
 	fi->fh = (uintptr_t)d;
+	sfs_handle_track_dir(d, true);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* The opener was interrupted: nobody will release this. */
-		closedir(d->dp);
-		free(d);
+		sfs_handle_track_dir(d, false);
+		sfs_dir_close(d);
 	}
+}
+
+void sfs_dir_close(void *handle)
+{
+	struct sfs_dir *d = handle;
+
+	closedir(d->dp);
+	free(d);
 }
 
 static bool is_dot_or_dotdot(const char *name)
@@ -160,8 +169,8 @@ void sfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct sfs_dir *d = dir_of(fi);
 
-	closedir(d->dp);
-	free(d);
+	sfs_handle_track_dir(d, false);
+	sfs_dir_close(d);
 	fuse_reply_err(req, 0);
 }
 

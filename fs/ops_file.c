@@ -142,19 +142,24 @@ static struct sfs_file *file_new(int fd, struct sfs_node *node,
 		f->inode = node->inode;
 		f->snap = snap;
 		f->bound = bound;
+		sfs_handle_track_file(f, true);
 	}
 	return f;
 }
 
 /* Close f and give its node back (node_release also ends the snapshot). */
-static void file_free(fuse_req_t req, struct sfs_file *f)
+void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f)
 {
-	struct sfs_fs *fs = sfs_fs_of(req);
-
 	close(f->fd);
 	if (f->bound)
 		sfs_node_release(fs->inodes, f->node);
 	free(f);
+}
+
+static void file_free(fuse_req_t req, struct sfs_file *f)
+{
+	sfs_handle_track_file(f, false);
+	sfs_file_close(sfs_fs_of(req), f);
 }
 
 /* Reply to open/create; if the opener is gone, nobody will release f. */

@@ -41,7 +41,7 @@ static void get_attr(fuse_req_t req, int fd, unsigned int cmd, size_t size,
 static void set_attr(fuse_req_t req, int fd, unsigned int cmd, size_t size,
 		     const void *in_buf, size_t in_bufsz)
 {
-	char value[sizeof(struct fsxattr)];
+	char value[sizeof(struct fsxattr)] = { 0 };
 	int err;
 
 	if (in_bufsz < size)

@@ -91,7 +91,8 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size, segs, &why);
 	if (err)
 		log_eio(f, why, off, size);
-	else if (!(v = bufvec_for(segs, f->fd, h->store_fd)))
+	else if (!(v = bufvec_for(segs, f->fd,
+				  __atomic_load_n(&h->store_fd, __ATOMIC_ACQUIRE))))
 		err = ENOMEM;
 	if (err)
 		fuse_reply_err(req, err);
@@ -151,7 +152,8 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
 			if (s->kind == SFS_SEG_ZERO)
 				memset(dst, 0, s->len);
 			else
-				err = pread_full(s->kind == SFS_SEG_LIVE ? live_fd : h->store_fd,
+				err = pread_full(s->kind == SFS_SEG_LIVE ? live_fd :
+						 __atomic_load_n(&h->store_fd, __ATOMIC_ACQUIRE),
 						 dst, s->len, (off_t)(s->kind == SFS_SEG_LIVE ?
 								      s->off : s->src_off));
 		}
@@ -189,6 +191,7 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 	struct sfs_snap *snap = sfs_node_snap(fs->inodes, node);
 	struct sfs_range whole;
 	unsigned char d[16];
+	bool cached;
 	int live_fd, err = 0;
 
 	/* Without a store nothing is preserved: hold the whole file still
@@ -203,10 +206,11 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 		}
 	}
 	pthread_mutex_lock(&h->mutex);
-	if (snap->have_digest)
+	cached = snap->have_digest;	/* read once: it may be set meanwhile */
+	if (cached)
 		memcpy(d, snap->digest, 16);
 	pthread_mutex_unlock(&h->mutex);
-	if (!snap->have_digest) {
+	if (!cached) {
 		live_fd = sfs_open_data_fd(inode);
 		err = live_fd < 0 ? -live_fd :
 			-digest_snap(inode, snap, live_fd, !fs->store, d);

@@ -51,7 +51,7 @@ static void drop_store_if_unused(struct sfs_history *h, struct sfs_store *s)
 {
 	if (!h->snaps && h->store_fd >= 0) {
 		sfs_store_file_close(s, h->store_fd);
-		h->store_fd = -1;
+		__atomic_store_n(&h->store_fd, -1, __ATOMIC_RELEASE);
 		h->store_end = 0;
 	}
 }
@@ -331,7 +331,8 @@ static int preserve_data(struct sfs_history *h, struct sfs_store *s, int live,
 
 		if (fd < 0)
 			return -fd;
-		h->store_fd = fd;
+		/* Atomic: readers of store segments load it without the mutex. */
+		__atomic_store_n(&h->store_fd, fd, __ATOMIC_RELEASE);
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c)

@@ -55,7 +55,10 @@ struct sfs_history {
 	pthread_cond_t idle;		/* changing dropped to zero */
 	uint64_t version;		/* V(B) */
 	struct sfs_snap *snaps;		/* live ones, newest first */
-	int store_fd;			/* -1 until something is preserved */
+	/* -1 until something is preserved. Set under the mutex, atomically:
+	 * a reader holding a snapshot with store segments may load it
+	 * without the mutex (it cannot change while that snapshot lives). */
+	int store_fd;
 	uint64_t store_end;
 	/*
 	 * Out-of-band detection: the (mtime, size) the file had after our

@@ -1,0 +1,70 @@
+/*
+ * Open file and directory handles, remembered so that the daemon can close
+ * what the kernel never released. RELEASE and RELEASEDIR are sent in the
+ * background after the last close and nothing waits for them: an unmount
+ * aborts the connection and drops those not read yet (valgrind saw a
+ * directory handle and its DIR lost this way). After the session loop
+ * ends, whatever is left is closed here.
+ */
+#include <dirent.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static GHashTable *files, *dirs;	/* sets of handles; protected by lock */
+
+static void track(GHashTable **set, void *h, bool on)
+{
+	pthread_mutex_lock(&lock);
+	if (!*set)
+		*set = g_hash_table_new(g_direct_hash, g_direct_equal);
+	if (on)
+		g_hash_table_add(*set, h);
+	else
+		g_hash_table_remove(*set, h);
+	pthread_mutex_unlock(&lock);
+}
+
+void sfs_handle_track_file(struct sfs_file *f, bool on)
+{
+	track(&files, f, on);
+}
+
+void sfs_handle_track_dir(void *d, bool on)
+{
+	track(&dirs, d, on);
+}
+
+static void close_file(gpointer f, gpointer unused, gpointer fs)
+{
+	(void)unused;
+	sfs_file_close(fs, f);
+}
+
+static void close_dir(gpointer d, gpointer unused, gpointer fs)
+{
+	(void)unused;
+	(void)fs;
+	sfs_dir_close(d);
+}
+
+void sfs_handles_close_all(struct sfs_fs *fs)
+{
+	GHashTable *f, *d;
+
+	pthread_mutex_lock(&lock);
+	f = files;
+	d = dirs;
+	files = dirs = NULL;
+	pthread_mutex_unlock(&lock);
+	if (f) {
+		g_hash_table_foreach(f, close_file, fs);
+		g_hash_table_destroy(f);
+	}
+	if (d) {
+		g_hash_table_foreach(d, close_dir, fs);
+		g_hash_table_destroy(d);
+	}
+}
