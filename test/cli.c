@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
 #define OUT_MAX 16384
 #define RUN_TIMEOUT_MS 15000
@@ -117,13 +118,6 @@ static const struct cli_case info_cases[] = {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static void write_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -142,14 +136,6 @@ static void read_fd_all(int fd, char *buf, size_t size)
 	while (len + 1 < size && (n = read(fd, buf + len, size - 1 - len)) > 0)
 		len += (size_t)n;
 	buf[len] = '\0';
-}
-
-/* out (PATH_MAX bytes) = dir/name */
-static void join(char *out, const char *dir, const char *name)
-{
-	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
-
-	assert_true(n > 0 && n < PATH_MAX);
 }
 
 static int decode_status(int wstatus)
@@ -414,23 +400,23 @@ static int fixture_setup(void **state)
 	f->logfd = -1;
 	if (test_mount_prepare(&f->m, "cli"))
 		return -1;
-	join(f->file, f->m.base, "afile");
-	join(f->full, f->m.base, "full");
+	path_in(f->file, f->m.base, "afile");
+	path_in(f->full, f->m.base, "full");
 	fd = open(f->file, O_WRONLY | O_CREAT, 0644);
 	if (fd < 0)
 		return -1;
 	close(fd);
-	join(path, f->m.base, "full/x");
+	path_in(path, f->m.base, "full/x");
 	if (mkdir(f->full, 0755) || (fd = open(path, O_WRONLY | O_CREAT, 0644)) < 0)
 		return -1;
 	close(fd);
-	join(path, f->m.src, "inner");
+	path_in(path, f->m.src, "inner");
 	if (mkdir(path, 0755))
 		return -1;
-	join(path, f->m.base, "outer");
+	path_in(path, f->m.base, "outer");
 	if (mkdir(path, 0755))
 		return -1;
-	join(path, f->m.base, "outer/inner");
+	path_in(path, f->m.base, "outer/inner");
 	if (mkdir(path, 0755))
 		return -1;
 	*state = f;
@@ -538,16 +524,16 @@ static void test_nonempty_option_mounts(void **state)
 	char path[PATH_MAX];
 	struct stat st;
 
-	join(path, f->m.mnt, "hidden");
+	path_in(path, f->m.mnt, "hidden");
 	write_file(path, "under the mount");
-	join(path, f->m.src, "insrc");
+	path_in(path, f->m.src, "insrc");
 	write_file(path, "x");
 	assert_int_equal(test_mount_start(&f->m, "nonempty"), 0);
 	assert_true(test_is_stablefs_mount(f->m.mnt));
 	/* MNT now shows SRC, not what was in the directory before. */
-	join(path, f->m.mnt, "insrc");
+	path_in(path, f->m.mnt, "insrc");
 	assert_int_equal(stat(path, &st), 0);
-	join(path, f->m.mnt, "hidden");
+	path_in(path, f->m.mnt, "hidden");
 	assert_int_equal(stat(path, &st), -1);
 	assert_int_equal(test_mount_stop(&f->m), 0);
 }
@@ -558,12 +544,12 @@ static void check_serves(const struct fixture *f)
 	char path[PATH_MAX];
 	struct stat st;
 
-	join(path, f->m.mnt, "through-mnt");
+	path_in(path, f->m.mnt, "through-mnt");
 	write_file(path, "hello");
-	join(path, f->m.src, "through-mnt");
+	path_in(path, f->m.src, "through-mnt");
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 5);
-	join(path, f->m.mnt, "through-mnt");
+	path_in(path, f->m.mnt, "through-mnt");
 	assert_int_equal(unlink(path), 0);
 }
 
@@ -701,8 +687,8 @@ static void enter_private_path(struct fixture *f)
 	if (stat(target, &st) || !S_ISDIR(st.st_mode))
 		skip();
 	assert_true(real_bin(bin, sizeof(bin)));
-	join(dir, f->m.base, "path");
-	join(lnk, dir, "stablefs");
+	path_in(dir, f->m.base, "path");
+	path_in(lnk, dir, "stablefs");
 	assert_int_equal(mkdir(dir, 0755), 0);
 	assert_int_equal(symlink(bin, lnk), 0);
 	f->saved_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
@@ -731,16 +717,16 @@ static void test_fstab(void **state)
 	if (!have_mount_fuse())
 		skip();
 	enter_private_path(f);
-	join(fstab, f->m.base, "fstab");
+	path_in(fstab, f->m.base, "fstab");
 	snprintf(line, sizeof(line), "%s %s fuse.stablefs defaults,allow_other 0 0\n", f->m.src, f->m.mnt);
 	write_file(fstab, line);
 	run_cmd(argv, &r);
 	if (r.status != 0)
 		fail_msg("mount -T fstab: status %d, stderr: %s", r.status, r.err);
 	assert_true(test_is_stablefs_mount(f->m.mnt));
-	join(path, f->m.src, "from-src");
+	path_in(path, f->m.src, "from-src");
 	write_file(path, "direct");
-	join(path, f->m.mnt, "from-src");
+	path_in(path, f->m.mnt, "from-src");
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(read(fd, buf, sizeof(buf) - 1), 6);

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
 #define RACE_SECONDS 3
 #define MAX_NAMES 64
@@ -73,18 +74,10 @@ static const struct {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-/* out (PATH_MAX bytes) = dir/name */
-static void join(char *out, const char *dir, const char *name)
-{
-	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
-
-	assert_true(n > 0 && n < PATH_MAX);
-}
-
 static void link_target(const struct fixture *f, const char *tmpl, char *out)
 {
 	if (strncmp(tmpl, "%B", 2) == 0)
-		join(out, f->m.base, tmpl + 3);
+		path_in(out, f->m.base, tmpl + 3);
 	else
 		snprintf(out, PATH_MAX, "%s", tmpl);
 }
@@ -178,31 +171,31 @@ static int make_tree(struct fixture *f)
 {
 	char path[PATH_MAX], target[PATH_MAX];
 
-	join(f->deep, f->m.base, "deep");
-	join(f->outside, f->m.base, "outside");
-	join(f->target, f->outside, "target");
-	join(f->outdir, f->m.base, "outdir");
-	join(f->raceout, f->m.base, "raceout");
+	path_in(f->deep, f->m.base, "deep");
+	path_in(f->outside, f->m.base, "outside");
+	path_in(f->target, f->outside, "target");
+	path_in(f->outdir, f->m.base, "outdir");
+	path_in(f->raceout, f->m.base, "raceout");
 	/* SRC moves below base/deep; base/src stays as an unused empty dir. */
-	join(f->m.src, f->deep, "src");
+	path_in(f->m.src, f->deep, "src");
 	if (mkdir(f->deep, 0755) || mkdir(f->m.src, 0755) || mkdir(f->outside, 0755) ||
 	    mkdir(f->outdir, 0755) || mkdir(f->raceout, 0755))
 		return -1;
 	if (write_file(f->target, "outside\n"))
 		return -1;
-	join(path, f->raceout, "keep");
+	path_in(path, f->raceout, "keep");
 	if (write_file(path, "keep\n"))
 		return -1;
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
 		link_target(f, links[i].target, target);
-		join(path, f->m.src, links[i].name);
+		path_in(path, f->m.src, links[i].name);
 		if (symlink(target, path))
 			return -1;
 	}
-	join(path, f->m.src, "sub");
+	path_in(path, f->m.src, "sub");
 	if (mkdir(path, 0755))
 		return -1;
-	join(path, f->m.src, "plain");
+	path_in(path, f->m.src, "plain");
 	return write_file(path, "plain\n");
 }
 
@@ -245,8 +238,8 @@ static void test_readlink_and_lstat(void **state)
 		ssize_t n;
 
 		link_target(f, links[i].target, want);
-		join(mpath, f->m.mnt, links[i].name);
-		join(spath, f->m.src, links[i].name);
+		path_in(mpath, f->m.mnt, links[i].name);
+		path_in(spath, f->m.src, links[i].name);
 		n = readlink(mpath, got, sizeof(got) - 1);
 		assert_true(n >= 0);
 		got[n] = '\0';
@@ -274,8 +267,8 @@ static void test_symlink_made_through_mnt(void **state)
 		char name[16];
 
 		snprintf(name, sizeof(name), "made%zu", i);
-		join(mpath, f->m.mnt, name);
-		join(spath, f->m.src, name);
+		path_in(mpath, f->m.mnt, name);
+		path_in(spath, f->m.src, name);
 		assert_int_equal(symlink(targets[i], mpath), 0);
 		assert_int_equal(lstat(spath, &st), 0);
 		assert_true(S_ISLNK(st.st_mode));
@@ -293,7 +286,7 @@ static void test_open_follows_only_in_kernel(void **state)
 	struct stat st;
 	int fd;
 
-	join(path, f->m.mnt, "abs");
+	path_in(path, f->m.mnt, "abs");
 	/* O_NOFOLLOW: the link itself, ELOOP as on any filesystem. */
 	errno = 0;
 	assert_int_equal(open(path, O_RDONLY | O_NOFOLLOW), -1);
@@ -316,8 +309,8 @@ static void test_xattr_on_link_not_target(void **state)
 	ssize_t n, sn;
 	int merr;
 
-	join(mlink, f->m.mnt, "abs");
-	join(slink, f->m.src, "abs");
+	path_in(mlink, f->m.mnt, "abs");
+	path_in(slink, f->m.src, "abs");
 	/* trusted.* is allowed on symlinks (for root); user.* is not. */
 	if (lsetxattr(slink, "trusted.sfs", "link", 4, 0) != 0)
 		skip();
@@ -364,8 +357,8 @@ static void test_lchown_utimens_on_link_not_target(void **state)
 	char mlink[PATH_MAX], slink[PATH_MAX];
 	struct stat before, st;
 
-	join(mlink, f->m.mnt, "abs");
-	join(slink, f->m.src, "abs");
+	path_in(mlink, f->m.mnt, "abs");
+	path_in(slink, f->m.src, "abs");
 	assert_int_equal(stat(f->target, &before), 0);
 
 	assert_int_equal(lchown(mlink, 4321, 4321), 0);
@@ -391,10 +384,10 @@ static void test_hardlink_links_the_link(void **state)
 	char mlink[PATH_MAX], mhard[PATH_MAX], slink[PATH_MAX], shard[PATH_MAX];
 	struct stat a, b;
 
-	join(mlink, f->m.mnt, "abs");
-	join(mhard, f->m.mnt, "abs-hard");
-	join(slink, f->m.src, "abs");
-	join(shard, f->m.src, "abs-hard");
+	path_in(mlink, f->m.mnt, "abs");
+	path_in(mhard, f->m.mnt, "abs-hard");
+	path_in(slink, f->m.src, "abs");
+	path_in(shard, f->m.src, "abs-hard");
 	assert_int_equal(link(mlink, mhard), 0);
 	assert_int_equal(lstat(shard, &b), 0);
 	assert_true(S_ISLNK(b.st_mode));
@@ -418,13 +411,13 @@ static void test_create_through_dir_link(void **state)
 	struct stat st;
 	int mntfd, fd;
 
-	join(path, f->m.mnt, "outdir/newfile");
+	path_in(path, f->m.mnt, "outdir/newfile");
 	assert_int_equal(write_file(path, "new\n"), 0);
-	join(path, f->outdir, "newfile");
+	path_in(path, f->outdir, "newfile");
 	assert_int_equal(stat(path, &st), 0);
-	join(spath, f->m.src, "newfile");
+	path_in(spath, f->m.src, "newfile");
 	assert_int_equal(lstat(spath, &st), -1);
-	join(spath, f->m.src, "outdir");
+	path_in(spath, f->m.src, "outdir");
 	assert_int_equal(lstat(spath, &st), 0);
 	assert_true(S_ISLNK(st.st_mode));
 
@@ -439,7 +432,7 @@ static void test_create_through_dir_link(void **state)
 	assert_int_equal(fd, -1);
 	assert_int_equal(errno, EXDEV);
 	close(mntfd);
-	join(path, f->outdir, "other");
+	path_in(path, f->outdir, "other");
 	assert_int_equal(stat(path, &st), -1);
 }
 
@@ -457,19 +450,19 @@ static void test_dotdot_at_root(void **state)
 	assert_int_equal(stat(f->m.mnt, &mnt), 0);
 
 	/* MNT/.. is MNT's parent (base), not SRC's (base/deep). */
-	join(path, f->m.mnt, "..");
+	path_in(path, f->m.mnt, "..");
 	assert_int_equal(stat(path, &st), 0);
 	assert_same_inode(&st, &base);
 	assert_false(st.st_ino == deep.st_ino && st.st_dev == deep.st_dev);
-	join(path, f->m.mnt, "sub/../..");
+	path_in(path, f->m.mnt, "sub/../..");
 	assert_int_equal(stat(path, &st), 0);
 	assert_same_inode(&st, &base);
-	join(path, f->m.mnt, ".");
+	path_in(path, f->m.mnt, ".");
 	assert_int_equal(stat(path, &st), 0);
 	assert_same_inode(&st, &mnt);
 
 	/* MNT/../mnt is the mount again. */
-	join(path, f->m.mnt, "../mnt");
+	path_in(path, f->m.mnt, "../mnt");
 	fd = open(path, O_RDONLY | O_DIRECTORY);
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &st), 0);
@@ -617,9 +610,9 @@ static void test_swap_race_stays_inside(void **state)
 	struct race r = { .f = f };
 	pthread_t t[3];
 
-	join(path, f->m.src, "d");
+	path_in(path, f->m.src, "d");
 	assert_int_equal(mkdir(path, 0755), 0);
-	join(path, f->m.src, "d_alt");
+	path_in(path, f->m.src, "d_alt");
 	assert_int_equal(symlink(f->raceout, path), 0);
 	r.srcfd = open(f->m.src, O_RDONLY | O_DIRECTORY);
 	r.mntfd = open(f->m.mnt, O_RDONLY | O_DIRECTORY);
@@ -643,7 +636,7 @@ static void test_swap_race_stays_inside(void **state)
 	/* raceout holds exactly its sentinel, untouched. */
 	if (first_stranger(f->raceout, "keep", path))
 		fail_msg("the daemon created %s/%s outside SRC", f->raceout, path);
-	join(path, f->raceout, "keep");
+	path_in(path, f->raceout, "keep");
 	if (access(path, F_OK) != 0)
 		fail_msg("the daemon removed %s outside SRC", path);
 	read_file(path, buf, sizeof(buf));

@@ -55,6 +55,7 @@
 #include <cmocka.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
 #define KiB 1024L
 #define MiB (1024L * KiB)
@@ -64,30 +65,6 @@
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                      */
 /* ------------------------------------------------------------------ */
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void path_in(char *out, const char *dir, const char *name)
-{
-	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
-
-	if (n < 0 || n >= PATH_MAX)
-		fail_msg("path too long: %s/%s", dir, name);
-}
 
 static uint64_t splitmix64(uint64_t x)
 {
@@ -109,31 +86,11 @@ static void rec_fill(unsigned char *buf, uint64_t seed, size_t len)
 		buf[i] = rec_byte(seed, i);
 }
 
-static uint64_t rnd(uint64_t *state)
+/* splitmix64 steps (test_util's rnd() is xorshift64*). */
+static uint64_t rnd_splitmix(uint64_t *state)
 {
 	*state = splitmix64(*state);
 	return *state;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
 }
 
 /* Whole file into a malloc'd buffer; -1 with errno. */
@@ -187,24 +144,6 @@ static int read_whole(const char *path, unsigned char **out, size_t *outlen)
 	*out = buf;
 	*outlen = len;
 	return 0;
-}
-
-/* waitpid with a deadline: true if reaped (status filled). */
-static bool wait_pid_ms(pid_t pid, int *status, long ms)
-{
-	long end = now_ms() + ms;
-
-	for (;;) {
-		pid_t r = waitpid(pid, status, WNOHANG);
-
-		if (r == pid)
-			return true;
-		if (r == -1 && errno != EINTR)
-			return false;
-		if (now_ms() >= end)
-			return false;
-		sleep_ms(5);
-	}
 }
 
 /* The daemon we started is still running (not exited, not a zombie). */
@@ -557,7 +496,7 @@ static void writer_main(const char *mnt, int wfd, uint64_t seed0)
 	if (!buf || !rbuf)
 		_exit(2);
 	for (int i = 0; i < NFILES; i++) {
-		uint64_t len = i == SCRATCH ? SCRATCH_SIZE : 4 * KiB + rnd(&state) % (60 * KiB);
+		uint64_t len = i == SCRATCH ? SCRATCH_SIZE : 4 * KiB + rnd_splitmix(&state) % (60 * KiB);
 		struct msg mg = { .type = MSG_REC, .file = (uint32_t)i, .off = 0,
 				  .len = len, .seed = seed0 + (++nrec << 8) };
 
@@ -588,8 +527,8 @@ static void writer_main(const char *mnt, int wfd, uint64_t seed0)
 		send_msg(wfd, &mg);
 	}
 	for (;;) {
-		unsigned r = (unsigned)(rnd(&state) % 100);
-		int i = (int)(rnd(&state) % NFILES);
+		unsigned r = (unsigned)(rnd_splitmix(&state) % 100);
+		int i = (int)(rnd_splitmix(&state) % NFILES);
 
 		if (r < 8 && i != SCRATCH) {
 			/* Truncate: announced before it is issued. */
@@ -598,10 +537,10 @@ static void writer_main(const char *mnt, int wfd, uint64_t seed0)
 
 			if (cursor[i] >= RESET_AT)
 				size = 0;
-			else if (rnd(&state) % 2)
-				size = rnd(&state) % (cursor[i] + 1);
+			else if (rnd_splitmix(&state) % 2)
+				size = rnd_splitmix(&state) % (cursor[i] + 1);
 			else
-				size = cursor[i] + rnd(&state) % (128 * KiB);
+				size = cursor[i] + rnd_splitmix(&state) % (128 * KiB);
 			mg.off = size;
 			send_msg(wfd, &mg);
 			if (ftruncate(fd[i], (off_t)size))
@@ -621,24 +560,24 @@ static void writer_main(const char *mnt, int wfd, uint64_t seed0)
 			if (snap[i] < 0)
 				writer_stop(wfd, OP_SNAPOPEN, errno);
 			n = pread(snap[i], rbuf, MAX_REC,
-				  (off_t)(rnd(&state) % (cursor[i] + 1)));
+				  (off_t)(rnd_splitmix(&state) % (cursor[i] + 1)));
 			if (n < 0)
 				writer_stop(wfd, OP_PREAD, errno);
 		} else if (i == SCRATCH) {
 			/* Overwrite under a snapshot: preservation into the store. */
-			uint64_t len = 1 + rnd(&state) % (64 * KiB);
-			uint64_t off = rnd(&state) % (SCRATCH_SIZE - len);
+			uint64_t len = 1 + rnd_splitmix(&state) % (64 * KiB);
+			uint64_t off = rnd_splitmix(&state) % (SCRATCH_SIZE - len);
 
-			rec_fill(buf, rnd(&state), len);
+			rec_fill(buf, rnd_splitmix(&state), len);
 			if (pwrite_all(fd[i], buf, len, (off_t)off))
 				writer_stop(wfd, OP_PWRITE, errno);
-			if (rnd(&state) % 4 == 0 && fsync(fd[i]))
+			if (rnd_splitmix(&state) % 4 == 0 && fsync(fd[i]))
 				writer_stop(wfd, OP_FSYNC, errno);
 		} else {
 			/* A record: past every earlier record of this file. */
-			uint64_t len = rnd(&state) % 8 ? 1 + rnd(&state) % (16 * KiB)
-							: 1 + rnd(&state) % MAX_REC;
-			uint64_t off = cursor[i] + rnd(&state) % (8 * KiB);
+			uint64_t len = rnd_splitmix(&state) % 8 ? 1 + rnd_splitmix(&state) % (16 * KiB)
+							: 1 + rnd_splitmix(&state) % MAX_REC;
+			uint64_t off = cursor[i] + rnd_splitmix(&state) % (8 * KiB);
 			struct msg mg = { .type = MSG_REC, .file = (uint32_t)i, .off = off,
 					  .len = len, .seed = seed0 + (++nrec << 8) };
 

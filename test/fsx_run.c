@@ -50,8 +50,8 @@
 #include <cmocka.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
-#define EXT4_MAGIC 0xEF53
 /* Per fsx run (the soak sets more); meson's timeout is the backstop. */
 static long run_timeout_s = 240;
 
@@ -73,21 +73,6 @@ static const char *fsx_bin(void)
 	const char *bin = getenv("FSX_BIN");
 
 	return bin && *bin ? bin : "./test/fsx";
-}
-
-static const char *tmp_base(void)
-{
-	const char *tmp = getenv("TMPDIR");
-
-	return tmp && *tmp ? tmp : "/tmp";
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* ------------------------------------------------------------------ */
@@ -162,20 +147,13 @@ static int run_fsx(struct fixture *f, char **output, ...)
 		_exit(127);
 	}
 	setpgid(pid, pid);	/* also here: no race with the kill below */
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			break;
-		if (now_s() - start > run_timeout_s) {
-			printf("# fsx ran over %ld s: killing its process group\n",
-			       run_timeout_s);
-			kill(-pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			status = -1;
-			break;
-		}
-		usleep(20000);
+	if (!wait_pid_ms(pid, &status,
+			 (long)((run_timeout_s - (now_s() - start)) * 1000))) {
+		printf("# fsx ran over %ld s: killing its process group\n",
+		       run_timeout_s);
+		kill(-pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		status = -1;
 	}
 	*output = slurp_and_echo(f->out);
 	printf("# fsx took %.1f s\n", now_s() - start);
@@ -206,13 +184,6 @@ static void expect_pass(int rc, char *output, int nprocs)
 /* ------------------------------------------------------------------ */
 /* Fixtures                                                           */
 /* ------------------------------------------------------------------ */
-
-static bool is_ext4(const char *path)
-{
-	struct statfs s;
-
-	return statfs(path, &s) == 0 && s.f_type == EXT4_MAGIC;
-}
 
 static int require_fsx(void)
 {
@@ -248,20 +219,14 @@ static int setup_raw(void **state)
 static int setup_stablefs(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	int fd;
 
 	*state = f;
 	if (!f || require_fsx())
 		return -1;
-	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	if (fd < 0 || access(test_stablefs_bin(), X_OK) ||
-	    system("command -v fusermount3 >/dev/null 2>&1") != 0) {
-		if (fd >= 0)
-			close(fd);
+	if (!test_can_mount()) {
 		f->skip_why = "no /dev/fuse, fusermount3 or stablefs binary";
 		return 0;
 	}
-	close(fd);
 	if (test_mount_prepare(&f->m, "fsx"))
 		return -1;
 	f->is_mount = true;
@@ -282,11 +247,8 @@ static int teardown(void **state)
 	if (!f)
 		return 0;
 	if (f->is_mount) {
-		if (test_mount_stop(&f->m)) {
-			fprintf(stderr, "stablefs did not unmount/exit cleanly\n");
+		if (test_mount_finish(&f->m))
 			rc = -1;
-		}
-		test_mount_destroy(&f->m);
 	} else if (f->tmpbase[0]) {
 		test_rm_rf(f->tmpbase);
 	}

@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
 #define KiB 1024LL
 #define MiB (1024 * KiB)
@@ -78,21 +79,6 @@ struct fixture {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void *xmalloc(size_t n)
 {
@@ -310,22 +296,6 @@ static bool mounted_at(const char *path)
 	return found;
 }
 
-static void fusermount(const char *flags, const char *mnt)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execlp("fusermount3", "fusermount3", flags, mnt, (char *)NULL);
-		_exit(127);
-	}
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
-}
-
 /* ---- fixtures --------------------------------------------------------- */
 
 static int setup_common(void **state, bool mount)
@@ -382,7 +352,7 @@ static int teardown(void **state)
 		if (test_mount_stop(&f->m))
 			fprintf(stderr, "# teardown: the unmount was not clean\n");
 		if (mounted_at(f->m.mnt)) {
-			fusermount("-uz", f->m.mnt);
+			test_fusermount("-uz", f->m.mnt);
 			fprintf(stderr, "# teardown: %s was still mounted\n", f->m.mnt);
 		}
 		/* Deeper than PATH_MAX is possible here: remove with *at(). */
@@ -766,8 +736,8 @@ static void run_fcase(const struct fixture *f, const struct fcase *c, struct out
 	o->secs = now_s() - t0;
 	if (mounted_at(c->mnt) || mounted_at(f->m.mnt)) {
 		o->mounted = true;
-		fusermount("-uz", c->mnt);
-		fusermount("-uz", f->m.mnt);
+		test_fusermount("-uz", c->mnt);
+		test_fusermount("-uz", f->m.mnt);
 	}
 	o->err = xmalloc(ERR_MAX + 1);
 	n = pread(errfd, o->err, ERR_MAX, 0);
@@ -1002,9 +972,9 @@ static void test_odd_paths_mount(void **state)
 	if (up)
 		check_through(src, mnt);
 	if (mounted_at(mnt))
-		fusermount("-u", mnt);
+		test_fusermount("-u", mnt);
 	if (mounted_at(mnt))
-		fusermount("-uz", mnt);
+		test_fusermount("-uz", mnt);
 	if (pid > 0) {
 		for (int waited = 0; waited < 5000; waited += 10) {
 			if (waitpid(pid, &status, WNOHANG) == pid) {

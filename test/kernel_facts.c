@@ -44,6 +44,7 @@
 #include <cmocka.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
 #define KiB 1024L
 #define MiB (1024L * KiB)
@@ -54,33 +55,14 @@
 #define SPLICE_OFF (1 * MiB)
 #define SPLICE_LEN (64 * KiB)
 #define PAGE 4096L
+/* A pipe big enough that one splice/tee of SPLICE_LEN never blocks. */
+#define PIPE_SIZE ((int)(2 * SPLICE_LEN))
 /* Every K1/K2 case runs this often: some outcomes hinge on folio sizes. */
 #define REPEAT 5
 
 /* ------------------------------------------------------------------ */
-/* Patterns                                                           */
+/* Patterns (pattern_byte() and new_byte() are in test_util)          */
 /* ------------------------------------------------------------------ */
-
-/*
- * Never zero (so a zeroed byte always counts as changed) and not periodic
- * with the page size (so a byte moved to another page is noticed too).
- */
-static unsigned char pattern_byte(long pos)
-{
-	return (unsigned char)((pos % 251) + 1);
-}
-
-/* The bytes every modification writes: differ from the pattern everywhere. */
-static unsigned char new_byte(long pos)
-{
-	return (unsigned char)~pattern_byte(pos);
-}
-
-static void fill_pattern(unsigned char *buf, long pos, long len, bool fresh)
-{
-	for (long i = 0; i < len; i++)
-		buf[i] = fresh ? new_byte(pos + i) : pattern_byte(pos + i);
-}
 
 static bool pattern_ok(const unsigned char *buf, long pos, long len)
 {
@@ -88,117 +70,6 @@ static bool pattern_ok(const unsigned char *buf, long pos, long len)
 		if (buf[i] != pattern_byte(pos + i))
 			return false;
 	return true;
-}
-
-/* ------------------------------------------------------------------ */
-/* Small I/O helpers (report errors on stderr, return -1)             */
-/* ------------------------------------------------------------------ */
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			fprintf(stderr, "pwrite: %s\n", strerror(errno));
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int pread_all(int fd, void *buf, size_t len, off_t off)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "pread: %s\n", n < 0 ? strerror(errno) : "EOF");
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-/* splice exactly len bytes of fd at *off into the pipe. */
-static int splice_all(int fd, loff_t off, int pipe_w, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = splice(fd, &off, pipe_w, NULL, len, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "splice: %s\n", n < 0 ? strerror(errno) : "EOF");
-			return -1;
-		}
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Read until EOF (the write end must be closed); returns bytes read. */
-static long drain_pipe(int pipe_r, unsigned char *buf, size_t cap)
-{
-	size_t got = 0;
-
-	for (;;) {
-		ssize_t n = read(pipe_r, buf + got, cap - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fprintf(stderr, "read(pipe): %s\n", strerror(errno));
-			return -1;
-		}
-		if (n == 0 || (got += (size_t)n) == cap)
-			return (long)got;
-	}
-}
-
-/* dir/name into out[PATH_MAX]; -1 if it does not fit. */
-static int join_path(char *out, const char *dir, const char *name)
-{
-	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
-
-	return n > 0 && n < PATH_MAX ? 0 : -1;
-}
-
-/* A pipe big enough that one splice/tee of SPLICE_LEN never blocks. */
-static int make_pipe(int p[2])
-{
-	if (pipe2(p, O_CLOEXEC)) {
-		fprintf(stderr, "pipe2: %s\n", strerror(errno));
-		return -1;
-	}
-	if (fcntl(p[1], F_SETPIPE_SZ, (int)(2 * SPLICE_LEN)) < 0) {
-		fprintf(stderr, "F_SETPIPE_SZ: %s\n", strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	return 0;
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -429,14 +300,14 @@ static int run_scenario(const char *dir, enum fill fill, const struct kcase *c,
 	fd = create_pattern_file(path, fill);
 	if (fd < 0)
 		return -1;
-	if (make_pipe(a))
+	if (make_pipe(a, PIPE_SIZE))
 		goto out;
 	if (splice_all(fd, SPLICE_OFF, a[1], SPLICE_LEN))
 		goto out;
 	close_fd(&a[1]);
 	drain_fd = a[0];
 	if (c->via_tee) {
-		if (make_pipe(b))
+		if (make_pipe(b, PIPE_SIZE))
 			goto out;
 		n = tee(a[0], b[1], SPLICE_LEN, 0);
 		if (n != SPLICE_LEN) {
@@ -729,18 +600,11 @@ static void test_k2_ext4_small_folios(void **state)
 static int setup_fuse(void **state)
 {
 	struct fixture *f = new_fixture(state, "stablefs");
-	int fd;
 
 	if (!f)
 		return -1;
 	/* Missing prerequisites skip in the test itself (f->m.mounted false). */
-	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	close(fd);
-	if (access(test_stablefs_bin(), X_OK))
-		return 0;
-	if (system("command -v fusermount3 >/dev/null 2>&1") != 0)
+	if (!test_can_mount())
 		return 0;
 	if (test_mount_prepare(&f->m, "kf"))
 		return -1;
@@ -799,7 +663,7 @@ static bool splice_page_is_original(int fd)
 	int p[2];
 	long n = -1;
 
-	if (make_pipe(p))
+	if (make_pipe(p, PIPE_SIZE))
 		return false;
 	if (splice_all(fd, SPLICE_OFF, p[1], PAGE) == 0) {
 		close_fd(&p[1]);
@@ -929,20 +793,6 @@ static void test_shared_writable_mmap_refused(void **state)
 	munmap(map, FILE_SIZE);
 }
 
-/* A counter of the mount (user.stablefs.stats, flat JSON), -1 if absent. */
-static long long mount_stat(const struct fixture *f, const char *name)
-{
-	char buf[8192], key[128], *p;
-	ssize_t n = getxattr(f->m.mnt, "user.stablefs.stats", buf, sizeof(buf) - 1);
-
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	snprintf(key, sizeof(key), "\"%s\":", name);
-	p = strstr(buf, key);
-	return p ? atoll(p + strlen(key)) : -1;
-}
-
 /*
  * K7: an OPEN answered ESTALE makes the VFS look the name up again and
  * retry, and open() succeeds; truncate(path) likewise; fstat on an fd
@@ -963,7 +813,7 @@ static void test_k7_estale_open_is_retried(void **state)
 	make_fuse_file(f, spath, mpath);
 	reader = open(mpath, O_RDONLY | O_CLOEXEC);
 	assert_true(reader >= 0);
-	before = mount_stat(f, "estale_redirects");
+	before = mount_counter(f->m.mnt, "estale_redirects");
 	/* A writer through the same (cached) dentry: steered to the live node. */
 	writer = open(mpath, O_RDWR | O_CLOEXEC);
 	assert_true(writer >= 0);
@@ -983,8 +833,8 @@ static void test_k7_estale_open_is_retried(void **state)
 	assert_int_equal(st.st_size, FILE_SIZE);
 	printf("# K7: ESTALE redirects %lld (open for write, open for read, "
 	       "truncate by path all retried by the VFS)\n",
-	       mount_stat(f, "estale_redirects") - before);
-	assert_true(mount_stat(f, "estale_redirects") - before >= 2);
+	       mount_counter(f->m.mnt, "estale_redirects") - before);
+	assert_true(mount_counter(f->m.mnt, "estale_redirects") - before >= 2);
 	close(again);
 	close(writer);
 	close(reader);
@@ -1015,5 +865,6 @@ int main(void)
 						setup_fuse, teardown_fuse),
 	};
 
+	io_messages(true);	/* these tests report failed I/O on stderr */
 	return cmocka_run_group_tests_name("kernel_facts", tests, NULL, NULL);
 }

@@ -48,6 +48,9 @@
 
 #include <cmocka.h>
 
+#include "mount_util.h"
+#include "test_util.h"
+
 #define KiB 1024L
 #define MiB (1024L * KiB)
 
@@ -55,122 +58,13 @@
 #define SPLICE_OFF (1 * MiB)
 #define SPLICE_LEN (64 * KiB)
 #define PAGE 4096L
+/* A pipe big enough that one splice of SPLICE_LEN never blocks. */
+#define PIPE_SIZE ((int)(2 * SPLICE_LEN))
 #define REPEAT 5
 /* Seconds one run may take before the daemon is killed (a deadlock). */
 #ifndef RUN_TIMEOUT
 #define RUN_TIMEOUT 30
 #endif
-
-/* ------------------------------------------------------------------ */
-/* Patterns and small I/O helpers (report on stderr, return -1)       */
-/* ------------------------------------------------------------------ */
-
-/* Never zero, and not periodic with the page size. */
-static unsigned char pattern_byte(long pos)
-{
-	return (unsigned char)((pos % 251) + 1);
-}
-
-/* What writes write: differs from the pattern everywhere. */
-static unsigned char new_byte(long pos)
-{
-	return (unsigned char)~pattern_byte(pos);
-}
-
-static void fill(unsigned char *buf, long pos, long len, bool fresh)
-{
-	for (long i = 0; i < len; i++)
-		buf[i] = fresh ? new_byte(pos + i) : pattern_byte(pos + i);
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "pwrite: %s\n", n < 0 ? strerror(errno) : "0");
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int pread_all(int fd, void *buf, size_t len, off_t off)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "pread: %s\n", n < 0 ? strerror(errno) : "EOF");
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int splice_all(int fd, loff_t off, int pipe_w, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = splice(fd, &off, pipe_w, NULL, len, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "splice: %s\n", n < 0 ? strerror(errno) : "EOF");
-			return -1;
-		}
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Read until EOF (write end closed) or cap bytes; returns bytes read. */
-static long drain_pipe(int pipe_r, unsigned char *buf, size_t cap)
-{
-	size_t got = 0;
-
-	for (;;) {
-		ssize_t n = read(pipe_r, buf + got, cap - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fprintf(stderr, "read(pipe): %s\n", strerror(errno));
-			return -1;
-		}
-		if (n == 0 || (got += (size_t)n) == cap)
-			return (long)got;
-	}
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 /* ------------------------------------------------------------------ */
 /* Modifications (through the O_RDWR fd on MNT/f) and their effects   */
@@ -207,7 +101,7 @@ static int mod_pwrite(int fd)
 {
 	unsigned char buf[SPLICE_LEN];
 
-	fill(buf, SPLICE_OFF, SPLICE_LEN, true);
+	fill_pattern(buf, SPLICE_OFF, SPLICE_LEN, true);
 	return pwrite_all(fd, buf, SPLICE_LEN, SPLICE_OFF) ? -errno : 0;
 }
 
@@ -225,7 +119,7 @@ static int mod_mmap_store(int fd)
 
 	if (map == MAP_FAILED)
 		return -errno;
-	fill(map + SPLICE_OFF, SPLICE_OFF, SPLICE_LEN, true);
+	fill_pattern(map + SPLICE_OFF, SPLICE_OFF, SPLICE_LEN, true);
 	if (msync(map, FILE_SIZE, MS_SYNC))
 		err = -errno;
 	munmap(map, FILE_SIZE);
@@ -392,32 +286,14 @@ static bool is_kfuse_mount(const char *path)
 	return found;
 }
 
-static void lazy_unmount(const char *mnt)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0) {
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		execlp("fusermount3", "fusermount3", "-u", "-z", mnt, (char *)NULL);
-		_exit(127);
-	}
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
-}
-
 /* Unmount (if mounted) and reap our daemon; -1 if anything was amiss. */
 static int stop_daemon(struct fixture *f)
 {
-	int rc = 0, status, waited;
+	int rc = 0, status;
 
 	stop_watchdog(&f->watchdog);	/* before the daemon's pid is reaped */
 	if (f->mnt[0] && is_kfuse_mount(f->mnt)) {
-		lazy_unmount(f->mnt);
+		test_fusermount("-uz", f->mnt);
 		if (is_kfuse_mount(f->mnt)) {
 			fprintf(stderr, "could not unmount %s\n", f->mnt);
 			rc = -1;
@@ -425,12 +301,7 @@ static int stop_daemon(struct fixture *f)
 	}
 	if (f->pid <= 0)
 		return rc;
-	for (waited = 0; waited < 5000; waited += 10) {
-		if (waitpid(f->pid, &status, WNOHANG) == f->pid)
-			break;
-		sleep_ms(10);
-	}
-	if (waited >= 5000) {
+	if (!wait_pid_ms(f->pid, &status, 5000)) {
 		fprintf(stderr, "kfuse_daemon %d did not exit, killing\n", f->pid);
 		kill(f->pid, SIGKILL);
 		waitpid(f->pid, &status, 0);
@@ -453,7 +324,7 @@ static int start_daemon(struct fixture *f)
 		argv[3 + i] = f->row->flags[i];
 	fd = open(f->backing, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (buf && fd >= 0) {
-		fill(buf, 0, FILE_SIZE, false);
+		fill_pattern(buf, 0, FILE_SIZE, false);
 		rc = pwrite_all(fd, buf, FILE_SIZE, 0);
 	}
 	free(buf);
@@ -528,18 +399,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 /* Also runs after a failed test: never leaves a mount or a daemon behind. */
 static int teardown(void **state)
 {
@@ -550,7 +409,7 @@ static int teardown(void **state)
 		return 0;
 	rc = stop_daemon(f);
 	if (f->dir[0] && !is_kfuse_mount(f->mnt))
-		nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		test_rm_rf(f->dir);
 	free(f);
 	*state = NULL;
 	return rc;
@@ -626,16 +485,13 @@ static int run_scenario(struct fixture *f, struct observation *o)
 	/* Warm the FUSE page cache, and check what the daemon serves. */
 	if (pread_all(ro, buf, FILE_SIZE, 0))
 		goto out;
-	fill(expect, SPLICE_OFF, SPLICE_LEN, false);
+	fill_pattern(expect, SPLICE_OFF, SPLICE_LEN, false);
 	if (memcmp(buf + SPLICE_OFF, expect, SPLICE_LEN)) {
 		fprintf(stderr, "MNT/f does not hold the pattern\n");
 		goto out;
 	}
-	if (pipe2(p, O_CLOEXEC) ||
-	    fcntl(p[1], F_SETPIPE_SZ, (int)(2 * SPLICE_LEN)) < 0) {
-		fprintf(stderr, "pipe: %s\n", strerror(errno));
+	if (make_pipe(p, PIPE_SIZE))	/* says why on stderr */
 		goto out;
-	}
 	if (splice_all(ro, SPLICE_OFF, p[1], SPLICE_LEN))
 		goto out;
 	close_fd(&p[1]);
@@ -731,5 +587,6 @@ int main(void)
 			.initial_state = (void *)&rows[i],
 		};
 	}
+	io_messages(true);	/* these tests report failed I/O on stderr */
 	return cmocka_run_group_tests_name("kernel_facts_fuse", tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
 #include "mount_util.h"
+#include "test_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +18,7 @@
 #define MAX_LIVE 16
 static struct test_mount *live[MAX_LIVE];
 
-static void run_fusermount(const char *flags, const char *mnt)
+void test_fusermount(const char *flags, const char *mnt)
 {
 	pid_t pid = fork();
 
@@ -39,7 +40,7 @@ static void detach_all_live(void)
 {
 	for (int i = 0; i < MAX_LIVE; i++) {
 		if (live[i] && live[i]->mounted) {
-			run_fusermount("-uz", live[i]->mnt);
+			test_fusermount("-uz", live[i]->mnt);
 			live[i]->mounted = false;
 		}
 		if (live[i] && live[i]->pid > 0) {
@@ -111,13 +112,21 @@ void test_require_fuse(void)
 	}
 }
 
+bool test_can_mount(void)
+{
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return access(test_stablefs_bin(), X_OK) == 0 &&
+	       system("command -v fusermount3 >/dev/null 2>&1") == 0;
+}
+
 int test_mount_prepare(struct test_mount *m, const char *tag)
 {
-	const char *tmp = getenv("TMPDIR");
-
 	memset(m, 0, sizeof(*m));
-	snprintf(m->base, sizeof(m->base), "%s/sfs-%s-XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp", tag);
+	snprintf(m->base, sizeof(m->base), "%s/sfs-%s-XXXXXX", tmp_base(), tag);
 	if (!mkdtemp(m->base)) {
 		perror("mkdtemp");
 		return -1;
@@ -147,13 +156,6 @@ bool test_is_stablefs_mount(const char *path)
 	}
 	fclose(f);
 	return found;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 int test_mount_start(struct test_mount *m, const char *opts)
@@ -206,22 +208,15 @@ int test_mount_stop(struct test_mount *m)
 	int status = 0, rc = 0;
 
 	if (m->mounted || test_is_stablefs_mount(m->mnt)) {
-		run_fusermount("-u", m->mnt);
+		test_fusermount("-u", m->mnt);
 		if (test_is_stablefs_mount(m->mnt)) {
-			run_fusermount("-uz", m->mnt);
+			test_fusermount("-uz", m->mnt);
 			rc = -1;	/* it was busy: a test leaked an fd */
 		}
 		m->mounted = false;
 	}
 	if (m->pid > 0) {
-		int waited;
-
-		for (waited = 0; waited < 5000; waited += 10) {
-			if (waitpid(m->pid, &status, WNOHANG) == m->pid)
-				break;
-			sleep_ms(10);
-		}
-		if (waited >= 5000) {
+		if (!wait_pid_ms(m->pid, &status, 5000)) {
 			fprintf(stderr, "stablefs pid %d did not exit, killing\n", m->pid);
 			kill(m->pid, SIGKILL);
 			waitpid(m->pid, &status, 0);
@@ -258,4 +253,20 @@ void test_mount_destroy(struct test_mount *m)
 	if (m->base[0])
 		test_rm_rf(m->base);
 	m->base[0] = '\0';
+}
+
+int test_mount_finish(struct test_mount *m)
+{
+	int rc = 0;
+
+	if (test_mount_stop(m)) {
+		fprintf(stderr, "stablefs did not unmount/exit cleanly\n");
+		rc = -1;
+	}
+	if (test_is_stablefs_mount(m->mnt)) {
+		fprintf(stderr, "leaked mount %s\n", m->mnt);
+		rc = -1;
+	}
+	test_mount_destroy(m);
+	return rc;
 }

@@ -24,6 +24,12 @@ void test_skip_all(const char *why) __attribute__((noreturn));
 /* Skip unless /dev/fuse can be opened and fusermount3 exists. */
 void test_require_fuse(void);
 
+/*
+ * Can this process mount stablefs: /dev/fuse opens, the stablefs binary is
+ * executable and fusermount3 is installed? (For tests that skip per case.)
+ */
+bool test_can_mount(void);
+
 /* Fresh base dir under $TMPDIR (or /tmp) with empty src/ and mnt/. */
 int test_mount_prepare(struct test_mount *m, const char *tag);
 
@@ -39,8 +45,18 @@ int test_mount_stop(struct test_mount *m);
 /* test_mount_stop() and remove the base directory tree. */
 void test_mount_destroy(struct test_mount *m);
 
+/*
+ * A test's mount is done with: test_mount_stop(), then test_mount_destroy().
+ * Says on stderr what was amiss; -1 if the unmount or the daemon's exit was
+ * not clean, or the mount is somehow still there.
+ */
+int test_mount_finish(struct test_mount *m);
+
 /* Path of the stablefs binary under test ($STABLEFS_BIN or ./fs/stablefs). */
 const char *test_stablefs_bin(void);
+
+/* fusermount3 flags mnt (e.g. "-u", "-uz"), its output discarded. */
+void test_fusermount(const char *flags, const char *mnt);
 
 /* Remove a directory tree (no symlink following). */
 int test_rm_rf(const char *path);

@@ -68,6 +68,7 @@
 #include <xxhash.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
 #define KiB 1024L
 #define MiB (1024L * KiB)
@@ -75,8 +76,6 @@
 
 #define S4_SIZE (1 * MiB + 123)
 #define XATTR_DIGEST "user.stablefs.xxh3"
-#define XATTR_STATS "user.stablefs.stats"
-#define EXT4_MAGIC 0xEF53
 #define MAX_FDS 16
 
 /* ------------------------------------------------------------------ */
@@ -136,45 +135,6 @@ static void assert_fd_digest(int fd, const void *buf, size_t len, const char *wh
 /* ------------------------------------------------------------------ */
 /* I/O helpers (report on stderr, return -1 keeping errno)            */
 /* ------------------------------------------------------------------ */
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "pwrite: %s\n", strerror(errno));
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "write: %s\n", strerror(errno));
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* read() from the current offset to EOF, at most cap bytes; -1 on error. */
 static long read_to_eof(int fd, unsigned char *buf, size_t cap)
@@ -274,14 +234,6 @@ static int create_file(const char *path, const unsigned char *buf, size_t len)
 	return rc;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 /* Index of the first differing byte, or -1. */
 static long first_diff(const unsigned char *a, const unsigned char *b, long len)
 {
@@ -308,37 +260,21 @@ static void assert_same(const unsigned char *got, long got_len,
 /* Stats                                                              */
 /* ------------------------------------------------------------------ */
 
-/* One counter of user.stablefs.stats on the mount's root, or -1. */
+/* One counter of the mount's stats, or -1 (and why on stderr). */
 static long long stat_get(const char *mnt, const char *key)
 {
-	char buf[8192], pattern[128];
-	ssize_t n = getxattr(mnt, XATTR_STATS, buf, sizeof(buf) - 1);
-	const char *p;
+	char buf[8192];
+	long long v;
 
-	if (n < 0) {
-		fprintf(stderr, "getxattr(%s, %s): %s\n", mnt, XATTR_STATS,
+	if (read_mount_stats(mnt, buf, sizeof(buf)) < 0) {
+		fprintf(stderr, "getxattr(%s, %s): %s\n", mnt, STATS_XATTR,
 			strerror(errno));
 		return -1;
 	}
-	buf[n] = '\0';
-	snprintf(pattern, sizeof(pattern), "\"%s\":", key);
-	p = strstr(buf, pattern);
-	if (!p) {
+	v = stats_value(buf, key);
+	if (v < 0)
 		fprintf(stderr, "stats have no %s: %s\n", key, buf);
-		return -1;
-	}
-	return strtoll(p + strlen(pattern), NULL, 10);
-}
-
-static void print_stats(const char *mnt)
-{
-	char buf[8192];
-	ssize_t n = getxattr(mnt, XATTR_STATS, buf, sizeof(buf) - 1);
-
-	if (n >= 0) {
-		buf[n] = '\0';
-		printf("# stats: %s\n", buf);
-	}
+	return v;
 }
 
 /*
@@ -361,7 +297,7 @@ static void assert_all_released(const char *mnt)
 	if (waited > 500)
 		printf("# note: releases took %d ms to show in the stats\n", waited);
 	if (live || bytes || files) {
-		print_stats(mnt);
+		print_mount_stats(mnt);
 		fail_msg("after closing every fd: snapshots_live %lld, "
 			 "bytes_preserved %lld, store_files %lld (expected 0)",
 			 live, bytes, files);
@@ -483,14 +419,6 @@ static int teardown(void **state)
 	free(f);
 	*state = NULL;
 	return rc;
-}
-
-static void path_in(char *out, const char *dir, const char *name)
-{
-	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
-
-	if (n < 0 || n >= PATH_MAX)
-		fail_msg("path too long: %s/%s", dir, name);
 }
 
 /* open() through the test dir, remembered for the teardown; -1: errno. */
@@ -1111,7 +1039,7 @@ static void test_s7_oob_detect(void **state)
 	oob = stat_get(f->dir, "oob_changes");
 	eio = stat_get(f->dir, "eio_reads");
 	if (oob < 1 || eio < 1) {
-		print_stats(f->dir);
+		print_mount_stats(f->dir);
 		fail_msg("stats: oob_changes %lld, eio_reads %lld (expected >= 1)",
 			 oob, eio);
 	}
@@ -1451,7 +1379,7 @@ static void test_max_preserve(void **state)
 	assert_int_equal(errno, EIO);
 	inval = stat_get(f->dir, "snapshots_invalidated_max_preserve");
 	if (inval < 1) {
-		print_stats(f->dir);
+		print_mount_stats(f->dir);
 		fail_msg("snapshots_invalidated_max_preserve %lld", inval);
 	}
 	assert_true(stat_get(f->dir, "bytes_preserved") <= 64 * KiB);
@@ -1595,5 +1523,6 @@ int main(void)
 	test_require_fuse();
 	if (filter && *filter)
 		cmocka_set_test_filter(filter);
+	io_messages(true);	/* these tests report failed I/O on stderr */
 	return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);
 }

@@ -48,6 +48,7 @@
 #include <xxhash.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
 #define KiB 1024L
 #define MiB (1024L * KiB)
@@ -64,7 +65,6 @@
 #define STALL_SECONDS 60
 #define MAX_REPORTS 10
 #define XATTR_DIGEST "user.stablefs.xxh3"
-#define XATTR_STATS "user.stablefs.stats"
 
 enum op { OP_PWRITE, OP_SHRINK, OP_GROW, OP_PUNCH, OP_ZERO, OP_APPEND, N_OPS };
 
@@ -75,50 +75,14 @@ static const char *const op_name[] = {
 };
 
 /* ------------------------------------------------------------------ */
-/* Randomness (xorshift64*, one state per thread), time               */
+/* Randomness (rnd() etc. in test_util), digests                      */
 /* ------------------------------------------------------------------ */
 
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ULL;
-}
-
-static long rnd_below(uint64_t *s, long n)
-{
-	return n > 0 ? (long)(rnd(s) % (uint64_t)n) : 0;
-}
-
+/* Random file content, never 0 (unlike splice_stress's). */
 static void rnd_bytes(uint64_t *s, unsigned char *buf, long len)
 {
 	for (long i = 0; i < len; i++)
 		buf[i] = (unsigned char)(rnd(s) >> 56) | 1;	/* never 0 */
-}
-
-/* Half the time page-aligned. */
-static long rnd_off(uint64_t *s, long limit)
-{
-	long off = rnd_below(s, limit);
-
-	return rnd(s) & 1 ? off & ~(PAGE - 1) : off;
-}
-
-static void sleep_us(long us)
-{
-	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void digest_of(const void *buf, size_t len, unsigned char out[16])
@@ -169,41 +133,6 @@ static void run_error(struct run *r, const char *what, int err)
 	fprintf(stderr, "%s: %s\n", what, strerror(err));
 	atomic_fetch_add(&r->errors, 1);
 	atomic_store(&r->stop, true);
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* The whole file by read(2) (as_splice false) or splice(2); -1: errno. */
@@ -569,31 +498,6 @@ static bool supervise(struct run *r, double seconds, pid_t daemon_pid)
 	}
 }
 
-static long long stat_get(const char *mnt, const char *key)
-{
-	char buf[8192], pattern[128];
-	ssize_t n = getxattr(mnt, XATTR_STATS, buf, sizeof(buf) - 1);
-	const char *p;
-
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	snprintf(pattern, sizeof(pattern), "\"%s\":", key);
-	p = strstr(buf, pattern);
-	return p ? strtoll(p + strlen(pattern), NULL, 10) : -1;
-}
-
-static void print_stats(const char *mnt)
-{
-	char buf[8192];
-	ssize_t n = getxattr(mnt, XATTR_STATS, buf, sizeof(buf) - 1);
-
-	if (n >= 0) {
-		buf[n] = '\0';
-		printf("# stats: %s\n", buf);
-	}
-}
-
 /* The file through a fresh reader and directly in SRC equals the model. */
 static long check_final(struct run *r)
 {
@@ -634,14 +538,6 @@ struct fixture {
 	struct run run;
 };
 
-static double stress_seconds(void)
-{
-	const char *s = getenv("SFS_STRESS_SECONDS");
-	double v = s && *s ? atof(s) : DEFAULT_SECONDS;
-
-	return v > 0 ? v : DEFAULT_SECONDS;
-}
-
 /* *state: the mount options (NULL: defaults). */
 static int setup(void **state)
 {
@@ -666,15 +562,8 @@ static int teardown(void **state)
 	if (!f)
 		return 0;
 	if (f->is_mount) {
-		if (test_mount_stop(&f->m)) {
-			fprintf(stderr, "stablefs did not unmount/exit cleanly\n");
+		if (test_mount_finish(&f->m))
 			rc = -1;
-		}
-		if (test_is_stablefs_mount(f->m.mnt)) {
-			fprintf(stderr, "leaked mount %s\n", f->m.mnt);
-			rc = -1;
-		}
-		test_mount_destroy(&f->m);
 	}
 	for (int i = 0; i < FILES; i++) {
 		free(f->run.files[i].model);
@@ -692,7 +581,7 @@ static void test_snapshot_stress(void **state)
 	struct run *r = &f->run;
 	pthread_t th[N_WRITERS + N_READERS];
 	struct thread_arg args[N_WRITERS + N_READERS];
-	double secs = stress_seconds() / (f->short_run ? 3 : 1);
+	double secs = stress_seconds(DEFAULT_SECONDS) / (f->short_run ? 3 : 1);
 	long long live = -1, bytes = -1, files = -1;
 	long bad_final;
 	bool alive;
@@ -726,7 +615,7 @@ static void test_snapshot_stress(void **state)
 	if (!alive)
 		fail_msg("stablefs: deadlock (no progress for %d s), daemon killed",
 			 STALL_SECONDS);
-	print_stats(f->m.mnt);
+	print_mount_stats(f->m.mnt);
 	assert_int_equal(atomic_load(&r->errors), 0);
 	assert_true(atomic_load(&r->checks) > 0 && atomic_load(&r->ops) > 0);
 	if (atomic_load(&r->mismatches))
@@ -741,15 +630,15 @@ static void test_snapshot_stress(void **state)
 
 	/* Every fd is closed; releases are asynchronous: poll. */
 	for (waited = 0; waited <= 5000; waited += 50) {
-		live = stat_get(f->m.mnt, "snapshots_live");
-		bytes = stat_get(f->m.mnt, "bytes_preserved");
-		files = stat_get(f->m.mnt, "store_files");
+		live = mount_counter(f->m.mnt, "snapshots_live");
+		bytes = mount_counter(f->m.mnt, "bytes_preserved");
+		files = mount_counter(f->m.mnt, "store_files");
 		if (live == 0 && bytes == 0 && files == 0)
 			break;
 		sleep_us(50000);
 	}
 	if (live || bytes || files) {
-		print_stats(f->m.mnt);
+		print_mount_stats(f->m.mnt);
 		fail_msg("after closing everything: snapshots_live %lld, "
 			 "bytes_preserved %lld, store_files %lld (expected 0)",
 			 live, bytes, files);

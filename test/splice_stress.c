@@ -51,6 +51,7 @@
 #include <cmocka.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
 #define KiB 1024L
 #define MiB (1024L * KiB)
@@ -72,38 +73,14 @@
 #define STALL_SECONDS 30
 #define MAX_REPORTS 10	/* mismatch details printed */
 
-#define EXT4_MAGIC 0xEF53
-
 /* ------------------------------------------------------------------ */
-/* Randomness: xorshift64*, one state per thread                      */
+/* Randomness (rnd(), rnd_below(), rnd_off() are in test_util)       */
 /* ------------------------------------------------------------------ */
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ULL;
-}
-
-/* Uniform-ish in [0, n). */
-static long rnd_below(uint64_t *s, long n)
-{
-	return n > 0 ? (long)(rnd(s) % (uint64_t)n) : 0;
-}
 
 static void rnd_bytes(uint64_t *s, unsigned char *buf, long len)
 {
 	for (long i = 0; i < len; i++)
 		buf[i] = (unsigned char)(rnd(s) >> 56);
-}
-
-/* A random offset below limit: half the time page-aligned (K1 vs K2). */
-static long rnd_off(uint64_t *s, long limit)
-{
-	long off = rnd_below(s, limit);
-
-	return rnd(s) & 1 ? off & ~(PAGE - 1) : off;
 }
 
 /* A random length in [1, max]: half the time whole pages. */
@@ -114,22 +91,6 @@ static long rnd_len(uint64_t *s, long max)
 	if (rnd(s) & 1)
 		len = (len + PAGE - 1) & ~(PAGE - 1);
 	return len > max ? max : len;
-}
-
-static void sleep_us(long us)
-{
-	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* ------------------------------------------------------------------ */
@@ -166,71 +127,6 @@ static void run_error(struct run *r, const char *what, int err)
 /* ------------------------------------------------------------------ */
 /* I/O helpers                                                        */
 /* ------------------------------------------------------------------ */
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int make_pipe(int p[2])
-{
-	if (pipe2(p, O_CLOEXEC))
-		return -1;
-	if (fcntl(p[1], F_SETPIPE_SZ, (int)PIPE_SIZE) < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	return 0;
-}
-
-static long drain_pipe(int pipe_r, unsigned char *buf, size_t cap)
-{
-	size_t got = 0;
-
-	while (got < cap) {
-		ssize_t n = read(pipe_r, buf + got, cap - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (long)got;
-}
 
 /* ------------------------------------------------------------------ */
 /* Splicers                                                           */
@@ -273,7 +169,7 @@ static int fill_pipe(enum filler how, int fd, long off, long len, long *got)
 	int a[2], b[2];
 	ssize_t n;
 
-	if (make_pipe(a))
+	if (make_pipe(a, PIPE_SIZE))
 		return -1;
 	*got = pipe_in(how, fd, off, a[1], len);
 	close(a[1]);
@@ -284,7 +180,7 @@ static int fill_pipe(enum filler how, int fd, long off, long len, long *got)
 		}
 		return a[0];
 	}
-	if (make_pipe(b)) {
+	if (make_pipe(b, PIPE_SIZE)) {
 		close(a[0]);
 		return -1;
 	}
@@ -793,28 +689,6 @@ struct fixture {
 	struct run run;
 };
 
-static const char *tmp_base(void)
-{
-	const char *tmp = getenv("TMPDIR");
-
-	return tmp && *tmp ? tmp : "/tmp";
-}
-
-static bool is_ext4(const char *path)
-{
-	struct statfs s;
-
-	return statfs(path, &s) == 0 && s.f_type == EXT4_MAGIC;
-}
-
-static double stress_seconds(void)
-{
-	const char *s = getenv("SFS_STRESS_SECONDS");
-	double v = s && *s ? atof(s) : DEFAULT_SECONDS;
-
-	return v > 0 ? v : DEFAULT_SECONDS;
-}
-
 static int setup_raw(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -835,20 +709,14 @@ static int setup_raw(void **state)
 static int setup_stablefs(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	int fd;
 
 	*state = f;
 	if (!f)
 		return -1;
-	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	if (fd < 0 || access(test_stablefs_bin(), X_OK) ||
-	    system("command -v fusermount3 >/dev/null 2>&1") != 0) {
-		if (fd >= 0)
-			close(fd);
+	if (!test_can_mount()) {
 		f->skip_why = "no /dev/fuse, fusermount3 or stablefs binary";
 		return 0;
 	}
-	close(fd);
 	if (test_mount_prepare(&f->m, "stress"))
 		return -1;
 	f->is_mount = true;
@@ -867,15 +735,8 @@ static int teardown(void **state)
 	if (!f)
 		return 0;
 	if (f->is_mount) {
-		if (test_mount_stop(&f->m)) {
-			fprintf(stderr, "stablefs did not unmount/exit cleanly\n");
+		if (test_mount_finish(&f->m))
 			rc = -1;
-		}
-		if (test_is_stablefs_mount(f->m.mnt)) {
-			fprintf(stderr, "leaked mount %s\n", f->m.mnt);
-			rc = -1;
-		}
-		test_mount_destroy(&f->m);
 	} else if (f->dir[0]) {
 		test_rm_rf(f->dir);
 	}
@@ -893,7 +754,7 @@ static void test_raw_ext4_detects(void **state)
 {
 	struct fixture *f = *state;
 	struct run *r = &f->run;
-	double secs = stress_seconds() < RAW_SECONDS ? stress_seconds() : RAW_SECONDS;
+	double secs = stress_seconds(DEFAULT_SECONDS) < RAW_SECONDS ? stress_seconds(DEFAULT_SECONDS) : RAW_SECONDS;
 
 	if (f->skip_why) {
 		printf("# raw run skipped: %s\n", f->skip_why);
@@ -919,7 +780,7 @@ static void test_raw_ext4_model_exact(void **state)
 {
 	struct fixture *f = *state;
 	struct run *r = &f->run;
-	double secs = stress_seconds() < RAW_SECONDS ? stress_seconds() : RAW_SECONDS;
+	double secs = stress_seconds(DEFAULT_SECONDS) < RAW_SECONDS ? stress_seconds(DEFAULT_SECONDS) : RAW_SECONDS;
 
 	if (f->skip_why) {
 		printf("# raw control skipped: %s\n", f->skip_why);
@@ -940,7 +801,7 @@ static void test_stablefs_stress(void **state)
 {
 	struct fixture *f = *state;
 	struct run *r = &f->run;
-	double secs = stress_seconds();
+	double secs = stress_seconds(DEFAULT_SECONDS);
 	bool alive;
 
 	if (f->skip_why) {

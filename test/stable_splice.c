@@ -53,6 +53,7 @@
 #include <cmocka.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
 #define KiB 1024L
 #define MiB (1024L * KiB)
@@ -67,143 +68,8 @@
  * last spliced page is partial and the append writes into that page. */
 #define APPEND_SIZE (SPLICE_OFF + SPLICE_LEN - 100)
 
-#define EXT4_MAGIC 0xEF53
-
-/* ------------------------------------------------------------------ */
-/* Patterns                                                           */
-/* ------------------------------------------------------------------ */
-
-/* Never zero, not page-periodic: zeroed or moved bytes are both noticed. */
-static unsigned char pattern_byte(long pos)
-{
-	return (unsigned char)((pos % 251) + 1);
-}
-
-/* What modifications write: differs from the pattern everywhere. */
-static unsigned char new_byte(long pos)
-{
-	return (unsigned char)~pattern_byte(pos);
-}
-
-static void fill_pattern(unsigned char *buf, long pos, long len, bool fresh)
-{
-	for (long i = 0; i < len; i++)
-		buf[i] = fresh ? new_byte(pos + i) : pattern_byte(pos + i);
-}
-
-/* ------------------------------------------------------------------ */
-/* Small I/O helpers (report on stderr, return -1 keeping errno)      */
-/* ------------------------------------------------------------------ */
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "pwrite: %s\n", strerror(errno));
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "write: %s\n", strerror(errno));
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int pread_all(int fd, void *buf, size_t len, off_t off)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "pread: %s\n", n < 0 ? strerror(errno) : "EOF");
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-/* Read until EOF (write end closed) or cap; returns bytes read or -1. */
-static long drain_pipe(int pipe_r, unsigned char *buf, size_t cap)
-{
-	size_t got = 0;
-
-	while (got < cap) {
-		ssize_t n = read(pipe_r, buf + got, cap - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fprintf(stderr, "read(pipe): %s\n", strerror(errno));
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (long)got;
-}
-
-static int join_path(char *out, const char *dir, const char *name)
-{
-	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
-
-	return n > 0 && n < PATH_MAX ? 0 : -1;
-}
-
-/* Big enough that one fill of SPLICE_LEN never blocks. */
-static int make_pipe(int p[2])
-{
-	if (pipe2(p, O_CLOEXEC)) {
-		fprintf(stderr, "pipe2: %s\n", strerror(errno));
-		return -1;
-	}
-	if (fcntl(p[1], F_SETPIPE_SZ, (int)(2 * SPLICE_LEN)) < 0) {
-		fprintf(stderr, "F_SETPIPE_SZ: %s\n", strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	return 0;
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
+/* A pipe big enough that one splice/tee of SPLICE_LEN never blocks. */
+#define PIPE_SIZE ((int)(2 * SPLICE_LEN))
 
 /* ------------------------------------------------------------------ */
 /* Pipe fillers: the three ways G1 names to get file pages into a pipe */
@@ -261,7 +127,7 @@ static int fill_pipe(enum filler how, int fd, off_t off, size_t len)
 	int a[2], b[2];
 	ssize_t n;
 
-	if (make_pipe(a))
+	if (make_pipe(a, PIPE_SIZE))
 		return -1;
 	if ((how == BY_SENDFILE ? sendfile_in(fd, off, a[1], len)
 				: splice_in(fd, off, a[1], len))) {
@@ -272,7 +138,7 @@ static int fill_pipe(enum filler how, int fd, off_t off, size_t len)
 	close(a[1]);
 	if (how != BY_TEE)
 		return a[0];
-	if (make_pipe(b)) {
+	if (make_pipe(b, PIPE_SIZE)) {
 		close(a[0]);
 		return -1;
 	}
@@ -851,20 +717,6 @@ static struct fixture *new_fixture(void **state, enum target_kind k)
 	return f;
 }
 
-static const char *tmp_base(void)
-{
-	const char *tmp = getenv("TMPDIR");
-
-	return tmp && *tmp ? tmp : "/tmp";
-}
-
-static bool is_ext4(const char *path)
-{
-	struct statfs s;
-
-	return statfs(path, &s) == 0 && s.f_type == EXT4_MAGIC;
-}
-
 static int setup_ext4(void **state)
 {
 	struct fixture *f = new_fixture(state, T_EXT4);
@@ -912,19 +764,13 @@ static int setup_tmpfs(void **state)
 static int setup_stablefs(void **state)
 {
 	struct fixture *f = new_fixture(state, T_STABLEFS);
-	int fd;
 
 	if (!f)
 		return -1;
-	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	if (fd < 0 || access(test_stablefs_bin(), X_OK) ||
-	    system("command -v fusermount3 >/dev/null 2>&1") != 0) {
-		if (fd >= 0)
-			close(fd);
+	if (!test_can_mount()) {
 		f->skip_why = "no /dev/fuse, fusermount3 or stablefs binary";
 		return 0;
 	}
-	close(fd);
 	if (test_mount_prepare(&f->m, "ss"))
 		return -1;
 	if (!is_ext4(f->m.src))
@@ -944,12 +790,8 @@ static int teardown(void **state)
 	if (!f)
 		return 0;
 	if (f->kind == T_STABLEFS) {
-		if (f->m.base[0] && test_mount_stop(&f->m)) {
-			fprintf(stderr, "stablefs did not unmount cleanly\n");
+		if (f->m.base[0] && test_mount_finish(&f->m))
 			rc = -1;
-		}
-		if (f->m.base[0])
-			test_mount_destroy(&f->m);
 	} else {
 		if (f->tmpfs_mounted &&
 		    umount2(f->dir, 0) && umount2(f->dir, MNT_DETACH)) {
@@ -1001,5 +843,6 @@ int main(void)
 		ON(test_matrix_rdwr, stablefs),
 	};
 
+	io_messages(true);	/* these tests report failed I/O on stderr */
 	return cmocka_run_group_tests_name("stable_splice", tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "mount_util.h"
+#include "test_util.h"
 
 struct fixture {
 	struct test_mount m;
@@ -83,20 +84,6 @@ static int setup_xfs(void **state)
 static int setup_small_ext4(void **state)
 {
 	return setup_fs(state, "mkfs.ext4 -q -F -m 0", 24, NULL);
-}
-
-/* A counter from the mount's stats (user.stablefs.stats, flat JSON). */
-static long long stat_of(struct fixture *f, const char *name)
-{
-	char buf[8192], key[128], *p;
-	ssize_t n = getxattr(f->m.mnt, "user.stablefs.stats", buf, sizeof(buf) - 1);
-
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	snprintf(key, sizeof(key), "\"%s\":", name);
-	p = strstr(buf, key);
-	return p ? atoll(p + strlen(key)) : -1;
 }
 
 static void fill(unsigned char *buf, size_t len, unsigned seed)
@@ -189,14 +176,14 @@ static void test_xfs_preserves_by_reflink(void **state)
 	printf("# xfs: 1 GiB rewrite under a snapshot: used %llu -> %llu MiB; "
 	       "preserved %lld, reflinked %lld bytes\n",
 	       (unsigned long long)(before >> 20), (unsigned long long)(after >> 20),
-	       stat_of(f, "bytes_preserved"), stat_of(f, "bytes_reflinked_total"));
+	       mount_counter(f->m.mnt, "bytes_preserved"), mount_counter(f->m.mnt, "bytes_reflinked_total"));
 	/* All of it kept, a little more where writes were not block aligned
 	 * (chunks are widened to whole blocks so they can be shared)... */
-	assert_true(stat_of(f, "bytes_preserved") >= (long long)BIG);
-	assert_true(stat_of(f, "bytes_preserved") <= (long long)(BIG + (16 << 20)));
+	assert_true(mount_counter(f->m.mnt, "bytes_preserved") >= (long long)BIG);
+	assert_true(mount_counter(f->m.mnt, "bytes_preserved") <= (long long)(BIG + (16 << 20)));
 	/* ...and every preserved byte a shared extent, none copied. */
-	assert_int_equal(stat_of(f, "bytes_reflinked_total"),
-			 stat_of(f, "bytes_preserved"));
+	assert_int_equal(mount_counter(f->m.mnt, "bytes_reflinked_total"),
+			 mount_counter(f->m.mnt, "bytes_preserved"));
 	/* The old blocks are shared with the store, the new data is new:
 	 * the filesystem grew by the new data (plus XFS's copy-on-write
 	 * preallocation), not by twice that as a copy would. */
@@ -238,14 +225,14 @@ static void test_enospc_invalidates_snapshot_not_writer(void **state)
 	assert_int_equal(pread(r, got, 4096, 0), -1);
 	assert_int_equal(errno, EIO);
 	printf("# ext4 full: snapshots_invalidated_enospc=%lld eio_reads=%lld\n",
-	       stat_of(f, "snapshots_invalidated_enospc"), stat_of(f, "eio_reads"));
-	assert_true(stat_of(f, "snapshots_invalidated_enospc") >= 1);
+	       mount_counter(f->m.mnt, "snapshots_invalidated_enospc"), mount_counter(f->m.mnt, "eio_reads"));
+	assert_true(mount_counter(f->m.mnt, "snapshots_invalidated_enospc") >= 1);
 	close(r);
 	close(w);
 	/* Space comes back once the snapshot is closed. */
-	for (int i = 0; i < 100 && stat_of(f, "bytes_preserved") != 0; i++)
+	for (int i = 0; i < 100 && mount_counter(f->m.mnt, "bytes_preserved") != 0; i++)
 		usleep(10000);
-	assert_int_equal(stat_of(f, "bytes_preserved"), 0);
+	assert_int_equal(mount_counter(f->m.mnt, "bytes_preserved"), 0);
 	free(buf);
 	free(got);
 }
