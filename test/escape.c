@@ -32,6 +32,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sys/wait.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <pthread.h>
@@ -646,6 +648,45 @@ static void test_swap_race_stays_inside(void **state)
 	assert_true(atomic_load(&r.ops_ok) > 0);
 }
 
+/*
+ * Without -o allow_other (this fixture's mount) the kernel refuses every
+ * other user at the mount itself, before any request reaches the daemon:
+ * EACCES on stat, open and readdir of the root and of a file below it.
+ */
+static void test_other_users_refused_without_allow_other(void **state)
+{
+	struct fixture *f = *state;
+	char file[PATH_MAX + 16];
+	pid_t pid;
+	int status;
+
+	snprintf(file, sizeof(file), "%s/inside", f->m.mnt);
+	close(open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct stat st;
+		int bad = 0;
+
+		if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(2);
+		if (stat(f->m.mnt, &st) == 0 || errno != EACCES)
+			bad |= 1;
+		if (open(file, O_RDONLY) >= 0 || errno != EACCES)
+			bad |= 2;
+		if (opendir(f->m.mnt) != NULL || errno != EACCES)
+			bad |= 4;
+		_exit(bad ? 10 + bad : 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) != 0)
+		fail_msg("user nobody was not refused with EACCES (code %d: 1 stat, "
+			 "2 open, 4 opendir)", WEXITSTATUS(status) - 10);
+	unlink(file);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -658,6 +699,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_through_dir_link, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dotdot_at_root, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_race_stays_inside, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_users_refused_without_allow_other,
+						setup, teardown),
 	};
 
 	test_require_fuse();
