@@ -1001,7 +1001,7 @@ static void test_odd_paths_mount(void **state)
 static int count_in_dir(int dirfd, const char *name)
 {
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	char buf[8192];
+	char buf[8192] __attribute__((aligned(8)));
 	int found = 0;
 	long n;
 
@@ -1308,7 +1308,8 @@ static void test_deep_tree_narrow(void **state)
 
 struct dreader {
 	int fd;
-	char buf[DREAD_BUF];
+	/* getdents64 records are 8-byte aligned within an aligned buffer */
+	char buf[DREAD_BUF] __attribute__((aligned(8)));
 	long len, pos;
 	long calls;
 };
