@@ -83,12 +83,14 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 	struct fuse_bufvec *v = NULL;
 	const char *why = NULL;
 	struct sfs_range r;
+	bool planned;
 	int err;
 
 	/* Shared: a change of this range first preserves it for us (K6). */
 	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, size, false);
 	check_oob(f->inode);
 	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size, segs, &why);
+	planned = !err;
 	if (err)
 		log_eio(f, why, off, size);
 	else if (!(v = bufvec_for(segs, f->fd,
@@ -100,6 +102,9 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 		fuse_reply_buf(req, NULL, 0);	/* at or past the snapshot's end */
 	else
 		fuse_reply_data(req, v, FUSE_BUF_SPLICE_MOVE);
+	/* Only now may the store bytes we spliced be given back (K6). */
+	if (planned)
+		sfs_snap_plan_done(h, f->snap);
 	sfs_range_unlock(&f->inode->range_lock, &r);
 	free(v);
 	g_array_free(segs, TRUE);
@@ -140,11 +145,13 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
 		XXH3_128bits_reset(state);
 	for (uint64_t off = 0; !err && off < snap->size; off += CHUNK) {
 		struct sfs_range r;
+		bool planned;
 
 		if (!whole_file_locked)
 			sfs_range_lock(&inode->range_lock, &r, off, CHUNK, false);
 		check_oob(inode);
 		err = -sfs_snap_plan(h, snap, off, CHUNK, segs, &why);
+		planned = !err;
 		for (guint i = 0; !err && i < segs->len; i++) {
 			struct sfs_segment *s = &g_array_index(segs, struct sfs_segment, i);
 			char *dst = buf + (s->off - off);
@@ -157,6 +164,8 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
 						 dst, s->len, (off_t)(s->kind == SFS_SEG_LIVE ?
 								      s->off : s->src_off));
 		}
+		if (planned)
+			sfs_snap_plan_done(h, snap);
 		if (!whole_file_locked)
 			sfs_range_unlock(&inode->range_lock, &r);
 		if (!err)
@@ -254,6 +263,8 @@ int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out)
 	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, SFS_RANGE_EOF, false);
 	check_oob(f->inode);
 	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size - (uint64_t)off, segs, &why);
+	if (!err)
+		sfs_snap_plan_done(h, f->snap);	/* no store bytes are read */
 	*out = whence == SEEK_HOLE ? (off_t)size : -1;	/* EOF is a hole */
 	for (guint i = 0; !err && i < segs->len; i++) {
 		struct sfs_segment *s = &g_array_index(segs, struct sfs_segment, i);

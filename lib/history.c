@@ -36,14 +36,93 @@ static void chunk_put(struct sfs_history *h, struct sfs_store *s,
 	free(c);
 }
 
+/*
+ * Every live snapshot of the process, oldest first: when -o max_preserve
+ * is reached, the oldest snapshots are invalidated to make room. Lock
+ * order: a history's mutex, then all_lock; a history's mutex is taken while
+ * holding all_lock only with trylock.
+ */
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sfs_snap *all_oldest, *all_newest;
+
+static void all_add(struct sfs_snap *snap)
+{
+	pthread_mutex_lock(&all_lock);
+	snap->older = all_newest;
+	snap->newer = NULL;
+	if (all_newest)
+		all_newest->newer = snap;
+	else
+		all_oldest = snap;
+	all_newest = snap;
+	pthread_mutex_unlock(&all_lock);
+}
+
+static void all_remove(struct sfs_snap *snap)
+{
+	pthread_mutex_lock(&all_lock);
+	if (snap->older)
+		snap->older->newer = snap->newer;
+	else
+		all_oldest = snap->newer;
+	if (snap->newer)
+		snap->newer->older = snap->older;
+	else
+		all_newest = snap->older;
+	pthread_mutex_unlock(&all_lock);
+}
+
+/* Give back the store bytes snap holds (its extents); with h's mutex. */
+static void snap_release_extents(struct sfs_history *h, struct sfs_store *s,
+				 struct sfs_snap *snap)
+{
+	for (guint i = 0; i < snap->extents->len; i++)
+		chunk_put(h, s, g_array_index(snap->extents, struct sfs_extent, i).chunk);
+	g_array_set_size(snap->extents, 0);
+}
+
 static void snap_free(struct sfs_history *h, struct sfs_store *s,
 		      struct sfs_snap *snap)
 {
 	sfs_stat_add(SFS_STAT_SNAPSHOTS_LIVE, -1);
-	for (guint i = 0; i < snap->extents->len; i++)
-		chunk_put(h, s, g_array_index(snap->extents, struct sfs_extent, i).chunk);
+	all_remove(snap);
+	snap_release_extents(h, s, snap);
 	g_array_free(snap->extents, TRUE);
 	free(snap);
+}
+
+/*
+ * The store would pass max_preserve: invalidate the oldest snapshots of the
+ * process and give their bytes back until need more bytes fit, skipping
+ * those with reads in flight (their store pages may sit in a pipe) and
+ * those whose history is busy (trylock: we hold h's mutex). Returns whether
+ * anything was freed. With h's mutex held.
+ */
+static bool reclaim_oldest(struct sfs_history *h, struct sfs_store *s,
+			   uint64_t need)
+{
+	bool freed = false;
+
+	pthread_mutex_lock(&all_lock);
+	for (struct sfs_snap *p = all_oldest; p && !sfs_store_fits(s, need);
+	     p = p->newer) {
+		struct sfs_history *o = p->owner;
+
+		if (p->invalid || !p->extents->len)
+			continue;
+		if (o != h && pthread_mutex_trylock(&o->mutex))
+			continue;
+		if (p->readers == 0) {
+			p->invalid = "max_preserve reached (oldest snapshots go first)";
+			sfs_stat_add(SFS_STAT_INVALIDATED_CAP, 1);
+			snap_release_extents(o, s, p);
+			freed = true;
+		}
+		if (o != h)
+			pthread_mutex_unlock(&o->mutex);
+	}
+	pthread_mutex_unlock(&all_lock);
+	return freed;
 }
 
 /* With the mutex held: no snapshot left, so the store file can go. */
@@ -184,7 +263,9 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd)
 		snap->refs = 1;
 		snap->extents = g_array_new(FALSE, FALSE, sizeof(struct sfs_extent));
 		snap->next = h->snaps;
+		snap->owner = h;
 		h->snaps = snap;
+		all_add(snap);
 		sfs_stat_add(SFS_STAT_SNAPSHOTS_LIVE, 1);
 	}
 	pthread_mutex_unlock(&h->mutex);
@@ -342,6 +423,8 @@ static int preserve_data(struct sfs_history *h, struct sfs_store *s, int live,
 		       ~(uint64_t)(SFS_STORE_ALIGN - 1);
 	c->len = to - from;
 	err = sfs_store_copy(s, live, from, h->store_fd, c->store_off, c->len);
+	if (err == EDQUOT && reclaim_oldest(h, s, c->len))
+		err = sfs_store_copy(s, live, from, h->store_fd, c->store_off, c->len);
 	if (err) {
 		free(c);
 		return err;
@@ -625,6 +708,15 @@ int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
 		i++;
 	}
 out:
+	if (!err)
+		snap->readers++;
 	pthread_mutex_unlock(&h->mutex);
 	return err;
+}
+
+void sfs_snap_plan_done(struct sfs_history *h, struct sfs_snap *snap)
+{
+	pthread_mutex_lock(&h->mutex);
+	snap->readers--;
+	pthread_mutex_unlock(&h->mutex);
 }

@@ -60,6 +60,12 @@ void sfs_store_set_max(struct sfs_store *s, uint64_t max_bytes)
 	s->max_bytes = max_bytes;
 }
 
+bool sfs_store_fits(struct sfs_store *s, uint64_t need)
+{
+	return !s->max_bytes ||
+	       __atomic_load_n(&s->bytes_live, __ATOMIC_RELAXED) + need <= s->max_bytes;
+}
+
 int sfs_store_file(struct sfs_store *s)
 {
 	int fd = open_tmpfile(s->dirfd);

@@ -48,6 +48,12 @@ struct sfs_snap {
 	bool have_digest;
 	unsigned char digest[16];	/* XXH3-128, cached once computed */
 	struct sfs_snap *next;
+	/* Reads between their plan and sfs_snap_plan_done(): while any run,
+	 * the snapshot's store bytes must stay (their pages may be in a pipe). */
+	unsigned readers;
+	/* Process-wide, oldest first, for max_preserve (history.c). */
+	struct sfs_history *owner;
+	struct sfs_snap *older, *newer;
 };
 
 struct sfs_history {
@@ -130,7 +136,8 @@ bool sfs_history_check_oob(struct sfs_history *h, int fd);
 
 /*
  * Plan a read of [off, off + len) of snap, clamped to its size, into segs
- * (cleared first). Returns 0, or EIO if the snapshot is invalid or a live
+ * (cleared first). Returns 0 (then call sfs_snap_plan_done() once the
+ * segments have been read), or EIO if the snapshot is invalid or a live
  * range is needed after an out-of-band change (what is wrong in *why).
  */
 int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
@@ -144,6 +151,9 @@ void sfs_history_mark_oob(struct sfs_history *h, int fd);
 
 /* Take another ref on a snapshot someone holds. */
 void sfs_snap_ref(struct sfs_history *h, struct sfs_snap *snap);
+
+/* A read planned by sfs_snap_plan() (which returned 0) has been answered. */
+void sfs_snap_plan_done(struct sfs_history *h, struct sfs_snap *snap);
 
 /* Invalidate snap (reads fail EIO from now on). */
 void sfs_snap_invalidate(struct sfs_history *h, struct sfs_snap *snap,

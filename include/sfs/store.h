@@ -8,6 +8,7 @@
 #ifndef SFS_STORE_H
 #define SFS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,9 @@ void sfs_store_free(struct sfs_store *s);
  * and the snapshots that needed it are invalidated; writers never wait.
  */
 void sfs_store_set_max(struct sfs_store *s, uint64_t max_bytes);
+
+/* Would need more bytes fit under the cap (always, without one)? */
+bool sfs_store_fits(struct sfs_store *s, uint64_t need);
 
 /* A new anonymous store file (read/write fd), or -errno. */
 int sfs_store_file(struct sfs_store *s);
