@@ -215,9 +215,16 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 		}
 	}
 	pthread_mutex_lock(&h->mutex);
-	cached = snap->have_digest;	/* read once: it may be set meanwhile */
-	if (cached)
+	/* Read once: it may be set meanwhile. A version's bytes are the same
+	 * for every snapshot of it, so the file's cache serves them all. */
+	cached = snap->have_digest;
+	if (cached) {
 		memcpy(d, snap->digest, 16);
+	} else if (h->have_digest && h->digest_version == snap->version &&
+		   !snap->oob) {
+		memcpy(d, h->digest, 16);
+		cached = true;
+	}
 	pthread_mutex_unlock(&h->mutex);
 	if (!cached) {
 		live_fd = sfs_open_data_fd(inode);
@@ -229,6 +236,9 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 			pthread_mutex_lock(&h->mutex);
 			memcpy(snap->digest, d, 16);
 			snap->have_digest = true;
+			memcpy(h->digest, d, 16);
+			h->digest_version = snap->version;
+			h->have_digest = true;
 			pthread_mutex_unlock(&h->mutex);
 		}
 	}

@@ -76,6 +76,11 @@ struct sfs_history {
 	struct timespec base_ctime;	/* nobody can set it back: see mark_oob */
 	uint64_t base_size;
 	uint64_t oob_seen;		/* out-of-band changes detected */
+	/* The digest of the file's content at one version (G5: cached per
+	 * version; any change makes a new version, so it goes stale alone). */
+	bool have_digest;
+	uint64_t digest_version;
+	unsigned char digest[16];
 };
 
 enum sfs_seg_kind { SFS_SEG_LIVE, SFS_SEG_STORE, SFS_SEG_ZERO };
