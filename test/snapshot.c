@@ -1115,6 +1115,30 @@ static void test_s7_oob_hidden_mtime(void **state)
 	free(orig);
 }
 
+/* G5: the digest is computed once per version, and a change makes a new one. */
+static void test_digest_cached_per_version(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char *orig = make_src_file(f, "data", MiB, 0);
+	char first[33], again[33], after[33];
+	long long computed;
+	int w = must_open(f, "data", O_RDWR);
+
+	assert_int_equal(fd_digest(w, first), 0);
+	computed = stat_get(f->dir, "digests_computed");
+	assert_int_equal(fd_digest(w, again), 0);
+	assert_string_equal(first, again);
+	assert_int_equal(stat_get(f->dir, "digests_computed"), computed);
+	assert_int_equal(pwrite_all(w, "changed", 7, 0), 0);
+	assert_int_equal(fd_digest(w, after), 0);
+	assert_string_not_equal(first, after);
+	assert_int_equal(stat_get(f->dir, "digests_computed"), computed + 1);
+	memcpy(orig, "changed", 7);
+	assert_fd_digest(w, orig, MiB, "after the change");
+	close_all(f);
+	free(orig);
+}
+
 static void test_s7_oob_ignore(void **state)
 {
 	struct fixture *f = *state;
@@ -1505,6 +1529,8 @@ int main(void)
 		     &tc_default),
 		CASE("s7 oob detect", test_s7_oob_detect, &tc_default),
 		CASE("s7 oob=ignore", test_s7_oob_ignore, &tc_ignore),
+		CASE("digest cached per version", test_digest_cached_per_version,
+		     &tc_default),
 		CASE("s7 oob hidden from mtime (fanotify)", test_s7_oob_hidden_mtime,
 		     &tc_default),
 		CASE("no false oob under writes through MNT", test_no_false_oob,
