@@ -1,5 +1,10 @@
 /*
- * Kernel facts K1-K3 of SPEC.md section 3, as self-checking tests (S8).
+ * Kernel facts K1-K3, K6 and K7 of SPEC.md section 3, as self-checking
+ * tests (S8); K4 and K5 are in kernel_facts_fuse.c (they need a naive
+ * daemon). K6 - the daemon's own reply pipe holds backing page-cache pages
+ * until the kernel copies them out - is K1 seen from the daemon: libfuse
+ * splices the backing file into its pipe exactly as these tests splice a
+ * file into theirs, so the K1 cases below are what K6 rests on.
  *
  * The whole design of stablefs rests on how this kernel treats page-cache
  * pages that sit in a pipe after splice(2): they are *references*, not
