@@ -33,11 +33,6 @@ uid_t sfs_cred_current_fsuid(void)
 	return (uid_t)syscall(SYS_setfsuid, -1);
 }
 
-gid_t sfs_cred_current_fsgid(void)
-{
-	return (gid_t)syscall(SYS_setfsgid, -1);
-}
-
 static int apply(const struct sfs_cred *c)
 {
 	/* setgroups needs CAP_SETGID, which a non-zero fsuid does not drop

@@ -533,14 +533,6 @@ void sfs_node_release(struct sfs_inode_table *t, struct sfs_node *n)
 	pthread_mutex_unlock(&t->lock);
 }
 
-void sfs_node_told(struct sfs_inode_table *t, struct sfs_node *n,
-		   uint64_t version)
-{
-	pthread_mutex_lock(&t->lock);
-	n->told_version = version;
-	pthread_mutex_unlock(&t->lock);
-}
-
 struct sfs_snap *sfs_node_snap(struct sfs_inode_table *t, struct sfs_node *n)
 {
 	struct sfs_snap *snap;

@@ -39,8 +39,7 @@ int sfs_cred_leave(void);
 /* Capture the daemon's credentials; call once before starting threads. */
 int sfs_cred_init(void);
 
-/* The calling thread's current fsuid and fsgid (for tests). */
+/* The calling thread's current fsuid (for tests). */
 uid_t sfs_cred_current_fsuid(void);
-gid_t sfs_cred_current_fsgid(void);
 
 #endif

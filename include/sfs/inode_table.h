@@ -122,10 +122,6 @@ void sfs_node_release(struct sfs_inode_table *t, struct sfs_node *node);
 /* Routes older than this are dropped (the retry comes at once). */
 #define SFS_ROUTE_TTL_NS 2000000000ull
 
-/* The kernel was just given node's attributes at version. */
-void sfs_node_told(struct sfs_inode_table *t, struct sfs_node *node,
-		   uint64_t version);
-
 /* The snapshot a READ node shows right now (NULL if none), with a ref. */
 struct sfs_snap *sfs_node_snap(struct sfs_inode_table *t, struct sfs_node *node);
 
