@@ -264,17 +264,13 @@ static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
 static int steer_size_change(fuse_req_t req, struct sfs_node *node)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
-	struct sfs_history *h = &node->inode->history;
-	uint64_t version;
 	bool keep;
 	int err;
 
 	if (!sfs_incarnated(fs, node->inode) || node->mode == SFS_NODE_WRITE)
 		return 0;
-	pthread_mutex_lock(&h->mutex);
-	version = h->version;
-	pthread_mutex_unlock(&h->mutex);
-	err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE, version, NULL,
+	err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE,
+			    sfs_history_version(&node->inode->history), NULL,
 			    fuse_req_ctx(req)->pid, &keep);
 	if (!err)
 		sfs_node_release(fs->inodes, node);	/* bound, not opened */

@@ -69,16 +69,6 @@ static bool opens_for_change(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
-static uint64_t current_version(struct sfs_inode *inode)
-{
-	uint64_t v;
-
-	pthread_mutex_lock(&inode->history.mutex);
-	v = inode->history.version;
-	pthread_mutex_unlock(&inode->history.mutex);
-	return v;
-}
-
 /*
  * The kernel opens files itself for some requests (FS_IOC_GETFLAGS and the
  * like: fuse_priv_ioctl_prepare() sends OPEN with exactly O_RDONLY) and
@@ -113,7 +103,7 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int flags,
 		return 0;
 	if (opens_for_change(flags)) {
 		err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE,
-				    current_version(inode), NULL, tid, keep_cache);
+				    sfs_history_version(&inode->history), NULL, tid, keep_cache);
 		*bound = !err;
 		return err;
 	}

@@ -148,6 +148,16 @@ void sfs_history_destroy(struct sfs_history *h, struct sfs_store *s)
 	pthread_mutex_destroy(&h->mutex);
 }
 
+uint64_t sfs_history_version(struct sfs_history *h)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&h->mutex);
+	v = h->version;
+	pthread_mutex_unlock(&h->mutex);
+	return v;
+}
+
 bool sfs_history_busy(struct sfs_history *h)
 {
 	bool busy;

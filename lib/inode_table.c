@@ -296,9 +296,7 @@ struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 		}
 		g_hash_table_add(t->map, i);
 	}
-	pthread_mutex_lock(&i->history.mutex);
-	version = i->history.version;
-	pthread_mutex_unlock(&i->history.mutex);
+	version = sfs_history_version(&i->history);
 	n = pick_node(t, i, tid, version);
 	if (!n) {
 		if (!i->nlookup)
@@ -548,11 +546,8 @@ struct sfs_snap *sfs_node_snap(struct sfs_inode_table *t, struct sfs_node *n)
 void sfs_node_attr(struct sfs_inode_table *t, struct sfs_node *n,
 		   struct stat *st)
 {
-	uint64_t version;
+	uint64_t version = sfs_history_version(&n->inode->history);
 
-	pthread_mutex_lock(&n->inode->history.mutex);
-	version = n->inode->history.version;
-	pthread_mutex_unlock(&n->inode->history.mutex);
 	pthread_mutex_lock(&t->lock);
 	/*
 	 * Only the size is the version's: the kernel sizes reads by it. Times,

@@ -99,6 +99,9 @@ void sfs_history_init(struct sfs_history *h);
 /* Frees every snapshot and the store file, whatever their refs. */
 void sfs_history_destroy(struct sfs_history *h, struct sfs_store *s);
 
+/* The file's current version V(B). */
+uint64_t sfs_history_version(struct sfs_history *h);
+
 /* Is anything live (a snapshot or a store file)? */
 bool sfs_history_busy(struct sfs_history *h);
 
