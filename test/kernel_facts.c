@@ -213,35 +213,9 @@ struct kcase {
 	long min, max;	/* expected number of changed piped bytes */
 };
 
-struct observation {
-	long changed;		/* drained bytes that differ from splice time */
-	long zeroed;		/* ... of which are now 0 */
-	long rewritten;		/* ... of which are the modification's bytes */
-	long first, last;	/* range of changed offsets within the splice */
-};
-
-static void compare(const unsigned char *got, struct observation *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->first = o->last = -1;
-	for (long i = 0; i < SPLICE_LEN; i++) {
-		long pos = SPLICE_OFF + i;
-
-		if (got[i] == pattern_byte(pos))
-			continue;
-		o->changed++;
-		if (got[i] == 0)
-			o->zeroed++;
-		else if (got[i] == new_byte(pos))
-			o->rewritten++;
-		if (o->first < 0)
-			o->first = i;
-		o->last = i;
-	}
-}
 
 static void print_observation(const char *fs, const char *what, bool via_tee,
-			      const struct observation *o)
+			      const struct pipe_change *o)
 {
 	printf("# %s: %s%s: %ld of %ld piped bytes changed", fs, what,
 	       via_tee ? " (tee'd pipe)" : "", o->changed, SPLICE_LEN);
@@ -292,7 +266,7 @@ static int create_pattern_file(const char *path, enum fill fill)
  * Returns 0 and fills *o, or -1 if a system call failed.
  */
 static int run_scenario(const char *dir, enum fill fill, const struct kcase *c,
-			struct observation *o)
+			struct pipe_change *o)
 {
 	char path[PATH_MAX];
 	int fd, a[2] = { -1, -1 }, b[2] = { -1, -1 }, rc = -1;
@@ -332,7 +306,7 @@ static int run_scenario(const char *dir, enum fill fill, const struct kcase *c,
 		fprintf(stderr, "drained %ld of %ld bytes\n", n, SPLICE_LEN);
 		goto out;
 	}
-	compare(got, o);
+	compare_with_pattern(got, SPLICE_OFF, SPLICE_LEN, o);
 	rc = 0;
 out:
 	close_fd(&a[0]);
@@ -354,7 +328,7 @@ static void check_case(const char *dir, const char *fs, enum fill fill,
 		       const struct kcase *c)
 {
 	char label[128];
-	struct observation first, o;
+	struct pipe_change first, o;
 	int same = 1;
 
 	snprintf(label, sizeof(label), "%s, %s", fill_name[fill], c->what);

@@ -421,30 +421,9 @@ static int teardown(void **state)
 
 struct observation {
 	int mod_err;		/* the modification's -errno, or 0 */
-	long changed;		/* drained bytes that differ from splice time */
-	long zeroed;		/* ... of which are now 0 */
-	long rewritten;		/* ... of which are the written bytes */
-	long first, last;	/* range of changed offsets within the splice */
+	struct pipe_change c;	/* how the drained bytes differ */
 };
 
-static void compare(const unsigned char *got, struct observation *o)
-{
-	o->first = o->last = -1;
-	for (long i = 0; i < SPLICE_LEN; i++) {
-		long pos = SPLICE_OFF + i;
-
-		if (got[i] == pattern_byte(pos))
-			continue;
-		o->changed++;
-		if (got[i] == 0)
-			o->zeroed++;
-		else if (got[i] == new_byte(pos))
-			o->rewritten++;
-		if (o->first < 0)
-			o->first = i;
-		o->last = i;
-	}
-}
 
 static void print_observation(const struct row *r, const struct observation *o)
 {
@@ -454,10 +433,10 @@ static void print_observation(const struct row *r, const struct observation *o)
 	printf("%s: %s", r->flags[0] ? "" : " (no flags)", r->mod->name);
 	if (o->mod_err)
 		printf(" failed: %s;", strerror(-o->mod_err));
-	printf(" %ld of %ld piped bytes changed", o->changed, SPLICE_LEN);
-	if (o->changed)
+	printf(" %ld of %ld piped bytes changed", o->c.changed, SPLICE_LEN);
+	if (o->c.changed)
 		printf(" (zeroed %ld, new bytes %ld, at +%ld..+%ld)",
-		       o->zeroed, o->rewritten, o->first, o->last);
+		       o->c.zeroed, o->c.rewritten, o->c.first, o->c.last);
 	printf("\n");
 	fflush(stdout);
 }
@@ -502,7 +481,7 @@ static int run_scenario(struct fixture *f, struct observation *o)
 		fprintf(stderr, "pipe: short drain\n");
 		goto out;
 	}
-	compare(buf, o);
+	compare_with_pattern(buf, SPLICE_OFF, SPLICE_LEN, &o->c);
 	/* A modification that succeeded must have reached the backing file. */
 	bfd = open(f->backing, O_RDONLY | O_CLOEXEC);
 	if (bfd < 0 || (!o->mod_err && f->row->mod->reached(bfd)))
@@ -533,7 +512,7 @@ static void test_row(void **state)
 		if (i == 0) {
 			first = o;
 			print_observation(r, &o);
-		} else if (o.changed != first.changed || o.first != first.first ||
+		} else if (o.c.changed != first.c.changed || o.c.first != first.c.first ||
 			   o.mod_err != first.mod_err) {
 			print_observation(r, &o);
 		} else {
@@ -544,9 +523,9 @@ static void test_row(void **state)
 				 o.mod_err ? strerror(-o.mod_err) : "succeeded",
 				 r->expect_errno ? strerror(r->expect_errno) :
 						   "success");
-		if (o.changed < r->min || o.changed > r->max)
+		if (o.c.changed < r->min || o.c.changed > r->max)
 			fail_msg("%s: %s: %ld piped bytes changed, SPEC predicts "
-				 "%ld..%ld", r->fact, r->mod->name, o.changed,
+				 "%ld..%ld", r->fact, r->mod->name, o.c.changed,
 				 r->min, r->max);
 	}
 	if (same != REPEAT)

@@ -156,6 +156,25 @@ void fill_pattern(unsigned char *buf, long pos, long len, bool fresh)
 		buf[i] = fresh ? new_byte(pos + i) : pattern_byte(pos + i);
 }
 
+void compare_with_pattern(const unsigned char *got, long pos, long len,
+			  struct pipe_change *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->first = c->last = -1;
+	for (long i = 0; i < len; i++) {
+		if (got[i] == pattern_byte(pos + i))
+			continue;
+		c->changed++;
+		if (got[i] == 0)
+			c->zeroed++;
+		else if (got[i] == new_byte(pos + i))
+			c->rewritten++;
+		if (c->first < 0)
+			c->first = i;
+		c->last = i;
+	}
+}
+
 int join_path(char *out, const char *dir, const char *name)
 {
 	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);

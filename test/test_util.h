@@ -62,6 +62,18 @@ unsigned char new_byte(long pos);
 /* buf = the bytes at file offset pos.. of the pattern (or new_byte()s). */
 void fill_pattern(unsigned char *buf, long pos, long len, bool fresh);
 
+/* How drained bytes differ from the pattern they had when spliced. */
+struct pipe_change {
+	long changed;		/* bytes that differ from splice time */
+	long zeroed;		/* ... of which are now 0 */
+	long rewritten;		/* ... of which are new_byte()s */
+	long first, last;	/* range of changed offsets in got, or -1 */
+};
+
+/* Compare got (len bytes spliced from file offset pos) with the pattern. */
+void compare_with_pattern(const unsigned char *got, long pos, long len,
+			  struct pipe_change *c);
+
 /* ---- paths and file systems ------------------------------------------ */
 
 /* dir/name into out[PATH_MAX]; -1 if it does not fit. */
