@@ -87,6 +87,21 @@ static inline struct sfs_file *sfs_file_of(struct fuse_file_info *fi)
 	return (struct sfs_file *)(uintptr_t)fi->fh;
 }
 
+/*
+ * The O_PATH fd of inode for one request (the fd cache may have closed it:
+ * reopened from its handle), -1 with errno (ESTALE: the file is gone).
+ * Every successful get is followed by one put when done with the fd.
+ */
+static inline int sfs_fd_get(fuse_req_t req, struct sfs_inode *inode)
+{
+	return sfs_inode_fd_get(sfs_fs_of(req)->inodes, inode);
+}
+
+static inline void sfs_fd_put(fuse_req_t req, struct sfs_inode *inode)
+{
+	sfs_inode_fd_put(sfs_fs_of(req)->inodes, inode);
+}
+
 /* "/proc/self/fd/N" for an O_PATH fd: reopens or names exactly that inode. */
 #define SFS_PROC_PATH_MAX 32
 void sfs_proc_path(char buf[SFS_PROC_PATH_MAX], int fd);
@@ -102,7 +117,7 @@ int sfs_entry_from_fd(fuse_req_t req, int path_fd, struct fuse_entry_param *e);
 int sfs_node_stat(fuse_req_t req, struct sfs_node *node, int fd, struct stat *st);
 
 /* A readable fd of inode's live file (callers close it), or -errno. */
-int sfs_open_data_fd(struct sfs_inode *inode);
+int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode);
 
 /*
  * Apply a change to [off, off + len) of inode's data (len SFS_RANGE_EOF - off
@@ -117,8 +132,10 @@ int sfs_modify(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 	       uint64_t len);
 
-/* Change the size of inode (through fd if >= 0) by the modify protocol. */
-int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, off_t size);
+/* Change the size of inode (through fd if >= 0, else its O_PATH path_fd)
+ * by the modify protocol. */
+int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
+		 off_t size);
 
 /* Answer a read of a snapshot handle (snapshot_io.c). */
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);

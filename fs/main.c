@@ -174,9 +174,10 @@ static int add_mount_options(struct fuse_args *args, const char *src_real)
 }
 
 /*
- * The daemon holds an O_PATH fd per inode the kernel caches (and the kernel
- * may cache a directory of a million files): run with as many fds as this
- * system allows a process (fs.nr_open when root), not the usual soft 1024.
+ * The daemon holds O_PATH fds for the inodes the kernel caches (all of them
+ * where file handles cannot be used, see use_file_handles) and open files:
+ * run with as many fds as this system allows a process (fs.nr_open when
+ * root), not the usual soft 1024.
  */
 static void raise_fd_limit(void)
 {
@@ -197,6 +198,33 @@ static void raise_fd_limit(void)
 		rl.rlim_cur = rl.rlim_max;	/* not allowed to raise the hard limit */
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+/*
+ * Keep file handles for the inodes the kernel caches, and only a budget of
+ * their O_PATH fds open (inode_table.h): the kernel may cache a directory of
+ * a million files. Half the fd limit by default, the rest for open files,
+ * stores and pipes. Where handles cannot be used (no CAP_DAC_READ_SEARCH, a
+ * filesystem without them) every inode keeps its fd, as passthrough_ll does.
+ */
+static void use_file_handles(struct sfs_fs *fs)
+{
+	size_t budget = fs->opts.fd_cache;
+	struct rlimit rl;
+	int mount_fd, err;
+
+	if (!budget) {
+		budget = 1024;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur / 2 > budget)
+			budget = rl.rlim_cur / 2;
+	}
+	/* open_by_handle_at() refuses an O_PATH fd as its mount fd. */
+	mount_fd = open(fs->src_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	err = mount_fd == -1 ? errno :
+		sfs_itable_use_handles(fs->inodes, mount_fd, budget);
+	if (err)
+		fuse_log(FUSE_LOG_DEBUG, "stablefs: no file handles (%s): one fd "
+			 "per cached inode\n", strerror(err));
 }
 
 static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd,
@@ -229,10 +257,9 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	if (root_fd == -1)
 		return fail("cannot open SRC '%s': %s", fs->src_real, strerror(errno));
 	fs->inodes = sfs_itable_new(root_fd, fs->store);
-	if (!fs->inodes) {
-		close(root_fd);
+	if (!fs->inodes)
 		return fail("out of memory");
-	}
+	use_file_handles(fs);
 	if (add_mount_options(args, fs->src_real))
 		return fail("out of memory");
 	fs->se = fuse_session_new(args, &sfs_ops, sizeof(sfs_ops), fs);

@@ -64,6 +64,7 @@ void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 
 /* A readable fd of the live file, opened only if something is preserved. */
 struct data_fd {
+	struct sfs_inode_table *inodes;
 	struct sfs_inode *inode;
 	int fd;
 };
@@ -73,7 +74,7 @@ static int data_fd_get(void *arg)
 	struct data_fd *d = arg;
 
 	if (d->fd == -1)
-		d->fd = sfs_open_data_fd(d->inode);
+		d->fd = sfs_open_data_fd(d->inodes, d->inode);
 	return d->fd;
 }
 
@@ -82,17 +83,22 @@ int sfs_modify(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
 	uint64_t end = len > SFS_RANGE_EOF - off ? SFS_RANGE_EOF : off + len;
-	struct data_fd data = { .inode = inode, .fd = -1 };
+	struct data_fd data = { .inodes = fs->inodes, .inode = inode, .fd = -1 };
 	struct sfs_range r;
-	int err;
+	int err, path_fd = -1;
 
+	/* The new attributes are the base for out-of-band detection. */
+	if (sfs_incarnated(fs, inode) && (path_fd = sfs_fd_get(req, inode)) < 0)
+		return errno;
 	sfs_range_lock(&inode->range_lock, &r, off, len, true);
 	if (sfs_incarnated(fs, inode))
 		sfs_history_before_change(&inode->history, fs->store, data_fd_get,
 					  &data, off, end);
 	err = apply(arg);
-	if (sfs_incarnated(fs, inode))
-		sfs_history_after_change(&inode->history, inode->fd, true);
+	if (path_fd >= 0) {
+		sfs_history_after_change(&inode->history, path_fd, true);
+		sfs_fd_put(req, inode);
+	}
 	sfs_range_unlock(&inode->range_lock, &r);
 	if (data.fd >= 0)
 		close(data.fd);

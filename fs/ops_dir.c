@@ -31,13 +31,19 @@ int sfs_dir_fd(struct fuse_file_info *fi)
 
 void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct sfs_inode *inode = sfs_inode_of(req, ino);
 	struct sfs_dir *d = calloc(1, sizeof(*d));
-	int fd, err;
+	int path_fd, fd = -1, err;
 
 	if (!d)
 		return (void)fuse_reply_err(req, ENOMEM);
-	fd = openat(sfs_inode_of(req, ino)->fd, ".",
-		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	path_fd = sfs_fd_get(req, inode);
+	if (path_fd >= 0) {
+		fd = openat(path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		err = errno;
+		sfs_fd_put(req, inode);
+		errno = err;
+	}
 	if (fd == -1 || !(d->dp = fdopendir(fd))) {
 		err = errno;
 		if (fd != -1)

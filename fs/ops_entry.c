@@ -54,37 +54,53 @@ int sfs_entry_from_fd(fuse_req_t req, int path_fd, struct fuse_entry_param *e)
 
 int sfs_node_stat(fuse_req_t req, struct sfs_node *node, int fd, struct stat *st)
 {
-	int err = stat_fd(fd >= 0 ? fd : node->inode->fd, st);
+	int err;
 
+	if (fd >= 0) {
+		err = stat_fd(fd, st);
+	} else if ((fd = sfs_fd_get(req, node->inode)) < 0) {
+		err = errno;
+	} else {
+		err = stat_fd(fd, st);
+		sfs_fd_put(req, node->inode);
+	}
 	if (!err)
 		sfs_node_attr(sfs_fs_of(req)->inodes, node, st);
 	return err;
 }
 
-int sfs_open_data_fd(struct sfs_inode *inode)
+int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode)
 {
 	char path[SFS_PROC_PATH_MAX];
-	int fd;
+	int fd = sfs_inode_fd_get(t, inode);
 
-	sfs_proc_path(path, inode->fd);
+	if (fd < 0)
+		return -errno;
+	sfs_proc_path(path, fd);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
 	if (fd == -1 && errno == EPERM)	/* O_NOATIME needs ownership */
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd == -1 ? -errno : fd;
+	if (fd == -1)
+		fd = -errno;
+	sfs_inode_fd_put(t, inode);
+	return fd;
 }
 
 int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 		  struct fuse_entry_param *e)
 {
-	int fd;
+	int dir_fd, fd, err;
 
 	if (!sfs_name_is_safe(name))
 		return EINVAL;
-	/* O_NOFOLLOW: a symlink is an entry of its own, never followed here. */
-	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1)
+	dir_fd = sfs_fd_get(req, parent);
+	if (dir_fd < 0)
 		return errno;
-	return sfs_entry_from_fd(req, fd, e);
+	/* O_NOFOLLOW: a symlink is an entry of its own, never followed here. */
+	fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	err = fd == -1 ? errno : 0;
+	sfs_fd_put(req, parent);
+	return err ? err : sfs_entry_from_fd(req, fd, e);
 }
 
 /*
@@ -215,13 +231,14 @@ static int set_times(int fd, const struct stat *attr, int valid)
 	return utimensat(fd, "", ts, AT_EMPTY_PATH) ? errno : 0;
 }
 
-static int set_mode(int fd, struct sfs_inode *inode, mode_t mode)
+/* fd: an open file of the inode, or else path_fd, its O_PATH fd. */
+static int set_mode(int fd, int path_fd, mode_t mode)
 {
 	char path[SFS_PROC_PATH_MAX];
 
 	if (fd >= 0)
 		return fchmod(fd, mode) ? errno : 0;
-	sfs_proc_path(path, inode->fd);
+	sfs_proc_path(path, path_fd);
 	return chmod(path, mode) ? errno : 0;
 }
 
@@ -230,7 +247,7 @@ static int set_mode(int fd, struct sfs_inode *inode, mode_t mode)
  * the kernel asks for (it already computed the bits to keep) comes after it.
  */
 static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
-			 struct stat *attr, int valid)
+			 int path_fd, struct stat *attr, int valid)
 {
 	int err = 0;
 
@@ -238,20 +255,20 @@ static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
 		uid_t uid = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(inode->fd, "", uid, gid,
+		if (fchownat(path_fd, "", uid, gid,
 			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 			return errno;
 	}
 	if (valid & FUSE_SET_ATTR_MODE)
-		err = set_mode(fd, inode, attr->st_mode);
+		err = set_mode(fd, path_fd, attr->st_mode);
 	if (!err && (valid & FUSE_SET_ATTR_SIZE))
-		err = sfs_set_size(req, inode, fd, attr->st_size);
+		err = sfs_set_size(req, inode, fd, path_fd, attr->st_size);
 	if (!err && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
 		/* Our own mtime change must not look like one from outside. */
 		sfs_history_before_change(&inode->history, NULL, NULL, NULL, 0, 0);
-		err = set_times(fd >= 0 ? fd : inode->fd, attr, valid);
-		sfs_history_after_change(&inode->history, inode->fd, false);
+		err = set_times(fd >= 0 ? fd : path_fd, attr, valid);
+		sfs_history_after_change(&inode->history, path_fd, false);
 	}
 	return err;
 }
@@ -282,12 +299,16 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 {
 	struct sfs_node *node = sfs_node_of(req, ino);
 	int fd = fi ? sfs_file_of(fi)->fd : -1;
-	int err = 0;
+	int path_fd, err = 0;
 
 	if ((valid & FUSE_SET_ATTR_SIZE) && !fi)
 		err = steer_size_change(req, node);
-	if (!err)
-		err = apply_setattr(req, node->inode, fd, attr, valid);
+	if (!err && (path_fd = sfs_fd_get(req, node->inode)) < 0)
+		err = errno;
+	else if (!err) {
+		err = apply_setattr(req, node->inode, fd, path_fd, attr, valid);
+		sfs_fd_put(req, node->inode);
+	}
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -296,11 +317,19 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+	struct sfs_inode *inode = sfs_inode_of(req, ino);
 	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(sfs_inode_of(req, ino)->fd, "", buf, sizeof(buf));
+	int fd = sfs_fd_get(req, inode);
+	ssize_t n;
 
-	if (n == -1)
+	if (fd < 0)
 		return (void)fuse_reply_err(req, errno);
+	n = readlinkat(fd, "", buf, sizeof(buf));
+	if (n == -1)
+		n = -errno;
+	sfs_fd_put(req, inode);
+	if (n < 0)
+		return (void)fuse_reply_err(req, (int)-n);
 	if (n == sizeof(buf))
 		return (void)fuse_reply_err(req, ENAMETOOLONG);
 	buf[n] = '\0';
@@ -314,21 +343,25 @@ static int make_as_caller(fuse_req_t req, struct sfs_inode *dir, const char *nam
 			  enum make_kind kind, mode_t mode, dev_t rdev,
 			  const char *target)
 {
-	int res, err;
+	int dir_fd, res, err;
 
 	if (!sfs_name_is_safe(name))
 		return EINVAL;
+	dir_fd = sfs_fd_get(req, dir);
+	if (dir_fd < 0)
+		return errno;
 	err = sfs_become_caller(req);
-	if (err)
-		return err;
-	if (kind == MAKE_DIR)
-		res = mkdirat(dir->fd, name, mode);
-	else if (kind == MAKE_SYMLINK)
-		res = symlinkat(target, dir->fd, name);
-	else
-		res = mknodat(dir->fd, name, mode, rdev);
-	err = res == -1 ? errno : 0;
-	sfs_become_daemon(req);
+	if (!err) {
+		if (kind == MAKE_DIR)
+			res = mkdirat(dir_fd, name, mode);
+		else if (kind == MAKE_SYMLINK)
+			res = symlinkat(target, dir_fd, name);
+		else
+			res = mknodat(dir_fd, name, mode, rdev);
+		err = res == -1 ? errno : 0;
+		sfs_become_daemon(req);
+	}
+	sfs_fd_put(req, dir);
 	return err;
 }
 
@@ -369,17 +402,28 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		 const char *newname)
 {
 	struct sfs_inode *inode = sfs_inode_of(req, ino);
+	struct sfs_inode *dir = sfs_inode_of(req, newparent);
 	struct fuse_entry_param e;
-	int err;
+	int fd, dir_fd, err = 0;
 
 	if (!sfs_name_is_safe(newname))
 		return (void)fuse_reply_err(req, EINVAL);
-	/* AT_EMPTY_PATH links the very inode we hold (needs CAP_DAC_READ_SEARCH,
-	 * which the root daemon has; the kernel already checked the caller). */
-	if (linkat(inode->fd, "", sfs_inode_of(req, newparent)->fd, newname,
-		   AT_EMPTY_PATH) == -1)
+	if ((fd = sfs_fd_get(req, inode)) < 0)
 		return (void)fuse_reply_err(req, errno);
-	err = sfs_do_lookup(req, sfs_inode_of(req, newparent), newname, &e);
+	if ((dir_fd = sfs_fd_get(req, dir)) < 0) {
+		err = errno;
+	} else {
+		/* AT_EMPTY_PATH links the very inode we hold (needs
+		 * CAP_DAC_READ_SEARCH, which the root daemon has; the kernel
+		 * already checked the caller). */
+		if (linkat(fd, "", dir_fd, newname, AT_EMPTY_PATH) == -1)
+			err = errno;
+		sfs_fd_put(req, dir);
+	}
+	sfs_fd_put(req, inode);
+	if (err)
+		return (void)fuse_reply_err(req, err);
+	err = sfs_do_lookup(req, dir, newname, &e);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -389,11 +433,16 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 static void remove_and_reply(fuse_req_t req, fuse_ino_t parent, const char *name,
 			     int flags)
 {
+	struct sfs_inode *dir = sfs_inode_of(req, parent);
+	int dir_fd, err;
+
 	if (!sfs_name_is_safe(name))
 		return (void)fuse_reply_err(req, EINVAL);
-	if (unlinkat(sfs_inode_of(req, parent)->fd, name, flags) == -1)
+	if ((dir_fd = sfs_fd_get(req, dir)) < 0)
 		return (void)fuse_reply_err(req, errno);
-	fuse_reply_err(req, 0);
+	err = unlinkat(dir_fd, name, flags) == -1 ? errno : 0;
+	sfs_fd_put(req, dir);
+	fuse_reply_err(req, err);
 }
 
 void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -409,19 +458,36 @@ void sfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		   fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
+	struct sfs_inode *from = sfs_inode_of(req, parent);
+	struct sfs_inode *to = sfs_inode_of(req, newparent);
+	int from_fd, to_fd, err = 0;
+
 	if (!sfs_name_is_safe(name) || !sfs_name_is_safe(newname))
 		return (void)fuse_reply_err(req, EINVAL);
-	if (renameat2(sfs_inode_of(req, parent)->fd, name,
-		      sfs_inode_of(req, newparent)->fd, newname, flags) == -1)
+	if ((from_fd = sfs_fd_get(req, from)) < 0)
 		return (void)fuse_reply_err(req, errno);
-	fuse_reply_err(req, 0);
+	if ((to_fd = sfs_fd_get(req, to)) < 0) {
+		err = errno;
+	} else {
+		if (renameat2(from_fd, name, to_fd, newname, flags) == -1)
+			err = errno;
+		sfs_fd_put(req, to);
+	}
+	sfs_fd_put(req, from);
+	fuse_reply_err(req, err);
 }
 
 void sfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct sfs_inode *inode = sfs_inode_of(req, ino);
 	struct statvfs sv;
+	int fd = sfs_fd_get(req, inode), err;
 
-	if (fstatvfs(sfs_inode_of(req, ino)->fd, &sv) == -1)
+	if (fd < 0)
 		return (void)fuse_reply_err(req, errno);
+	err = fstatvfs(fd, &sv) == -1 ? errno : 0;
+	sfs_fd_put(req, inode);
+	if (err)
+		return (void)fuse_reply_err(req, err);
 	fuse_reply_statfs(req, &sv);
 }

@@ -85,10 +85,12 @@ static bool kernel_internal_open(int flags)
  * Put an open on the right incarnation (inode_table.h): a read-only open
  * becomes a snapshot of the file as it is now (nothing is copied), one for
  * writing goes to the live node. ESTALE when the kernel must look the name
- * up again (K7); then nothing was opened or applied yet.
+ * up again (K7); then nothing was opened or applied yet. any_fd: an fd of
+ * the file (O_PATH will do), for its attributes.
  */
-static int bind_open(fuse_req_t req, struct sfs_node *node, int flags,
-		     struct sfs_snap **snap, bool *keep_cache, bool *bound)
+static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
+		     int flags, struct sfs_snap **snap, bool *keep_cache,
+		     bool *bound)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
 	struct sfs_inode *inode = node->inode;
@@ -108,7 +110,7 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int flags,
 		return err;
 	}
 	sfs_oob_watch_drain(fs->watch);
-	s = sfs_history_open(&inode->history, inode->fd);
+	s = sfs_history_open(&inode->history, any_fd);
 	if (!s)
 		return errno ? errno : ENOMEM;
 	err = sfs_node_open(fs->inodes, node, SFS_OPEN_READ, s->version, s, tid,
@@ -184,14 +186,14 @@ static int apply_open(void *arg)
 }
 
 /* Open the backing file as asked; O_TRUNC is a modification of it all. */
-static int open_backing(fuse_req_t req, struct sfs_inode *inode, int flags,
-			int *fd)
+static int open_backing(fuse_req_t req, struct sfs_inode *inode, int path_fd,
+			int flags, int *fd)
 {
 	char path[SFS_PROC_PATH_MAX];
 	struct open_args a = { .path = path, .flags = backing_flags(flags) };
 	int err;
 
-	sfs_proc_path(path, inode->fd);
+	sfs_proc_path(path, path_fd);
 	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY)
 		err = sfs_modify(req, inode, 0, SFS_RANGE_EOF, true, apply_open, &a);
 	else
@@ -209,13 +211,16 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct sfs_node *node = sfs_node_of(req, ino);
 	struct sfs_snap *snap;
 	struct sfs_file *f = NULL;
-	bool keep_cache, bound;
-	int fd = -1, err;
+	bool keep_cache, bound = false;
+	int fd = -1, path_fd, err;
 
-	err = bind_open(req, node, fi->flags, &snap, &keep_cache, &bound);
-	if (err)
-		return (void)fuse_reply_err(req, err);
-	err = open_backing(req, node->inode, fi->flags, &fd);
+	path_fd = sfs_fd_get(req, node->inode);
+	if (path_fd < 0)
+		return (void)fuse_reply_err(req, errno);
+	err = bind_open(req, node, path_fd, fi->flags, &snap, &keep_cache, &bound);
+	if (!err)
+		err = open_backing(req, node->inode, path_fd, fi->flags, &fd);
+	sfs_fd_put(req, node->inode);
 	if (!err && !(f = file_new(fd, node, snap, bound))) {
 		close(fd);
 		err = ENOMEM;
@@ -233,14 +238,18 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static int create_as_caller(fuse_req_t req, struct sfs_inode *dir,
 			    const char *name, mode_t mode, int flags, int *fd)
 {
-	int err = sfs_become_caller(req);
+	int dir_fd = sfs_fd_get(req, dir), err;
 
-	if (err)
-		return err;
-	*fd = openat(dir->fd, name, backing_flags(flags) | O_CREAT |
-		     (flags & O_EXCL) | O_NOFOLLOW, mode);
-	err = *fd == -1 ? errno : 0;
-	sfs_become_daemon(req);
+	if (dir_fd < 0)
+		return errno;
+	err = sfs_become_caller(req);
+	if (!err) {
+		*fd = openat(dir_fd, name, backing_flags(flags) | O_CREAT |
+			     (flags & O_EXCL) | O_NOFOLLOW, mode);
+		err = *fd == -1 ? errno : 0;
+		sfs_become_daemon(req);
+	}
+	sfs_fd_put(req, dir);
 	if (!err)
 		drop_append(*fd, flags);
 	return err;
@@ -256,7 +265,7 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct sfs_snap *snap = NULL;
 	struct sfs_file *f = NULL;
 	bool keep_cache = false, bound = false;
-	int fd, path_fd, err;
+	int fd = -1, path_fd, err;
 
 	if (!sfs_name_is_safe(name))
 		return (void)fuse_reply_err(req, EINVAL);
@@ -276,7 +285,7 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	node = sfs_node_of(req, e.ino);
 	/* A new inode's first node binds as asked (no ESTALE: nothing else
 	 * can hold it yet); should it not, the create fails cleanly. */
-	err = bind_open(req, node, fi->flags, &snap, &keep_cache, &bound);
+	err = bind_open(req, node, fd, fi->flags, &snap, &keep_cache, &bound);
 	if (!err && !(f = file_new(fd, node, snap, bound))) {
 		if (bound)
 			sfs_node_release(fs->inodes, node);
@@ -456,8 +465,7 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 }
 
 struct size_args {
-	struct sfs_inode *inode;
-	int fd;
+	int fd, path_fd;
 	off_t size;
 };
 
@@ -468,7 +476,7 @@ static int apply_size(void *arg)
 
 	if (a->fd >= 0)
 		return ftruncate(a->fd, a->size) ? errno : 0;
-	sfs_proc_path(path, a->inode->fd);
+	sfs_proc_path(path, a->path_fd);
 	return truncate(path, a->size) ? errno : 0;
 }
 
@@ -478,15 +486,16 @@ static int apply_size(void *arg)
  * [min(old, new), end), with old read before locking: a concurrent size
  * change holds its own lock, and only ever moves what we lock further out.
  */
-int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, off_t size)
+int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
+		 off_t size)
 {
-	struct size_args a = { .inode = inode, .fd = fd, .size = size };
+	struct size_args a = { .fd = fd, .path_fd = path_fd, .size = size };
 	struct stat st;
 	off_t from = size;
 
 	if (size < 0)
 		return EINVAL;
-	if (fstatat(fd >= 0 ? fd : inode->fd, "", &st, AT_EMPTY_PATH) == 0 &&
+	if (fstatat(fd >= 0 ? fd : path_fd, "", &st, AT_EMPTY_PATH) == 0 &&
 	    st.st_size < from)
 		from = st.st_size;
 	return sfs_modify(req, inode, (uint64_t)from, SFS_RANGE_EOF, true,

@@ -88,53 +88,86 @@ static void reply_sized(fuse_req_t req, size_t size, char *buf, ssize_t res)
 		fuse_reply_buf(req, buf, (size_t)res);
 }
 
+/* One *xattr(2) call on an inode, by its /proc path. */
+struct xattr_call {
+	enum { XATTR_GET, XATTR_LIST, XATTR_SET, XATTR_REMOVE } op;
+	const char *name;
+	void *buf;		/* GET, LIST: the value's room */
+	const void *value;	/* SET */
+	size_t size;
+	int flags;		/* SET */
+};
+
+/* The call's result, or -1 with errno. */
+static ssize_t xattr_call(fuse_req_t req, fuse_ino_t ino,
+			  const struct xattr_call *c)
+{
+	struct sfs_inode *inode = sfs_inode_of(req, ino);
+	char path[SFS_PROC_PATH_MAX];
+	int fd = sfs_fd_get(req, inode), err;
+	ssize_t res = -1;
+
+	if (fd < 0)
+		return -1;
+	sfs_proc_path(path, fd);
+	switch (c->op) {
+	case XATTR_GET:
+		res = getxattr(path, c->name, c->buf, c->size);
+		break;
+	case XATTR_LIST:
+		res = listxattr(path, c->buf, c->size);
+		break;
+	case XATTR_SET:
+		res = setxattr(path, c->name, c->value, c->size, c->flags);
+		break;
+	case XATTR_REMOVE:
+		res = removexattr(path, c->name);
+		break;
+	}
+	err = errno;
+	sfs_fd_put(req, inode);
+	errno = err;
+	return res;
+}
+
 void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	char path[SFS_PROC_PATH_MAX];
-	char *buf = NULL;
-	ssize_t res;
+	struct xattr_call c = { .op = XATTR_GET, .name = name, .size = size };
 
 	if (is_ours(name))
 		return reply_ours(req, ino, name, size);
-	if (size && !(buf = malloc(size)))
+	if (size && !(c.buf = malloc(size)))
 		return (void)fuse_reply_err(req, ENOMEM);
-	sfs_proc_path(path, sfs_inode_of(req, ino)->fd);
-	res = getxattr(path, name, buf, size);
-	reply_sized(req, size, buf, res);
-	free(buf);
+	reply_sized(req, size, c.buf, xattr_call(req, ino, &c));
+	free(c.buf);
 }
 
 void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char path[SFS_PROC_PATH_MAX];
-	char *buf = NULL;
-	ssize_t res;
+	struct xattr_call c = { .op = XATTR_LIST, .size = size };
 
-	if (size && !(buf = malloc(size)))
+	if (size && !(c.buf = malloc(size)))
 		return (void)fuse_reply_err(req, ENOMEM);
-	sfs_proc_path(path, sfs_inode_of(req, ino)->fd);
-	res = listxattr(path, buf, size);
-	reply_sized(req, size, buf, res);
-	free(buf);
+	reply_sized(req, size, c.buf, xattr_call(req, ino, &c));
+	free(c.buf);
 }
 
 void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		     const char *value, size_t size, int flags)
 {
-	char path[SFS_PROC_PATH_MAX];
+	struct xattr_call c = { .op = XATTR_SET, .name = name, .value = value,
+				.size = size, .flags = flags };
 
 	if (is_ours(name))
 		return (void)fuse_reply_err(req, EPERM);
-	sfs_proc_path(path, sfs_inode_of(req, ino)->fd);
-	fuse_reply_err(req, setxattr(path, name, value, size, flags) ? errno : 0);
+	fuse_reply_err(req, xattr_call(req, ino, &c) ? errno : 0);
 }
 
 void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	char path[SFS_PROC_PATH_MAX];
+	struct xattr_call c = { .op = XATTR_REMOVE, .name = name };
 
 	if (is_ours(name))
 		return (void)fuse_reply_err(req, EPERM);
-	sfs_proc_path(path, sfs_inode_of(req, ino)->fd);
-	fuse_reply_err(req, removexattr(path, name) ? errno : 0);
+	fuse_reply_err(req, xattr_call(req, ino, &c) ? errno : 0);
 }

@@ -70,10 +70,13 @@ static struct fuse_bufvec *bufvec_for(GArray *segs, int live_fd, int store_fd)
 	return v;
 }
 
-/* A changed SRC file, noticed before its bytes are served as the snapshot's. */
-static void check_oob(struct sfs_inode *inode)
+/*
+ * A changed SRC file, noticed before its bytes are served as the
+ * snapshot's. fd: any fd of the live file (the snapshot's own open one).
+ */
+static void check_oob(struct sfs_inode *inode, int fd)
 {
-	sfs_history_check_oob(&inode->history, inode->fd);
+	sfs_history_check_oob(&inode->history, fd);
 }
 
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off)
@@ -88,7 +91,7 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 
 	/* Shared: a change of this range first preserves it for us (K6). */
 	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, size, false);
-	check_oob(f->inode);
+	check_oob(f->inode, f->fd);
 	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size, segs, &why);
 	planned = !err;
 	if (err)
@@ -149,7 +152,7 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
 
 		if (!whole_file_locked)
 			sfs_range_lock(&inode->range_lock, &r, off, CHUNK, false);
-		check_oob(inode);
+		check_oob(inode, live_fd);
 		err = -sfs_snap_plan(h, snap, off, CHUNK, segs, &why);
 		planned = !err;
 		for (guint i = 0; !err && i < segs->len; i++) {
@@ -208,11 +211,15 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 	if (!fs->store)
 		sfs_range_lock(&inode->range_lock, &whole, 0, SFS_RANGE_EOF, false);
 	if (!snap) {
-		snap = sfs_history_open(h, inode->fd);
-		if (!snap) {
-			err = errno ? errno : ENOMEM;
+		int fd = sfs_fd_get(req, inode);
+
+		snap = fd < 0 ? NULL : sfs_history_open(h, fd);
+		err = errno ? errno : ENOMEM;
+		if (fd >= 0)
+			sfs_fd_put(req, inode);
+		if (!snap)
 			goto out;
-		}
+		err = 0;
 	}
 	pthread_mutex_lock(&h->mutex);
 	/* Read once: it may be set meanwhile. A version's bytes are the same
@@ -227,7 +234,7 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 	}
 	pthread_mutex_unlock(&h->mutex);
 	if (!cached) {
-		live_fd = sfs_open_data_fd(inode);
+		live_fd = sfs_open_data_fd(fs->inodes, inode);
 		err = live_fd < 0 ? -live_fd :
 			-digest_snap(inode, snap, live_fd, !fs->store, d);
 		if (live_fd >= 0)
@@ -271,7 +278,7 @@ int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out)
 		return ENXIO;
 	}
 	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, SFS_RANGE_EOF, false);
-	check_oob(f->inode);
+	check_oob(f->inode, f->fd);
 	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size - (uint64_t)off, segs, &why);
 	if (!err)
 		sfs_snap_plan_done(h, f->snap);	/* no store bytes are read */

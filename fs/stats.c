@@ -18,11 +18,13 @@ size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size)
 {
 	struct sfs_store_stats st = { 0 };
 	struct sfs_range_stats rs;
+	struct sfs_fd_cache_stats fds;
 	size_t n = 0;
 
 	if (fs->store)
 		sfs_store_stats_get(fs->store, &st);
 	sfs_range_stats_get(&rs);
+	sfs_itable_fd_stats(fs->inodes, &fds);
 #define PUT(fmt, ...) \
 	n += (size_t)snprintf(buf + (n < size ? n : size), n < size ? size - n : 0, \
 			      fmt, __VA_ARGS__)
@@ -42,6 +44,9 @@ size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size)
 	    (unsigned long long)sfs_itable_incarnations(fs->inodes));
 	PUT(",\"estale_redirects\":%llu",
 	    (unsigned long long)sfs_itable_redirects(fs->inodes));
+	PUT(",\"inode_fds_open\":%zu", fds.open);
+	PUT(",\"inode_fds_reopened_total\":%llu", (unsigned long long)fds.reopens);
+	PUT(",\"inode_fds_closed_total\":%llu", (unsigned long long)fds.closes);
 	PUT("%s", "}");
 #undef PUT
 	return n;

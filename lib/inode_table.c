@@ -1,14 +1,30 @@
 #include "sfs/inode_table.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sfs/store.h"
+
+/*
+ * The entries' fds (see the header). Its lock is taken inside the table's,
+ * never around it; get/put take only this one.
+ */
+struct fd_cache {
+	pthread_mutex_t lock;
+	int mount_fd;			/* -1: no handles, every fd stays */
+	int mount_id;			/* handles only for inodes on this mount */
+	size_t budget;			/* close idle fds while more are open */
+	struct sfs_inode *oldest, *newest;	/* idle fds, by last use */
+	size_t open;
+	uint64_t reopens, closes;
+};
 
 /* Where an ESTALE sent a thread: its next lookup of inode gets node. */
 struct route {
@@ -21,10 +37,12 @@ struct sfs_inode_table {
 	 * a history's mutex, never while holding one. */
 	pthread_mutex_t lock;
 	GHashTable *map;		/* struct sfs_inode* -> itself, by (dev, ino) */
+	GHashTable *orphans;		/* entries whose ino was reused meanwhile */
 	GHashTable *routes;		/* tid -> struct route* */
 	struct sfs_inode *root;
 	struct sfs_store *store;
 	uint64_t nodes, incarnations, redirects;
+	struct fd_cache fds;
 };
 
 static guint inode_hash(gconstpointer p)
@@ -48,6 +66,284 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ */
+/* The fd cache                                                        */
+/* ------------------------------------------------------------------ */
+
+static void idle_add(struct fd_cache *c, struct sfs_inode *i)
+{
+	i->idle_prev = c->newest;
+	i->idle_next = NULL;
+	if (c->newest)
+		c->newest->idle_next = i;
+	else
+		c->oldest = i;
+	c->newest = i;
+	i->in_idle = true;
+}
+
+static void idle_remove(struct fd_cache *c, struct sfs_inode *i)
+{
+	if (!i->in_idle)
+		return;
+	if (i->idle_prev)
+		i->idle_prev->idle_next = i->idle_next;
+	else
+		c->oldest = i->idle_next;
+	if (i->idle_next)
+		i->idle_next->idle_prev = i->idle_prev;
+	else
+		c->newest = i->idle_prev;
+	i->idle_prev = i->idle_next = NULL;
+	i->in_idle = false;
+}
+
+/* With the cache's lock: close idle fds, oldest first, down to budget. */
+static void fd_shrink(struct fd_cache *c)
+{
+	while (c->budget && c->open > c->budget && c->oldest) {
+		struct sfs_inode *i = c->oldest;
+
+		idle_remove(c, i);
+		close(i->fd);
+		i->fd = -1;
+		c->open--;
+		c->closes++;
+	}
+}
+
+/* With the cache's lock: i's fd is no longer used by anyone. */
+static void fd_now_idle(struct fd_cache *c, struct sfs_inode *i)
+{
+	if (i->handle && i->fd >= 0 && i->fd_users == 0) {
+		idle_add(c, i);
+		fd_shrink(c);
+	}
+}
+
+/* With the cache's lock: fd (O_PATH, ours) becomes i's. */
+static void fd_install(struct fd_cache *c, struct sfs_inode *i, int fd)
+{
+	i->fd = fd;
+	c->open++;
+	fd_now_idle(c, i);
+}
+
+/* With the cache's lock: i is going away. */
+static void fd_drop(struct fd_cache *c, struct sfs_inode *i)
+{
+	idle_remove(c, i);
+	if (i->fd >= 0) {
+		close(i->fd);
+		i->fd = -1;
+		c->open--;
+	}
+}
+
+union handle_buf {
+	struct file_handle fh;
+	char space[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+};
+
+static int encode_handle(int fd, union handle_buf *b, int *mount_id)
+{
+	b->fh.handle_bytes = MAX_HANDLE_SZ;
+	return name_to_handle_at(fd, "", &b->fh, mount_id, AT_EMPTY_PATH) ? errno : 0;
+}
+
+/*
+ * The handle of the inode fd refers to, or NULL where handles are off, fail
+ * or belong to another mount (a mount inside SRC: its entries keep fds).
+ */
+static struct file_handle *handle_of(struct fd_cache *c, int fd)
+{
+	union handle_buf b;
+	struct file_handle *h;
+	int mount_id;
+
+	if (c->mount_fd < 0 || encode_handle(fd, &b, &mount_id) ||
+	    mount_id != c->mount_id)
+		return NULL;
+	h = malloc(sizeof(*h) + b.fh.handle_bytes);
+	if (h)
+		memcpy(h, &b.fh, sizeof(*h) + b.fh.handle_bytes);
+	return h;
+}
+
+static bool same_handle(const struct file_handle *a, const struct file_handle *b)
+{
+	return a && b && a->handle_type == b->handle_type &&
+	       a->handle_bytes == b->handle_bytes &&
+	       memcmp(a->f_handle, b->f_handle, a->handle_bytes) == 0;
+}
+
+int sfs_itable_use_handles(struct sfs_inode_table *t, int mount_fd,
+			   size_t budget)
+{
+	struct fd_cache *c = &t->fds;
+	union handle_buf root;
+	int probe, err;
+
+	/* The root's handle tells whether there are handles, and its mount;
+	 * opening it whether we may (CAP_DAC_READ_SEARCH), as reopens will. */
+	err = encode_handle(t->root->fd, &root, &c->mount_id);
+	if (!err) {
+		probe = open_by_handle_at(mount_fd, &root.fh, O_PATH | O_CLOEXEC);
+		if (probe == -1)
+			err = errno;
+		else
+			close(probe);
+	}
+	if (err) {
+		close(mount_fd);
+		return err;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->mount_fd = mount_fd;
+	c->budget = budget;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+int sfs_inode_fd_get(struct sfs_inode_table *t, struct sfs_inode *i)
+{
+	struct fd_cache *c = &t->fds;
+	int fd;
+
+	pthread_mutex_lock(&c->lock);
+	while (i->fd < 0) {
+		/* Reopen outside the lock: other inodes' gets go on meanwhile. */
+		pthread_mutex_unlock(&c->lock);
+		fd = open_by_handle_at(c->mount_fd, i->handle,
+				       O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd == -1)
+			return -1;
+		pthread_mutex_lock(&c->lock);
+		if (i->fd >= 0) {
+			close(fd);	/* another get was quicker */
+		} else {
+			i->fd = fd;
+			c->open++;
+			c->reopens++;
+		}
+	}
+	idle_remove(c, i);
+	i->fd_users++;
+	fd = i->fd;
+	pthread_mutex_unlock(&c->lock);
+	return fd;
+}
+
+void sfs_inode_fd_put(struct sfs_inode_table *t, struct sfs_inode *i)
+{
+	struct fd_cache *c = &t->fds;
+
+	pthread_mutex_lock(&c->lock);
+	if (i->fd_users && --i->fd_users == 0)
+		fd_now_idle(c, i);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Keep i's fd while it has open files or routes: their operations (and a
+ * snapshot's preservation) need it, and an unlinked file is best kept open.
+ * Does not reopen a closed fd: the next get does, and then it stays.
+ */
+static void fd_hold(struct sfs_inode_table *t, struct sfs_inode *i)
+{
+	pthread_mutex_lock(&t->fds.lock);
+	idle_remove(&t->fds, i);
+	i->fd_users++;
+	pthread_mutex_unlock(&t->fds.lock);
+}
+
+void sfs_itable_fd_stats(struct sfs_inode_table *t, struct sfs_fd_cache_stats *s)
+{
+	pthread_mutex_lock(&t->fds.lock);
+	s->open = t->fds.open;
+	s->reopens = t->fds.reopens;
+	s->closes = t->fds.closes;
+	pthread_mutex_unlock(&t->fds.lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Entries                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Free i, whose nodes are all gone or being dropped with the table. */
+static void inode_free(struct sfs_inode_table *t, struct sfs_inode *i)
+{
+	pthread_mutex_lock(&t->fds.lock);
+	fd_drop(&t->fds, i);
+	pthread_mutex_unlock(&t->fds.lock);
+	while (i->nodes) {
+		struct sfs_node *next = i->nodes->next;
+
+		free(i->nodes);
+		i->nodes = next;
+	}
+	sfs_range_lock_destroy(&i->range_lock);
+	free(i->handle);
+	free(i);
+}
+
+/* With the table's lock: a new entry for fd (ours now) and st, in the map. */
+static struct sfs_inode *inode_new(struct sfs_inode_table *t, int fd,
+				   const struct stat *st)
+{
+	struct sfs_inode *i = calloc(1, sizeof(*i));
+
+	if (!i)
+		return NULL;
+	i->dev = st->st_dev;
+	i->ino = st->st_ino;
+	i->type = st->st_mode & S_IFMT;
+	i->handle = handle_of(&t->fds, fd);
+	sfs_range_lock_init(&i->range_lock);
+	sfs_history_init(&i->history);
+	pthread_mutex_lock(&t->fds.lock);
+	fd_install(&t->fds, i, fd);
+	pthread_mutex_unlock(&t->fds.lock);
+	g_hash_table_add(t->map, i);
+	i->hashed = true;
+	return i;
+}
+
+/*
+ * With the table's lock: is i, found by (dev, ino), the file fd refers to?
+ * While i's fd is open it pins the inode, so (dev, ino) cannot have been
+ * reused; once the cache closed it, the file may have been deleted and
+ * its number given to a new one: the handle (which has the inode's
+ * generation) tells. If it is the same file, fd is installed or closed.
+ */
+static bool inode_matches(struct sfs_inode_table *t, struct sfs_inode *i, int fd)
+{
+	struct file_handle *h;
+	bool same = true;
+
+	pthread_mutex_lock(&t->fds.lock);
+	if (i->fd >= 0) {
+		close(fd);
+	} else {
+		h = handle_of(&t->fds, fd);
+		same = same_handle(h, i->handle);
+		free(h);
+		if (same)
+			fd_install(&t->fds, i, fd);
+	}
+	pthread_mutex_unlock(&t->fds.lock);
+	return same;
+}
+
+/* With the table's lock: i's number now names another file; i lives on
+ * for the kernel's lookups of it, out of the map. */
+static void inode_unhash(struct sfs_inode_table *t, struct sfs_inode *i)
+{
+	g_hash_table_steal(t->map, i);
+	i->hashed = false;
+	g_hash_table_add(t->orphans, i);
 }
 
 /* ------------------------------------------------------------------ */
@@ -100,38 +396,9 @@ static void node_maybe_free(struct sfs_inode_table *t, struct sfs_node *n)
 	free(n);
 	if (i->nlookup == 0 && !i->nodes && i != t->root) {
 		sfs_history_destroy(&i->history, t->store);
-		g_hash_table_remove(t->map, i);	/* frees it */
+		g_hash_table_remove(i->hashed ? t->map : t->orphans, i);
+		inode_free(t, i);
 	}
-}
-
-static void inode_destroy(gpointer p)
-{
-	struct sfs_inode *i = p;
-
-	while (i->nodes) {
-		struct sfs_node *next = i->nodes->next;
-
-		free(i->nodes);
-		i->nodes = next;
-	}
-	sfs_range_lock_destroy(&i->range_lock);
-	close(i->fd);
-	free(i);
-}
-
-static struct sfs_inode *inode_new(int fd, const struct stat *st)
-{
-	struct sfs_inode *i = calloc(1, sizeof(*i));
-
-	if (!i)
-		return NULL;
-	i->fd = fd;
-	i->dev = st->st_dev;
-	i->ino = st->st_ino;
-	i->type = st->st_mode & S_IFMT;
-	sfs_range_lock_init(&i->range_lock);
-	sfs_history_init(&i->history);
-	return i;
 }
 
 /* ------------------------------------------------------------------ */
@@ -146,6 +413,7 @@ static void route_drop(struct sfs_inode_table *t, gpointer tid)
 		return;
 	g_hash_table_remove(t->routes, tid);
 	r->node->pins--;
+	sfs_inode_fd_put(t, r->node->inode);
 	node_maybe_free(t, r->node);
 	free(r);
 }
@@ -176,6 +444,7 @@ static void route_set(struct sfs_inode_table *t, pid_t tid, struct sfs_node *n)
 	r->node = n;
 	r->expires_ns = now_ns() + SFS_ROUTE_TTL_NS;
 	n->pins++;
+	fd_hold(t, n->inode);
 	g_hash_table_insert(t->routes, GINT_TO_POINTER(tid), r);
 	t->redirects++;
 }
@@ -189,32 +458,49 @@ struct sfs_inode_table *sfs_itable_new(int root_fd, struct sfs_store *store)
 	struct sfs_inode_table *t = calloc(1, sizeof(*t));
 	struct stat st;
 
-	if (!t)
-		return NULL;
-	if (fstat(root_fd, &st) == -1 || !(t->root = inode_new(root_fd, &st))) {
-		free(t);
+	if (!t) {
+		close(root_fd);
 		return NULL;
 	}
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->fds.lock, NULL);
+	t->fds.mount_fd = -1;
 	t->store = store;
-	t->map = g_hash_table_new_full(inode_hash, inode_equal, NULL, inode_destroy);
+	t->map = g_hash_table_new(inode_hash, inode_equal);
+	t->orphans = g_hash_table_new(g_direct_hash, g_direct_equal);
 	t->routes = g_hash_table_new(g_direct_hash, g_direct_equal);
-	/* The root is pinned: the kernel never forgets it while mounted. */
+	/* The root keeps its fd (no handle yet) and is pinned: the kernel
+	 * never forgets it while mounted. */
+	if (fstat(root_fd, &st) == -1 || !(t->root = inode_new(t, root_fd, &st))) {
+		close(root_fd);
+		sfs_itable_free(t);
+		return NULL;
+	}
+	if (!(t->root->current = node_new(t, t->root))) {
+		sfs_itable_free(t);
+		return NULL;
+	}
 	t->root->nlookup = 1;
-	t->root->current = node_new(t, t->root);
 	t->root->current->nlookup = 1;
-	g_hash_table_add(t->map, t->root);
 	return t;
 }
 
-static void drop_histories(gpointer key, gpointer value, gpointer store)
+/* At the end: drop every entry of one hash table, whatever its lookups. */
+static void free_entries(struct sfs_inode_table *t, GHashTable *entries)
 {
-	struct sfs_inode *i = value;
+	GHashTableIter it;
+	gpointer key;
 
-	(void)key;
-	for (struct sfs_node *n = i->nodes; n; n = n->next)
-		n->snap = NULL;		/* freed with the history below */
-	sfs_history_destroy(&i->history, store);
+	g_hash_table_iter_init(&it, entries);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		struct sfs_inode *i = key;
+
+		for (struct sfs_node *n = i->nodes; n; n = n->next)
+			n->snap = NULL;	/* freed with the history below */
+		sfs_history_destroy(&i->history, t->store);
+		inode_free(t, i);
+	}
+	g_hash_table_destroy(entries);
 }
 
 void sfs_itable_free(struct sfs_inode_table *t)
@@ -228,8 +514,11 @@ void sfs_itable_free(struct sfs_inode_table *t)
 	while (g_hash_table_iter_next(&it, &tid, &value))
 		free(value);
 	g_hash_table_destroy(t->routes);
-	g_hash_table_foreach(t->map, drop_histories, t->store);
-	g_hash_table_destroy(t->map);
+	free_entries(t, t->map);
+	free_entries(t, t->orphans);
+	if (t->fds.mount_fd >= 0)
+		close(t->fds.mount_fd);
+	pthread_mutex_destroy(&t->fds.lock);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -280,27 +569,27 @@ struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 	if (g_hash_table_size(t->routes))
 		routes_expire(t);
 	i = g_hash_table_lookup(t->map, &key);
-	if (i) {
-		/*
-		 * Holding an fd pins the inode, so (dev, ino) cannot have been
-		 * reused: this is the same file, and the new fd is redundant.
-		 */
-		close(fd);
-	} else {
-		i = inode_new(fd, st);
+	if (i && !inode_matches(t, i, fd)) {
+		inode_unhash(t, i);
+		i = NULL;
+	}
+	if (!i) {
+		i = inode_new(t, fd, st);
 		if (!i) {
 			pthread_mutex_unlock(&t->lock);
 			close(fd);
 			errno = ENOMEM;
 			return NULL;
 		}
-		g_hash_table_add(t->map, i);
 	}
 	version = sfs_history_version(&i->history);
 	n = pick_node(t, i, tid, version);
 	if (!n) {
-		if (!i->nlookup)
+		if (!i->nlookup && !i->nodes) {
+			sfs_history_destroy(&i->history, t->store);
 			g_hash_table_remove(t->map, i);
+			inode_free(t, i);
+		}
 		pthread_mutex_unlock(&t->lock);
 		errno = ENOMEM;
 		return NULL;
@@ -350,13 +639,23 @@ size_t sfs_itable_node_count(struct sfs_inode_table *t)
 	return n;
 }
 
-static void mark_oob(gpointer key, gpointer value, gpointer unused)
+/*
+ * With the table's lock. Only a file with snapshots has anything to mark,
+ * and its fd is held open by them: no other file's fd is reopened here.
+ */
+static void mark_oob(gpointer key, gpointer value, gpointer table)
 {
-	struct sfs_inode *i = value;
+	struct sfs_inode *i = key;
+	int fd;
 
-	(void)key;
-	(void)unused;
-	sfs_history_mark_oob(&i->history, i->fd);
+	(void)value;
+	if (!sfs_history_busy(&i->history))
+		return;
+	fd = sfs_inode_fd_get(table, i);
+	if (fd >= 0) {
+		sfs_history_mark_oob(&i->history, fd);
+		sfs_inode_fd_put(table, i);
+	}
 }
 
 void sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st)
@@ -367,9 +666,9 @@ void sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st)
 		struct sfs_inode *i = g_hash_table_lookup(t->map, &key);
 
 		if (i)
-			sfs_history_mark_oob(&i->history, i->fd);
+			mark_oob(i, NULL, t);
 	} else {
-		g_hash_table_foreach(t->map, mark_oob, NULL);
+		g_hash_table_foreach(t->map, mark_oob, t);
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -513,6 +812,7 @@ int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *n,
 		err = open_write(t, n, version, tid, keep_cache);
 	if (!err) {
 		n->nopen++;
+		fd_hold(t, n->inode);
 		n->inode->current = n;
 		r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
 		if (r && r->node == n)
@@ -525,8 +825,10 @@ int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *n,
 void sfs_node_release(struct sfs_inode_table *t, struct sfs_node *n)
 {
 	pthread_mutex_lock(&t->lock);
-	if (n->nopen)
+	if (n->nopen) {
 		n->nopen--;
+		sfs_inode_fd_put(t, n->inode);
+	}
 	node_maybe_free(t, n);
 	pthread_mutex_unlock(&t->lock);
 }

@@ -21,6 +21,7 @@ static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("timeout=%s", timeout_str),
 	SFS_OPT("readahead_kb=%s", readahead_str),
 	SFS_OPT("max_threads=%s", max_threads_str),
+	SFS_OPT("fd_cache=%s", fd_cache_str),
 	SFS_OPT("nonempty", nonempty),
 	FUSE_OPT_END
 };
@@ -215,6 +216,15 @@ int sfs_options_validate(struct sfs_options *opts, char *err, size_t errlen)
 		}
 		opts->max_threads = (unsigned)n;
 	}
+	if (opts->fd_cache_str) {
+		if (parse_count(opts->fd_cache_str, 16, 100000000, &n)) {
+			sfs_printable(opts->fd_cache_str, q, sizeof(q));
+			snprintf(err, errlen, "-o fd_cache=%s: expected a number of "
+				 "fds from 16 to 100000000", q);
+			return -1;
+		}
+		opts->fd_cache = (unsigned)n;
+	}
 	if (opts->timeout_str && parse_seconds(opts->timeout_str, &opts->timeout)) {
 		sfs_printable(opts->timeout_str, q, sizeof(q));
 		snprintf(err, errlen, "-o timeout=%s: expected seconds (0 or more, "
@@ -234,6 +244,7 @@ void sfs_options_free(struct sfs_options *opts)
 	free(opts->timeout_str);
 	free(opts->readahead_str);
 	free(opts->max_threads_str);
+	free(opts->fd_cache_str);
 	memset(opts, 0, sizeof(*opts));
 }
 
@@ -250,5 +261,8 @@ const char *sfs_options_help(void)
 	"    -o readahead_kb=N      set the mount's read-ahead (default: the\n"
 	"                           kernel's 128; larger was slower here)\n"
 	"    -o nonempty            allow mounting over a non-empty MNT\n"
-	"    -o max_threads=N       worker thread cap (default 10)\n";
+	"    -o max_threads=N       worker thread cap (default 10)\n"
+	"    -o fd_cache=N          O_PATH fds kept open for cached inodes; more\n"
+	"                           are reopened from file handles (default:\n"
+	"                           half the fd limit)\n";
 }

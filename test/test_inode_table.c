@@ -353,6 +353,193 @@ static void test_first_open_binds_unbound_node(void **state)
 	sfs_itable_forget(f->t, n, 1);
 }
 
+/* ------------------------------------------------------------------ */
+/* The fd cache: file handles instead of one fd per entry              */
+/* ------------------------------------------------------------------ */
+
+#define BUDGET 16
+
+/* Keep at most BUDGET entry fds open; skip where handles are refused. */
+static void use_handles(struct fixture *f)
+{
+	int mount_fd = open(f->dir, O_RDONLY | O_DIRECTORY);
+	int err;
+
+	assert_true(mount_fd >= 0);
+	err = sfs_itable_use_handles(f->t, mount_fd, BUDGET);
+	if (err == EPERM || err == EOPNOTSUPP)
+		skip();		/* not root, or no handles on /tmp */
+	assert_int_equal(err, 0);
+}
+
+static struct sfs_fd_cache_stats fd_stats(struct fixture *f)
+{
+	struct sfs_fd_cache_stats s;
+
+	sfs_itable_fd_stats(f->t, &s);
+	return s;
+}
+
+/* Look up names n0..n(count-1), creating them; nodes into out. */
+static void lookup_many(struct fixture *f, const char *prefix, int count,
+			struct sfs_node **out)
+{
+	char name[32];
+
+	for (int i = 0; i < count; i++) {
+		snprintf(name, sizeof(name), "%s%d", prefix, i);
+		create(f, name);
+		out[i] = lookup(f, name);
+	}
+}
+
+/* The fd a get returns is the entry's file, whether or not it was reopened. */
+static void assert_fd_is(struct fixture *f, struct sfs_node *n)
+{
+	int fd = sfs_inode_fd_get(f->t, n->inode);
+	struct stat st;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_ino, n->inode->ino);
+	sfs_inode_fd_put(f->t, n->inode);
+}
+
+static void test_fds_beyond_budget_are_reopened(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *n[4 * BUDGET];
+	int fds = open_fd_count();
+	struct sfs_fd_cache_stats s;
+
+	use_handles(f);
+	lookup_many(f, "many", 4 * BUDGET, n);
+	s = fd_stats(f);
+	assert_int_equal(s.open, BUDGET);
+	assert_int_equal(s.closes, 3 * BUDGET + 1);	/* the root keeps its own */
+	assert_int_equal(sfs_itable_count(f->t), 4 * BUDGET + 1);
+	/* Process-wide: the mount fd, and BUDGET fds for 65 entries. */
+	assert_int_equal(open_fd_count(), fds + 1 + BUDGET - 1);
+	for (int i = 0; i < 4 * BUDGET; i++)
+		assert_fd_is(f, n[i]);
+	s = fd_stats(f);
+	assert_true(s.reopens >= 3 * BUDGET);
+	assert_int_equal(s.open, BUDGET);
+	for (int i = 0; i < 4 * BUDGET; i++)
+		sfs_itable_forget(f->t, n[i], 1);
+	assert_int_equal(fd_stats(f).open, 1);	/* the root's */
+	assert_int_equal(open_fd_count(), fds + 1);
+}
+
+/* Least recently used first: an fd just used survives the next closes. */
+static void test_recently_used_fds_stay(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *n[BUDGET + 4];
+	uint64_t reopens;
+
+	use_handles(f);
+	lookup_many(f, "lru", BUDGET - 1, n);
+	assert_fd_is(f, n[0]);		/* n[0] is now the newest */
+	lookup_many(f, "more", 5, n + BUDGET - 1);
+	assert_true(n[0]->inode->fd >= 0);
+	assert_int_equal(n[1]->inode->fd, -1);	/* the oldest went first */
+	reopens = fd_stats(f).reopens;
+	assert_fd_is(f, n[0]);
+	assert_int_equal(fd_stats(f).reopens, reopens);
+	for (int i = 0; i < BUDGET + 4; i++)
+		sfs_itable_forget(f->t, n[i], 1);
+}
+
+/* An inode with an open file (or a route) keeps its fd, whatever the budget. */
+static void test_open_files_pin_fds(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *n[2 * BUDGET], *m[2 * BUDGET], *w;
+
+	use_handles(f);
+	create(f, "pinned");
+	w = lookup(f, "pinned");
+	assert_int_equal(open_write(f, w, TID), 0);
+	lookup_many(f, "other", 2 * BUDGET, n);
+	assert_true(w->inode->fd >= 0);
+	sfs_node_release(f->t, w);
+	lookup_many(f, "after", 2 * BUDGET, m);	/* now it may go */
+	assert_int_equal(w->inode->fd, -1);
+	assert_fd_is(f, w);
+	for (int i = 0; i < 2 * BUDGET; i++) {
+		sfs_itable_forget(f->t, n[i], 1);
+		sfs_itable_forget(f->t, m[i], 1);
+	}
+	sfs_itable_forget(f->t, w, 1);
+}
+
+/*
+ * A file deleted while its entry's fd was closed, its inode number then
+ * reused by a new file: the new file gets an entry of its own (the handle's
+ * generation differs), and the old entry's reopen fails ESTALE.
+ */
+static void test_reused_inode_number_is_a_new_entry(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *n[2 * BUDGET], *old, *new;
+	struct stat st;
+	ino_t ino;
+
+	use_handles(f);
+	create(f, "gone");
+	old = lookup(f, "gone");
+	ino = old->inode->ino;
+	lookup_many(f, "push", 2 * BUDGET, n);
+	assert_int_equal(old->inode->fd, -1);
+	assert_int_equal(unlinkat(root_fd(f), "gone", 0), 0);
+	/*
+	 * ext4 gives a new file the lowest free inode number of its
+	 * directory's group: after the lower holes others left, ours.
+	 */
+	for (int i = 0; i < 20000; i++) {
+		char name[32];
+		int fd;
+
+		snprintf(name, sizeof(name), "reuse%d", i);
+		fd = openat(root_fd(f), name, O_CREAT | O_WRONLY, 0644);
+		assert_true(fd >= 0);
+		assert_int_equal(fstat(fd, &st), 0);
+		close(fd);
+		if (st.st_ino == ino) {
+			new = lookup(f, name);
+			assert_ptr_not_equal(new->inode, old->inode);
+			assert_int_equal(new->inode->ino, ino);
+			assert_int_equal(sfs_inode_fd_get(f->t, old->inode), -1);
+			assert_int_equal(errno, ESTALE);
+			/* Both live on, each freed on its own last forget. */
+			sfs_itable_forget(f->t, old, 1);
+			assert_fd_is(f, new);
+			assert_ptr_equal(lookup(f, name), new);
+			sfs_itable_forget(f->t, new, 2);
+			for (int j = 0; j < 2 * BUDGET; j++)
+				sfs_itable_forget(f->t, n[j], 1);
+			return;
+		}
+	}
+	skip();		/* this filesystem did not reuse the number */
+}
+
+/* Without handles every entry keeps its fd, as before. */
+static void test_without_handles_fds_stay(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *n[2 * BUDGET];
+
+	lookup_many(f, "keep", 2 * BUDGET, n);
+	assert_int_equal(fd_stats(f).open, 2 * BUDGET + 1);
+	assert_int_equal(fd_stats(f).closes, 0);
+	for (int i = 0; i < 2 * BUDGET; i++) {
+		assert_true(n[i]->inode->fd >= 0);
+		sfs_itable_forget(f->t, n[i], 1);
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -366,6 +553,11 @@ int main(void)
 		T(test_routed_retry_always_opens),
 		T(test_writers_share_one_live_node),
 		T(test_first_open_binds_unbound_node),
+		T(test_fds_beyond_budget_are_reopened),
+		T(test_recently_used_fds_stay),
+		T(test_open_files_pin_fds),
+		T(test_reused_inode_number_is_a_new_entry),
+		T(test_without_handles_fds_stay),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

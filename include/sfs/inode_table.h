@@ -1,8 +1,17 @@
 /*
  * The inode table: one entry per backing inode (st_dev, st_ino) the kernel
- * knows about, holding an O_PATH fd to it. No paths are kept: every
+ * knows about, reached through an O_PATH fd. No paths are kept: every
  * operation is relative to these fds, so renames in SRC never confuse us and
  * a name is only ever resolved one component at a time below SRC.
+ *
+ * The kernel may cache far more inodes than a process may hold fds (a
+ * directory of a million files, listed with readdirplus, is a million
+ * lookups). So, where SRC's filesystem gives file handles and we may open
+ * them (CAP_DAC_READ_SEARCH), an entry also keeps its file handle, and its
+ * fd is only a cache: idle fds beyond a budget are closed, least recently
+ * used first, and reopened from the handle (open_by_handle_at) when next
+ * needed. An fd in use, or of an inode with open files or routes, is never
+ * closed. Without handles every entry keeps its fd, as passthrough_ll does.
  *
  * Incarnations. The kernel caches file pages per FUSE inode and a splice
  * hands those pages out (SPEC K3), so one FUSE inode's page cache may only
@@ -52,7 +61,15 @@ struct sfs_node {
 };
 
 struct sfs_inode {
-	int fd;			/* O_PATH|O_NOFOLLOW, owned by the entry */
+	/* O_PATH|O_NOFOLLOW, owned by the entry; -1 while closed by the fd
+	 * cache (only with a handle). Use sfs_inode_fd_get()/put(). */
+	int fd;
+	struct file_handle *handle;	/* reopens fd; NULL: fd never closed */
+	/* Fd cache, under its lock: users of fd, and the idle list. */
+	unsigned fd_users;
+	struct sfs_inode *idle_prev, *idle_next;
+	bool in_idle;
+	bool hashed;		/* in the map (not replaced by a reused ino) */
 	dev_t dev;
 	ino_t ino;
 	mode_t type;		/* S_IFMT bits: fixed for the inode's life */
@@ -71,13 +88,39 @@ struct sfs_inode {
 struct sfs_inode_table;
 
 /*
- * Create a table whose root entry owns root_fd (an O_PATH fd of SRC).
+ * Create a table whose root entry owns root_fd (an O_PATH fd of SRC; closed
+ * on failure too).
  * store: where snapshots' preserved bytes go (may be NULL: no snapshots).
  */
 struct sfs_inode_table *sfs_itable_new(int root_fd, struct sfs_store *store);
 
 /* Free every entry and close their fds. */
 void sfs_itable_free(struct sfs_inode_table *t);
+
+/*
+ * Keep file handles, and at most budget idle fds open (0: no limit):
+ * mount_fd is a readable (not O_PATH) fd of SRC's root, owned by the table
+ * from now on. Returns 0, or why handles cannot be used here (the table
+ * then keeps one fd per entry): EPERM without CAP_DAC_READ_SEARCH,
+ * EOPNOTSUPP where SRC's filesystem has no handles.
+ */
+int sfs_itable_use_handles(struct sfs_inode_table *t, int mount_fd,
+			   size_t budget);
+
+/*
+ * The O_PATH fd of i for one operation, reopened from its handle if the
+ * cache closed it; -1 with errno (ESTALE: the file no longer exists).
+ * Every successful get needs one sfs_inode_fd_put() when done with fd.
+ */
+int sfs_inode_fd_get(struct sfs_inode_table *t, struct sfs_inode *i);
+void sfs_inode_fd_put(struct sfs_inode_table *t, struct sfs_inode *i);
+
+struct sfs_fd_cache_stats {
+	size_t open;		/* entries' fds open now */
+	uint64_t reopens;	/* fds reopened from a handle */
+	uint64_t closes;	/* idle fds closed over budget */
+};
+void sfs_itable_fd_stats(struct sfs_inode_table *t, struct sfs_fd_cache_stats *s);
 
 struct sfs_node *sfs_itable_root(struct sfs_inode_table *t);
 

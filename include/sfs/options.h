@@ -26,6 +26,7 @@ struct sfs_options {
 	double timeout;		/* -o timeout=SECONDS: entry/attr cache */
 	unsigned readahead_kb;	/* -o readahead_kb=N; 0: kernel default */
 	unsigned max_threads;	/* -o max_threads=N (default 10) */
+	unsigned fd_cache;	/* -o fd_cache=N; 0: half the fd limit */
 
 	/* Raw strings as parsed, validated by sfs_options_validate(). */
 	char *max_preserve_str;
@@ -34,6 +35,7 @@ struct sfs_options {
 	char *timeout_str;
 	char *readahead_str;
 	char *max_threads_str;
+	char *fd_cache_str;
 };
 
 /* Longest user text quoted in a message (sfs_printable). */
