@@ -209,15 +209,17 @@ static void raise_fd_limit(void)
  */
 static void use_file_handles(struct sfs_fs *fs)
 {
-	size_t budget = fs->opts.fd_cache;
+	size_t budget = 1024;
 	struct rlimit rl;
 	int mount_fd, err;
 
-	if (!budget) {
-		budget = 1024;
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur / 2 > budget)
-			budget = rl.rlim_cur / 2;
-	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur / 2 > budget)
+		budget = rl.rlim_cur / 2;
+	if (fs->opts.fd_cache > budget)
+		fuse_log(FUSE_LOG_WARNING, "stablefs: -o fd_cache=%u is more than "
+			 "half the fd limit allows: %zu\n", fs->opts.fd_cache, budget);
+	else if (fs->opts.fd_cache)
+		budget = fs->opts.fd_cache;
 	/* open_by_handle_at() refuses an O_PATH fd as its mount fd. */
 	mount_fd = open(fs->src_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	err = mount_fd == -1 ? errno :

@@ -105,6 +105,8 @@ static const struct cli_case error_cases[] = {
 	{ "-o oob=foo", { "-o", "oob=foo", "%S", "%M", NULL }, EXIT_1_OR_2, "oob", "foo", { NULL } },
 	{ "-o max_threads=0", { "-o", "max_threads=0", "%S", "%M", NULL }, EXIT_1_OR_2, "max_threads", NULL, { NULL } },
 	{ "-o max_threads=abc", { "-o", "max_threads=abc", "%S", "%M", NULL }, EXIT_1_OR_2, "max_threads", NULL, { NULL } },
+	{ "-o fd_cache=15", { "-o", "fd_cache=15", "%S", "%M", NULL }, EXIT_1_OR_2, "fd_cache", "15", { NULL } },
+	{ "-o fd_cache=1e9", { "-o", "fd_cache=1e9", "%S", "%M", NULL }, EXIT_1_OR_2, "fd_cache", "1e9", { NULL } },
 };
 
 static const struct cli_case info_cases[] = {
