@@ -174,9 +174,32 @@ static struct file_handle *handle_of(struct fd_cache *c, int fd)
 
 static bool same_handle(const struct file_handle *a, const struct file_handle *b)
 {
-	return a && b && a->handle_type == b->handle_type &&
+	return a->handle_type == b->handle_type &&
 	       a->handle_bytes == b->handle_bytes &&
 	       memcmp(a->f_handle, b->f_handle, a->handle_bytes) == 0;
+}
+
+/*
+ * Is fd (just looked up) the file of i, which has the same (dev, ino) and
+ * a handle but no fd? Their handles tell. Should fd's not be encodable,
+ * whether i's still opens does: two live files never share (dev, ino).
+ */
+static bool same_file(struct fd_cache *c, struct sfs_inode *i, int fd)
+{
+	struct file_handle *h = handle_of(c, fd);
+	bool same;
+	int old;
+
+	if (h) {
+		same = same_handle(h, i->handle);
+		free(h);
+		return same;
+	}
+	old = open_by_handle_at(c->mount_fd, i->handle, O_PATH | O_CLOEXEC);
+	if (old == -1)
+		return false;
+	close(old);
+	return true;
 }
 
 int sfs_itable_use_handles(struct sfs_inode_table *t, int mount_fd,
@@ -320,16 +343,13 @@ static struct sfs_inode *inode_new(struct sfs_inode_table *t, int fd,
  */
 static bool inode_matches(struct sfs_inode_table *t, struct sfs_inode *i, int fd)
 {
-	struct file_handle *h;
 	bool same = true;
 
 	pthread_mutex_lock(&t->fds.lock);
 	if (i->fd >= 0) {
 		close(fd);
 	} else {
-		h = handle_of(&t->fds, fd);
-		same = same_handle(h, i->handle);
-		free(h);
+		same = same_file(&t->fds, i, fd);
 		if (same)
 			fd_install(&t->fds, i, fd);
 	}
