@@ -195,6 +195,21 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
  * instead). Returns 0 with 32 hex digits and a NUL in hex, or a positive
  * errno.
  */
+/* A snapshot of inode as it is now (a new ref); 0 or a positive errno. */
+static int snapshot_now(fuse_req_t req, struct sfs_inode *inode,
+			struct sfs_snap **snap)
+{
+	int fd = sfs_fd_get(req, inode), err = 0;
+
+	if (fd < 0)
+		return errno;
+	*snap = sfs_history_open(&inode->history, fd);
+	if (!*snap)
+		err = errno ? errno : ENOMEM;
+	sfs_fd_put(req, inode);
+	return err;
+}
+
 int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
@@ -210,17 +225,8 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 	 * from before its size is taken until the last byte is hashed. */
 	if (!fs->store)
 		sfs_range_lock(&inode->range_lock, &whole, 0, SFS_RANGE_EOF, false);
-	if (!snap) {
-		int fd = sfs_fd_get(req, inode);
-
-		snap = fd < 0 ? NULL : sfs_history_open(h, fd);
-		err = errno ? errno : ENOMEM;
-		if (fd >= 0)
-			sfs_fd_put(req, inode);
-		if (!snap)
-			goto out;
-		err = 0;
-	}
+	if (!snap && (err = snapshot_now(req, inode, &snap)))
+		goto out;
 	pthread_mutex_lock(&h->mutex);
 	/* Read once: it may be set meanwhile. A version's bytes are the same
 	 * for every snapshot of it, so the file's cache serves them all. */
