@@ -1182,7 +1182,7 @@ static void test_s7_oob_ignore(void **state)
 struct busy_writer {
 	int fd;
 	bool truncate;		/* shrink and grow instead of writing */
-	volatile bool stop;
+	bool stop;		/* atomic */
 	long writes, errors;
 };
 
@@ -1192,7 +1192,7 @@ static void *busy_write(void *arg)
 	unsigned char page[PAGE];
 	uint64_t x = 88172645463325252ULL;
 
-	while (!b->stop) {
+	while (!__atomic_load_n(&b->stop, __ATOMIC_RELAXED)) {
 		off_t off;
 
 		x ^= x << 13;
@@ -1245,7 +1245,7 @@ static void test_no_false_oob(void **state)
 			wrong++;
 		}
 	}
-	b.stop = true;
+	__atomic_store_n(&b.stop, true, __ATOMIC_RELAXED);
 	pthread_join(th, NULL);
 	oob = stat_get(f->dir, "oob_changes");
 	printf("# %ld snapshot reads of an untouched half during %ld writes of "
@@ -1287,7 +1287,7 @@ static void assert_digest_survives_truncates(struct fixture *f, int w,
 		    !failed++)
 			first_errno = errno;
 	}
-	b.stop = true;
+	__atomic_store_n(&b.stop, true, __ATOMIC_RELAXED);
 	pthread_join(th, NULL);
 	printf("# %s mount: %ld digests of the live file during %ld truncates: %ld "
 	       "failed (first: %s)\n", label, calls, b.writes, failed,
