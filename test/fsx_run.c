@@ -18,7 +18,8 @@
  *   5. stablefs, another seed, 1 process, files up to 4 MiB, 1 MiB pipes.
  *   6. instead of 1-5 when FSX_SOAK_OPS is set: the soak, FSX_SOAK_OPS
  *      ops in each of FSX_SOAK_PROCS (default 2) processes, seed
- *      FSX_SOAK_SEED (default: from the time, printed), e.g. the
+ *      FSX_SOAK_SEED (default: from the time, printed), with snapshot
+ *      re-reads (-Z), e.g. the
  *      1,000,000-op soak:
  *        FSX_SOAK_OPS=1000000 FSX_BIN=build/test/fsx \
  *        STABLEFS_BIN=build/fs/stablefs build/test/fsx_run
@@ -407,7 +408,8 @@ static void test_stablefs_soak(void **state)
 	printf("# soak: seed %ld (FSX_SOAK_SEED=%ld replays it)\n", seed, seed);
 	/* Roughly 10,000 ops/s per process here: allow 4x that, plus slack. */
 	run_timeout_s = 240 + ops / 2500;
-	rc = run_fsx(f, &out, "-S", s_seed, "-N", s_ops, "-P", s_procs, NULL);
+	/* -Z: snapshot opens re-read later (G2) as well as every G1 check. */
+	rc = run_fsx(f, &out, "-S", s_seed, "-N", s_ops, "-P", s_procs, "-Z", NULL);
 	expect_pass(rc, out, (int)procs);
 }
 
