@@ -154,9 +154,11 @@ declare -A kind_of=() src_of=()
 src="$work/src"
 mkdir -p "$src"
 declare -A dir_of=([raw]="$src" [pll]="$work/mnt-pll" [sfs]="$work/mnt-sfs")
-# Both daemons keep an fd per looked-up inode: 100,000 files need more than a
-# typical RLIMIT_NOFILE (20,000 here; 1,024 soft on stock Debian). Raise it
-# for this shell, so for both daemons alike; the value goes into info.json.
+# passthrough_ll keeps an fd per looked-up inode: 100,000 files need more
+# than a typical RLIMIT_NOFILE (20,000 here; 1,024 soft on stock Debian).
+# stablefs does not (file handles, -o fd_cache), but both daemons get the
+# same files: raise the limit for this shell, so for both alike; the value
+# goes into info.json.
 want_nofile=$((files + 4096))
 [ "$want_nofile" -le "$(cat /proc/sys/fs/nr_open)" ] || want_nofile=$(cat /proc/sys/fs/nr_open)
 if [ "$(ulimit -n)" -lt "$want_nofile" ]; then
