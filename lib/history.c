@@ -518,10 +518,40 @@ static gint extent_cmp(gconstpointer a, gconstpointer b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/*
+ * Merge fresh (sorted; disjoint from ex, as it fills ex's gaps) into ex
+ * (sorted), in place from the back. Not g_array_sort() of the whole map:
+ * that mallocs a temporary copy of it on every change, which glibc then
+ * keeps resident in each writer thread's arena — measured as ~320 bytes of
+ * daemon RSS per preserved extent with 10 workers, and O(n log n) per
+ * write. Appending past the last extent (the common case) moves nothing.
+ */
+static void merge_extents(GArray *ex, const GArray *fresh)
+{
+	guint i = ex->len, j = fresh->len, out = ex->len + fresh->len;
+
+	g_array_set_size(ex, out);
+	while (j > 0) {
+		const struct sfs_extent *f =
+			&g_array_index(fresh, struct sfs_extent, j - 1);
+		struct sfs_extent *old = i ? &g_array_index(ex, struct sfs_extent, i - 1) : NULL;
+
+		if (old && old->start > f->start) {
+			g_array_index(ex, struct sfs_extent, --out) = *old;
+			i--;
+		} else {
+			g_array_index(ex, struct sfs_extent, --out) = *f;
+			j--;
+		}
+	}
+}
+
 /* Give snap extents for its gaps from the preserved pieces. */
 static void attach_pieces(struct sfs_snap *snap, GArray *gaps, GArray *pieces,
 			  GArray *bases)
 {
+	GArray *fresh = g_array_new(FALSE, FALSE, sizeof(struct sfs_extent));
+
 	for (guint g = 0; g < gaps->len; g++) {
 		struct range gap = g_array_index(gaps, struct range, g);
 		uint64_t done = gap.start;	/* widened pieces may overlap */
@@ -541,10 +571,13 @@ static void attach_pieces(struct sfs_snap *snap, GArray *gaps, GArray *pieces,
 			e.chunk_off = p->chunk ? a - base_of(bases, p->chunk) : 0;
 			if (p->chunk)
 				p->chunk->refs++;
-			g_array_append_val(snap->extents, e);
+			g_array_append_val(fresh, e);
 		}
 	}
-	g_array_sort(snap->extents, extent_cmp);
+	/* Small (this change only), and nearly always sorted already. */
+	g_array_sort(fresh, extent_cmp);
+	merge_extents(snap->extents, fresh);
+	g_array_free(fresh, TRUE);
 }
 
 /* The span the pieces cover (empty if none). */

@@ -340,6 +340,50 @@ static void test_cap_invalidates_oldest_first(void **state)
 	assert_int_equal(live_bytes(f), 0);
 }
 
+/* A snapshot's extents are sorted and do not overlap. */
+static void assert_extents_sorted(const struct sfs_snap *snap)
+{
+	for (guint i = 1; i < snap->extents->len; i++)
+		assert_true(g_array_index(snap->extents, struct sfs_extent, i - 1).end <=
+			    g_array_index(snap->extents, struct sfs_extent, i).start);
+}
+
+/*
+ * Changes in any order (backwards, then one across the gaps between
+ * extents already there) leave each map sorted, and every snapshot reads
+ * its own version, with the bytes both still need shared.
+ */
+static void test_changes_in_any_order(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *v0 = open_snap(f), *v1;
+	static unsigned char buf[FILE_SIZE];
+
+	for (int k = 6; k >= 0; k--)		/* blocks at 8 KiB + k * 32 KiB */
+		change(f, 8192 + k * 32768, 8192 + k * 32768 + 4096, overwrite);
+	change(f, 0, 100, overwrite);
+	assert_extents_sorted(v0);
+	v1 = open_snap(f);
+	change(f, 1000, 230 * 1024, overwrite);
+	assert_extents_sorted(v0);
+	assert_extents_sorted(v1);
+	assert_snap_is_original(f, v0);
+	/* v1: generation 1 where the first changes wrote. */
+	assert_int_equal(read_snap(f, v1, 0, FILE_SIZE, buf, NULL), FILE_SIZE);
+	for (uint64_t i = 0; i < FILE_SIZE; i++) {
+		bool changed = i < 100 ||
+			(i >= 8192 && i <= 200 * 1024 + 4095 &&
+			 (i - 8192) % (32 * 1024) < 4096);
+
+		assert_int_equal(buf[i], byte_at(i, changed ? 1 : 0));
+	}
+	/* v0's 8 blocks, and one chunk of [0, 232 KiB) both share. */
+	assert_int_equal(live_bytes(f), (8 + 58) * 4096);
+	sfs_history_close(&f->h, f->store, v0);
+	sfs_history_close(&f->h, f->store, v1);
+	assert_int_equal(live_bytes(f), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -352,6 +396,7 @@ int main(void)
 		T(test_out_of_band_change_fails_live_reads),
 		T(test_invalidated_snapshot_fails),
 		T(test_cap_invalidates_oldest_first),
+		T(test_changes_in_any_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
