@@ -90,16 +90,16 @@ int sfs_modify(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 	/* The new attributes are the base for out-of-band detection. */
 	if (sfs_incarnated(fs, inode) && (path_fd = sfs_fd_get(req, inode)) < 0)
 		return errno;
-	sfs_range_lock(&inode->range_lock, &r, off, len, true);
+	sfs_range_lock(sfs_inode_range_lock(inode), &r, off, len, true);
 	if (sfs_incarnated(fs, inode))
-		sfs_history_before_change(&inode->history, fs->store, data_fd_get,
+		sfs_history_before_change(sfs_inode_history(inode), fs->store, data_fd_get,
 					  &data, off, end);
 	err = apply(arg);
 	if (path_fd >= 0) {
-		sfs_history_after_change(&inode->history, path_fd, true);
+		sfs_history_after_change(sfs_inode_history(inode), path_fd, true);
 		sfs_fd_put(req, inode);
 	}
-	sfs_range_unlock(&inode->range_lock, &r);
+	sfs_range_unlock(sfs_inode_range_lock(inode), &r);
 	if (data.fd >= 0)
 		close(data.fd);
 	if (evict)

@@ -231,6 +231,25 @@ static int set_times(int fd, const struct stat *attr, int valid)
 	return utimensat(fd, "", ts, AT_EMPTY_PATH) ? errno : 0;
 }
 
+/*
+ * Our own mtime change must not look like one from outside to a file's
+ * snapshots (only regular files have any; others need no bookkeeping).
+ */
+static int set_times_as_ours(fuse_req_t req, struct sfs_inode *inode, int fd,
+			     int path_fd, const struct stat *attr, int valid)
+{
+	struct sfs_history *h;
+	int err;
+
+	if (!sfs_incarnated(sfs_fs_of(req), inode))
+		return set_times(fd, attr, valid);
+	h = sfs_inode_history(inode);
+	sfs_history_before_change(h, NULL, NULL, NULL, 0, 0);
+	err = set_times(fd, attr, valid);
+	sfs_history_after_change(h, path_fd, false);
+	return err;
+}
+
 /* fd: an open file of the inode, or else path_fd, its O_PATH fd. */
 static int set_mode(int fd, int path_fd, mode_t mode)
 {
@@ -265,10 +284,8 @@ static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
 		err = sfs_set_size(req, inode, fd, path_fd, attr->st_size);
 	if (!err && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
-		/* Our own mtime change must not look like one from outside. */
-		sfs_history_before_change(&inode->history, NULL, NULL, NULL, 0, 0);
-		err = set_times(fd >= 0 ? fd : path_fd, attr, valid);
-		sfs_history_after_change(&inode->history, path_fd, false);
+		err = set_times_as_ours(req, inode, fd >= 0 ? fd : path_fd,
+					path_fd, attr, valid);
 	}
 	return err;
 }
@@ -287,7 +304,7 @@ static int steer_size_change(fuse_req_t req, struct sfs_node *node)
 	if (!sfs_incarnated(fs, node->inode) || node->mode == SFS_NODE_WRITE)
 		return 0;
 	err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE,
-			    sfs_history_version(&node->inode->history), NULL,
+			    sfs_inode_version(node->inode), NULL,
 			    fuse_req_ctx(req)->pid, &keep);
 	if (!err)
 		sfs_node_release(fs->inodes, node);	/* bound, not opened */

@@ -135,12 +135,12 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 		return 0;
 	if (opens_for_change(flags)) {
 		err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE,
-				    sfs_history_version(&inode->history), NULL, tid, keep_cache);
+				    sfs_inode_version(inode), NULL, tid, keep_cache);
 		*bound = !err;
 		return err;
 	}
 	sfs_oob_watch_drain(fs->watch);
-	s = sfs_history_open(&inode->history, any_fd);
+	s = sfs_history_open(sfs_inode_history(inode), any_fd);
 	if (!s)
 		return errno ? errno : ENOMEM;
 	err = sfs_node_open(fs->inodes, node, SFS_OPEN_READ, s->version, s, tid,
@@ -353,9 +353,9 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * /dev/fuse, where the kernel copies them out. Until that returns the
 	 * pipe references backing folios a modification could change (K6).
 	 */
-	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, size, false);
+	sfs_range_lock(sfs_inode_range_lock(f->inode), &r, (uint64_t)off, size, false);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-	sfs_range_unlock(&f->inode->range_lock, &r);
+	sfs_range_unlock(sfs_inode_range_lock(f->inode), &r);
 	__atomic_sub_fetch(&f->inflight, 1, __ATOMIC_RELEASE);
 }
 
@@ -583,10 +583,10 @@ static int apply_copy_locked_source(void *arg)
 	struct sfs_range r;
 	int err;
 
-	sfs_range_lock(&a->in->inode->range_lock, &r, (uint64_t)a->off_in,
+	sfs_range_lock(sfs_inode_range_lock(a->in->inode), &r, (uint64_t)a->off_in,
 		       a->len, false);
 	err = apply_copy(a);
-	sfs_range_unlock(&a->in->inode->range_lock, &r);
+	sfs_range_unlock(sfs_inode_range_lock(a->in->inode), &r);
 	return err;
 }
 

@@ -76,12 +76,12 @@ static struct fuse_bufvec *bufvec_for(GArray *segs, int live_fd, int store_fd)
  */
 static void check_oob(struct sfs_inode *inode, int fd)
 {
-	sfs_history_check_oob(&inode->history, fd);
+	sfs_history_check_oob(sfs_inode_history(inode), fd);
 }
 
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off)
 {
-	struct sfs_history *h = &f->inode->history;
+	struct sfs_history *h = sfs_inode_history(f->inode);
 	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
 	struct fuse_bufvec *v = NULL;
 	const char *why = NULL;
@@ -90,7 +90,7 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 	int err;
 
 	/* Shared: a change of this range first preserves it for us (K6). */
-	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, size, false);
+	sfs_range_lock(sfs_inode_range_lock(f->inode), &r, (uint64_t)off, size, false);
 	check_oob(f->inode, f->fd);
 	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size, segs, &why);
 	planned = !err;
@@ -108,7 +108,7 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 	/* Only now may the store bytes we spliced be given back (K6). */
 	if (planned)
 		sfs_snap_plan_done(h, f->snap);
-	sfs_range_unlock(&f->inode->range_lock, &r);
+	sfs_range_unlock(sfs_inode_range_lock(f->inode), &r);
 	free(v);
 	g_array_free(segs, TRUE);
 }
@@ -137,7 +137,7 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
 		       bool whole_file_locked, unsigned char out[16])
 {
 	enum { CHUNK = 1 << 20 };
-	struct sfs_history *h = &inode->history;
+	struct sfs_history *h = sfs_inode_history(inode);
 	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
 	XXH3_state_t *state = XXH3_createState();
 	char *buf = malloc(CHUNK);
@@ -151,7 +151,7 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
 		bool planned;
 
 		if (!whole_file_locked)
-			sfs_range_lock(&inode->range_lock, &r, off, CHUNK, false);
+			sfs_range_lock(sfs_inode_range_lock(inode), &r, off, CHUNK, false);
 		check_oob(inode, live_fd);
 		err = -sfs_snap_plan(h, snap, off, CHUNK, segs, &why);
 		planned = !err;
@@ -170,7 +170,7 @@ static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_
 		if (planned)
 			sfs_snap_plan_done(h, snap);
 		if (!whole_file_locked)
-			sfs_range_unlock(&inode->range_lock, &r);
+			sfs_range_unlock(sfs_inode_range_lock(inode), &r);
 		if (!err)
 			XXH3_128bits_update(state, buf, snap->size - off < CHUNK ?
 					    snap->size - off : CHUNK);
@@ -203,7 +203,7 @@ static int snapshot_now(fuse_req_t req, struct sfs_inode *inode,
 
 	if (fd < 0)
 		return errno;
-	*snap = sfs_history_open(&inode->history, fd);
+	*snap = sfs_history_open(sfs_inode_history(inode), fd);
 	if (!*snap)
 		err = errno ? errno : ENOMEM;
 	sfs_fd_put(req, inode);
@@ -214,7 +214,7 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
 	struct sfs_inode *inode = node->inode;
-	struct sfs_history *h = &inode->history;
+	struct sfs_history *h = sfs_inode_history(inode);
 	struct sfs_snap *snap = sfs_node_snap(fs->inodes, node);
 	struct sfs_range whole;
 	unsigned char d[16];
@@ -224,7 +224,7 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 	/* Without a store nothing is preserved: hold the whole file still
 	 * from before its size is taken until the last byte is hashed. */
 	if (!fs->store)
-		sfs_range_lock(&inode->range_lock, &whole, 0, SFS_RANGE_EOF, false);
+		sfs_range_lock(sfs_inode_range_lock(inode), &whole, 0, SFS_RANGE_EOF, false);
 	if (!snap && (err = snapshot_now(req, inode, &snap)))
 		goto out;
 	pthread_mutex_lock(&h->mutex);
@@ -260,7 +260,7 @@ int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
 		snprintf(hex + 2 * i, 3, "%02x", d[i]);
 out:
 	if (!fs->store)
-		sfs_range_unlock(&inode->range_lock, &whole);
+		sfs_range_unlock(sfs_inode_range_lock(inode), &whole);
 	return err;
 }
 
@@ -272,7 +272,7 @@ out:
  */
 int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out)
 {
-	struct sfs_history *h = &f->inode->history;
+	struct sfs_history *h = sfs_inode_history(f->inode);
 	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
 	const char *why = NULL;
 	uint64_t size = f->snap->size;
@@ -283,7 +283,7 @@ int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out)
 		g_array_free(segs, TRUE);
 		return ENXIO;
 	}
-	sfs_range_lock(&f->inode->range_lock, &r, (uint64_t)off, SFS_RANGE_EOF, false);
+	sfs_range_lock(sfs_inode_range_lock(f->inode), &r, (uint64_t)off, SFS_RANGE_EOF, false);
 	check_oob(f->inode, f->fd);
 	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size - (uint64_t)off, segs, &why);
 	if (!err)
@@ -307,7 +307,7 @@ int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out)
 		*out = at;
 		break;
 	}
-	sfs_range_unlock(&f->inode->range_lock, &r);
+	sfs_range_unlock(sfs_inode_range_lock(f->inode), &r);
 	g_array_free(segs, TRUE);
 	if (!err && *out == -1)
 		err = ENXIO;

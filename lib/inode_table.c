@@ -304,9 +304,15 @@ void sfs_itable_fd_stats(struct sfs_inode_table *t, struct sfs_fd_cache_stats *s
  */
 static void inode_free(struct sfs_inode_table *t, struct sfs_inode *i)
 {
+	struct sfs_data_state *d = i->data;
+
 	for (struct sfs_node *n = i->nodes; n; n = n->next)
 		n->snap = NULL;		/* freed with the history */
-	sfs_history_destroy(&i->history, t->store);
+	if (d) {
+		sfs_history_destroy(&d->history, t->store);
+		sfs_range_lock_destroy(&d->range_lock);
+		g_free(d);
+	}
 	pthread_mutex_lock(&t->fds.lock);
 	fd_drop(&t->fds, i);
 	pthread_mutex_unlock(&t->fds.lock);
@@ -316,9 +322,35 @@ static void inode_free(struct sfs_inode_table *t, struct sfs_inode *i)
 		free(i->nodes);
 		i->nodes = next;
 	}
-	sfs_range_lock_destroy(&i->range_lock);
 	free(i->handle);
 	free(i);
+}
+
+struct sfs_data_state *sfs_inode_data(struct sfs_inode *i)
+{
+	struct sfs_data_state *d = __atomic_load_n(&i->data, __ATOMIC_ACQUIRE);
+	struct sfs_data_state *none = NULL;
+
+	if (d)
+		return d;
+	d = g_new0(struct sfs_data_state, 1);
+	sfs_range_lock_init(&d->range_lock);
+	sfs_history_init(&d->history);
+	/* Two first uses at once: one state wins, the other is dropped. */
+	if (__atomic_compare_exchange_n(&i->data, &none, d, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return d;
+	sfs_history_destroy(&d->history, NULL);
+	sfs_range_lock_destroy(&d->range_lock);
+	g_free(d);
+	return none;
+}
+
+uint64_t sfs_inode_version(struct sfs_inode *i)
+{
+	struct sfs_data_state *d = __atomic_load_n(&i->data, __ATOMIC_ACQUIRE);
+
+	return d ? sfs_history_version(&d->history) : 0;
 }
 
 /* With the table's lock: a new entry for fd (ours now) and st, in the map. */
@@ -333,8 +365,6 @@ static struct sfs_inode *inode_new(struct sfs_inode_table *t, int fd,
 	i->ino = st->st_ino;
 	i->type = st->st_mode & S_IFMT;
 	i->handle = handle_of(&t->fds, fd);
-	sfs_range_lock_init(&i->range_lock);
-	sfs_history_init(&i->history);
 	pthread_mutex_lock(&t->fds.lock);
 	fd_install(&t->fds, i, fd);
 	pthread_mutex_unlock(&t->fds.lock);
@@ -399,7 +429,7 @@ static struct sfs_node *node_new(struct sfs_inode_table *t, struct sfs_inode *i)
 static void node_settle(struct sfs_inode_table *t, struct sfs_node *n)
 {
 	if (n->snap && n->nopen == 0 && n->pins == 0) {
-		sfs_history_close(&n->inode->history, t->store, n->snap);
+		sfs_history_close(sfs_inode_history(n->inode), t->store, n->snap);
 		n->snap = NULL;
 	}
 }
@@ -613,7 +643,7 @@ struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 			return NULL;
 		}
 	}
-	version = sfs_history_version(&i->history);
+	version = sfs_inode_version(i);
 	n = pick_node(t, i, tid, version);
 	if (!n) {
 		if (!i->nlookup && !i->nodes) {
@@ -685,11 +715,12 @@ static void mark_oob(gpointer key, gpointer value, gpointer table)
 	int fd;
 
 	(void)value;
-	if (!sfs_history_busy(&i->history))
+	if (!__atomic_load_n(&i->data, __ATOMIC_ACQUIRE) ||
+	    !sfs_history_busy(sfs_inode_history(i)))
 		return;
 	fd = sfs_inode_fd_get(table, i);
 	if (fd >= 0) {
-		sfs_history_mark_oob(&i->history, fd);
+		sfs_history_mark_oob(sfs_inode_history(i), fd);
 		sfs_inode_fd_put(table, i);
 	}
 }
@@ -784,7 +815,7 @@ static int open_read(struct sfs_inode_table *t, struct sfs_node *n,
 		if (!n->snap)
 			n->snap = snap;
 		else
-			sfs_history_close(&i->history, t->store, snap);
+			sfs_history_close(sfs_inode_history(i), t->store, snap);
 		*keep_cache = true;
 		return 0;
 	}
@@ -796,11 +827,11 @@ static int open_read(struct sfs_inode_table *t, struct sfs_node *n,
 	}
 	target = find_node(i, SFS_NODE_READ, version);
 	if (target) {
-		sfs_history_close(&i->history, t->store, snap);
+		sfs_history_close(sfs_inode_history(i), t->store, snap);
 	} else {
 		target = node_new(t, i);
 		if (!target) {
-			sfs_history_close(&i->history, t->store, snap);
+			sfs_history_close(sfs_inode_history(i), t->store, snap);
 			return ENOMEM;
 		}
 		bind_read(target, snap);
@@ -880,7 +911,7 @@ struct sfs_snap *sfs_node_snap(struct sfs_inode_table *t, struct sfs_node *n)
 	pthread_mutex_lock(&t->lock);
 	snap = n->mode == SFS_NODE_READ ? n->snap : NULL;
 	if (snap)
-		sfs_snap_ref(&n->inode->history, snap);
+		sfs_snap_ref(sfs_inode_history(n->inode), snap);
 	pthread_mutex_unlock(&t->lock);
 	return snap;
 }
@@ -893,7 +924,7 @@ void sfs_node_attr(struct sfs_inode_table *t, struct sfs_node *n,
 	/* Only regular files have versions, and only with snapshots. */
 	if (n->inode->type != S_IFREG || !t->store)
 		return;
-	version = sfs_history_version(&n->inode->history);
+	version = sfs_inode_version(n->inode);
 	pthread_mutex_lock(&t->lock);
 	/*
 	 * Only the size is the version's: the kernel sizes reads by it. Times,

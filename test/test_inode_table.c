@@ -184,7 +184,7 @@ static int open_read(struct fixture *f, struct sfs_node *n, pid_t tid, bool *kee
 {
 	struct sfs_snap *snap;
 
-	snap = sfs_history_open(&n->inode->history, n->inode->fd);
+	snap = sfs_history_open(sfs_inode_history(n->inode), n->inode->fd);
 	assert_non_null(snap);
 	return sfs_node_open(f->t, n, SFS_OPEN_READ, snap->version, snap, tid, keep);
 }
@@ -193,15 +193,15 @@ static int open_write(struct fixture *f, struct sfs_node *n, pid_t tid)
 {
 	bool keep;
 
-	return sfs_node_open(f->t, n, SFS_OPEN_WRITE, n->inode->history.version,
+	return sfs_node_open(f->t, n, SFS_OPEN_WRITE, sfs_inode_history(n->inode)->version,
 			     NULL, tid, &keep);
 }
 
 /* A change through MNT: the version moves on. */
 static void bump_version(struct sfs_node *n)
 {
-	sfs_history_before_change(&n->inode->history, NULL, NULL, NULL, 0, 0);
-	sfs_history_after_change(&n->inode->history, -1, true);
+	sfs_history_before_change(sfs_inode_history(n->inode), NULL, NULL, NULL, 0, 0);
+	sfs_history_after_change(sfs_inode_history(n->inode), -1, true);
 }
 
 static void test_readers_share_a_version(void **state)
@@ -219,12 +219,12 @@ static void test_readers_share_a_version(void **state)
 	assert_int_equal(open_read(f, n, TID + 1, &keep), 0);
 	assert_true(keep);		/* same version: the cache is right */
 	assert_int_equal(n->nopen, 2);
-	assert_ptr_equal(n->snap, n->inode->history.snaps);
+	assert_ptr_equal(n->snap, sfs_inode_history(n->inode)->snaps);
 	sfs_node_release(f->t, n);
 	sfs_node_release(f->t, n);
 	/* Idle: the node keeps its version but no snapshot (nothing held). */
 	assert_null(n->snap);
-	assert_false(sfs_history_busy(&n->inode->history));
+	assert_false(sfs_history_busy(sfs_inode_history(n->inode)));
 	/* Unchanged since: a new reader joins again, cache kept. */
 	assert_int_equal(open_read(f, n, TID, &keep), 0);
 	assert_true(keep);
@@ -257,7 +257,7 @@ static void test_stale_reader_is_routed_to_a_new_version(void **state)
 	assert_ptr_equal(lookup(f, "s"), fresh);
 	assert_ptr_not_equal(fresh, old);
 	assert_int_equal(fresh->mode, SFS_NODE_READ);
-	assert_int_equal(fresh->version, old->inode->history.version);
+	assert_int_equal(fresh->version, sfs_inode_history(old->inode)->version);
 	assert_int_equal(open_read(f, fresh, TID, &keep), 0);
 	assert_int_equal(fresh->pins, 0);	/* route used up */
 	/* Two snapshots alive: old's and fresh's. */
@@ -293,7 +293,7 @@ static void test_routed_retry_always_opens(void **state)
 	bump_version(old);		/* a writer gets in between */
 	assert_int_equal(open_read(f, fresh, TID, &keep), 0);
 	assert_int_equal(fresh->version, routed_version);
-	assert_true(fresh->version < old->inode->history.version);
+	assert_true(fresh->version < sfs_inode_history(old->inode)->version);
 	sfs_node_release(f->t, fresh);
 	sfs_node_release(f->t, old);
 	sfs_itable_forget(f->t, fresh, 1);

@@ -60,6 +60,19 @@ struct sfs_node {
 	struct sfs_node *next;		/* in inode->nodes */
 };
 
+/*
+ * What only an inode whose bytes are read or changed through the mount
+ * needs, allocated at the first such use: most cached inodes are only
+ * looked up and stat'ed (a backup walking a tree), and these two are 312
+ * of the entry's bytes.
+ */
+struct sfs_data_state {
+	/* Orders reads against modifications of this inode's bytes. */
+	struct sfs_range_lock range_lock;
+	/* Versions snapshots still read (regular files). */
+	struct sfs_history history;
+};
+
 struct sfs_inode {
 	/* O_PATH|O_NOFOLLOW, owned by the entry; -1 while closed by the fd
 	 * cache (only with a handle). Use sfs_inode_fd_get()/put(). */
@@ -77,15 +90,28 @@ struct sfs_inode {
 	uint64_t nlookup;
 	struct sfs_node *nodes;	/* table's lock */
 	struct sfs_node *current; /* most recently used node; table's lock */
-	/* Orders reads against modifications of this inode's bytes. */
-	struct sfs_range_lock range_lock;
-	/* Versions snapshots still read (regular files). */
-	struct sfs_history history;
+	struct sfs_data_state *data;	/* atomic; NULL until first needed */
 	/* Atomic: live reads served since the last write (fs/ops_file.c). */
 	bool live_reads;
 };
 
 struct sfs_inode_table;
+
+/* i's data state, allocated at the first call (glib aborts on OOM). */
+struct sfs_data_state *sfs_inode_data(struct sfs_inode *i);
+
+static inline struct sfs_history *sfs_inode_history(struct sfs_inode *i)
+{
+	return &sfs_inode_data(i)->history;
+}
+
+static inline struct sfs_range_lock *sfs_inode_range_lock(struct sfs_inode *i)
+{
+	return &sfs_inode_data(i)->range_lock;
+}
+
+/* i's version V(B) without allocating anything: 0 before any change. */
+uint64_t sfs_inode_version(struct sfs_inode *i);
 
 /*
  * Create a table whose root entry owns root_fd (an O_PATH fd of SRC; closed
