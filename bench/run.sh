@@ -85,6 +85,11 @@ if command -v fio >/dev/null && command -v jq >/dev/null; then has_fio=1
 else say "fio or jq missing: random 4 KiB rows are skipped (apt-get install fio jq)"; fi
 
 work=$(mktemp -d "$base/sfs-bench-XXXXXX")
+# Every mount of the run uses one copy of the binary: a rebuild of the tree
+# while the benchmark runs (cold rows remount each time) changes nothing.
+cp "$sfs_bin" "$work/stablefs" || { say "cannot copy $sfs_bin"; exit 1; }
+sfs_bin_given=$sfs_bin
+sfs_bin="$work/stablefs"
 [ -n "$out" ] || out="$top/results/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 out=$(realpath "$out")
@@ -394,7 +399,7 @@ cat >"$out/info.json" <<EOF
   "libfuse": "$(pkg-config --modversion fuse3)",
   "fio": "$(fio --version 2>/dev/null || echo none)",
   "stablefs_commit": "$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo "?")",
-  "stablefs_binary": "$sfs_bin, built $(date -r "$sfs_bin" -Is)",
+  "stablefs_binary": "$sfs_bin_given, built $(date -r "$sfs_bin_given" -Is)",
   "fuse_read_ahead_kb": "$ra",
   "rlimit_nofile": $(ulimit -n),
   "loadavg_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
