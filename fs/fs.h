@@ -123,10 +123,13 @@ int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode);
  * Apply a change to [off, off + len) of inode's data (len SFS_RANGE_EOF - off
  * or more: to the end) by the protocol described in modify.c: exclusive
  * range lock around apply(arg), then, if evict, drop the range from the
- * kernel's page cache. Returns apply's positive errno.
+ * kernel's page cache. attr_fd: any fd of the file (O_PATH will do), whose
+ * fstat after the change is the base for out-of-band detection. Returns
+ * apply's positive errno.
  */
-int sfs_modify(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
-	       uint64_t len, bool evict, int (*apply)(void *arg), void *arg);
+int sfs_modify(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
+	       uint64_t off, uint64_t len, bool evict, int (*apply)(void *arg),
+	       void *arg);
 
 /* Drop [off, off + len) of inode from the kernel's page cache. */
 void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,

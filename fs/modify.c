@@ -78,28 +78,27 @@ static int data_fd_get(void *arg)
 	return d->fd;
 }
 
-int sfs_modify(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
-	       uint64_t len, bool evict, int (*apply)(void *arg), void *arg)
+int sfs_modify(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
+	       uint64_t off, uint64_t len, bool evict, int (*apply)(void *arg),
+	       void *arg)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
 	uint64_t end = len > SFS_RANGE_EOF - off ? SFS_RANGE_EOF : off + len;
 	struct data_fd data = { .inodes = fs->inodes, .inode = inode, .fd = -1 };
+	struct sfs_range_lock *lock = sfs_inode_range_lock(inode);
+	struct sfs_history *h = sfs_inode_history(inode);
+	bool snapshots = sfs_incarnated(fs, inode);
 	struct sfs_range r;
-	int err, path_fd = -1;
+	int err;
 
-	/* The new attributes are the base for out-of-band detection. */
-	if (sfs_incarnated(fs, inode) && (path_fd = sfs_fd_get(req, inode)) < 0)
-		return errno;
-	sfs_range_lock(sfs_inode_range_lock(inode), &r, off, len, true);
-	if (sfs_incarnated(fs, inode))
-		sfs_history_before_change(sfs_inode_history(inode), fs->store, data_fd_get,
-					  &data, off, end);
+	sfs_range_lock(lock, &r, off, len, true);
+	if (snapshots)
+		sfs_history_before_change(h, fs->store, data_fd_get, &data,
+					  off, end);
 	err = apply(arg);
-	if (path_fd >= 0) {
-		sfs_history_after_change(sfs_inode_history(inode), path_fd, true);
-		sfs_fd_put(req, inode);
-	}
-	sfs_range_unlock(sfs_inode_range_lock(inode), &r);
+	if (snapshots)
+		sfs_history_after_change(h, attr_fd, true);
+	sfs_range_unlock(lock, &r);
 	if (data.fd >= 0)
 		close(data.fd);
 	if (evict)

@@ -225,7 +225,8 @@ static int open_backing(fuse_req_t req, struct sfs_inode *inode, int path_fd,
 
 	sfs_proc_path(path, path_fd);
 	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY)
-		err = sfs_modify(req, inode, 0, SFS_RANGE_EOF, true, apply_open, &a);
+		err = sfs_modify(req, inode, path_fd, 0, SFS_RANGE_EOF, true,
+				 apply_open, &a);
 	else
 		err = apply_open(&a);
 	if (!err) {
@@ -410,7 +411,7 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	int err;
 
 	clear_setid_for(req, f->fd);
-	err = sfs_modify(req, f->inode, (uint64_t)off, fuse_buf_size(in),
+	err = sfs_modify(req, f->inode, f->fd, (uint64_t)off, fuse_buf_size(in),
 			 false, apply_write, &a);
 	/*
 	 * The kernel drops the range from the cache before sending a direct
@@ -488,7 +489,7 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 
 	if (off < 0 || len <= 0)
 		return (void)fuse_reply_err(req, EINVAL);
-	err = sfs_modify(req, f->inode, (uint64_t)off,
+	err = sfs_modify(req, f->inode, f->fd, (uint64_t)off,
 			 shifts ? SFS_RANGE_EOF : (uint64_t)len, shifts || zeroes,
 			 apply_fallocate, &a);
 	fuse_reply_err(req, err);
@@ -528,8 +529,8 @@ int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
 	if (fstatat(fd >= 0 ? fd : path_fd, "", &st, AT_EMPTY_PATH) == 0 &&
 	    st.st_size < from)
 		from = st.st_size;
-	return sfs_modify(req, inode, (uint64_t)from, SFS_RANGE_EOF, true,
-			  apply_size, &a);
+	return sfs_modify(req, inode, fd >= 0 ? fd : path_fd, (uint64_t)from,
+			  SFS_RANGE_EOF, true, apply_size, &a);
 }
 
 void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -612,9 +613,10 @@ void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	if (a.in->inode == a.out->inode) {
 		lo = lo < (uint64_t)off_in ? lo : (uint64_t)off_in;
 		hi = hi > (uint64_t)off_in + len ? hi : (uint64_t)off_in + len;
-		err = sfs_modify(req, a.out->inode, lo, hi - lo, true, apply_copy, &a);
+		err = sfs_modify(req, a.out->inode, a.out->fd, lo, hi - lo, true,
+				 apply_copy, &a);
 	} else {
-		err = sfs_modify(req, a.out->inode, lo, len, true,
+		err = sfs_modify(req, a.out->inode, a.out->fd, lo, len, true,
 				 apply_copy_locked_source, &a);
 	}
 	if (err)
