@@ -326,9 +326,15 @@ static void inode_free(struct sfs_inode_table *t, struct sfs_inode *i)
 	free(i);
 }
 
+/* i's data state if it has one yet; never allocates. */
+static struct sfs_data_state *data_if_any(struct sfs_inode *i)
+{
+	return __atomic_load_n(&i->data, __ATOMIC_ACQUIRE);
+}
+
 struct sfs_data_state *sfs_inode_data(struct sfs_inode *i)
 {
-	struct sfs_data_state *d = __atomic_load_n(&i->data, __ATOMIC_ACQUIRE);
+	struct sfs_data_state *d = data_if_any(i);
 	struct sfs_data_state *none = NULL;
 
 	if (d)
@@ -348,7 +354,7 @@ struct sfs_data_state *sfs_inode_data(struct sfs_inode *i)
 
 uint64_t sfs_inode_version(struct sfs_inode *i)
 {
-	struct sfs_data_state *d = __atomic_load_n(&i->data, __ATOMIC_ACQUIRE);
+	struct sfs_data_state *d = data_if_any(i);
 
 	return d ? sfs_history_version(&d->history) : 0;
 }
@@ -557,9 +563,8 @@ static void free_entries(struct sfs_inode_table *t, GHashTable *entries)
 	gpointer key;
 
 	g_hash_table_iter_init(&it, entries);
-	while (g_hash_table_iter_next(&it, &key, NULL)) {
+	while (g_hash_table_iter_next(&it, &key, NULL))
 		inode_free(t, key);
-	}
 	g_hash_table_destroy(entries);
 }
 
@@ -712,15 +717,15 @@ size_t sfs_itable_node_count(struct sfs_inode_table *t)
 static void mark_oob(gpointer key, gpointer value, gpointer table)
 {
 	struct sfs_inode *i = key;
+	struct sfs_data_state *d = data_if_any(i);
 	int fd;
 
 	(void)value;
-	if (!__atomic_load_n(&i->data, __ATOMIC_ACQUIRE) ||
-	    !sfs_history_busy(sfs_inode_history(i)))
+	if (!d || !sfs_history_busy(&d->history))
 		return;
 	fd = sfs_inode_fd_get(table, i);
 	if (fd >= 0) {
-		sfs_history_mark_oob(sfs_inode_history(i), fd);
+		sfs_history_mark_oob(&d->history, fd);
 		sfs_inode_fd_put(table, i);
 	}
 }
