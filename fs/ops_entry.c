@@ -305,7 +305,7 @@ static int steer_size_change(fuse_req_t req, struct sfs_node *node)
 		return 0;
 	err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE,
 			    sfs_inode_version(node->inode), NULL,
-			    fuse_req_ctx(req)->pid, &keep);
+			    fuse_req_ctx(req)->pid, &keep, NULL);
 	if (!err)
 		sfs_node_release(fs->inodes, node);	/* bound, not opened */
 	return err;

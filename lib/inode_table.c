@@ -30,6 +30,7 @@ struct fd_cache {
 struct route {
 	struct sfs_node *node;
 	uint64_t expires_ns;
+	bool looked_up;		/* a lookup has been steered by it */
 };
 
 struct sfs_inode_table {
@@ -505,17 +506,24 @@ static void routes_expire(struct sfs_inode_table *t)
 	g_slist_free(old);
 }
 
+/*
+ * Route tid's next lookup of n's inode to n. n is pinned before tid's old
+ * route is dropped: that route may be the only thing keeping n alive (an
+ * open retried without a lookup lands on the old node again and is routed
+ * to the same target a second time).
+ */
 static void route_set(struct sfs_inode_table *t, pid_t tid, struct sfs_node *n)
 {
 	struct route *r = malloc(sizeof(*r));
 
-	route_drop(t, GINT_TO_POINTER(tid));
 	if (!r)
 		return;		/* the retry lands on the current node */
-	r->node = n;
-	r->expires_ns = now_ns() + SFS_ROUTE_TTL_NS;
 	n->pins++;
 	fd_hold(t, n->inode);
+	route_drop(t, GINT_TO_POINTER(tid));
+	r->node = n;
+	r->expires_ns = now_ns() + SFS_ROUTE_TTL_NS;
+	r->looked_up = false;
 	g_hash_table_insert(t->routes, GINT_TO_POINTER(tid), r);
 	t->redirects++;
 }
@@ -607,8 +615,10 @@ static struct sfs_node *pick_node(struct sfs_inode_table *t, struct sfs_inode *i
 
 	if (g_hash_table_size(t->routes)) {
 		r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
-		if (r && r->node->inode == i)
+		if (r && r->node->inode == i) {
+			r->looked_up = true;
 			return r->node;
+		}
 	}
 	if (n && (n->mode != SFS_NODE_READ || n->version == version))
 		return n;
@@ -870,15 +880,58 @@ static int open_write(struct sfs_inode_table *t, struct sfs_node *n,
 	return ESTALE;
 }
 
+/*
+ * Is this open the retry of one we answered ESTALE, back on the same node
+ * with no lookup in between? Then the caller's path ended in a magic link
+ * (/proc/PID/fd/N, /dev/stdin) or the file was opened by its handle:
+ * nothing looks a name up again, no route can steer the open, and a second
+ * ESTALE would reach the caller.
+ */
+static bool unroutable_retry(struct sfs_inode_table *t, struct sfs_node *n,
+			     pid_t tid)
+{
+	struct route *r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
+
+	return r && r->node != n && r->node->inode == n->inode && !r->looked_up;
+}
+
+/*
+ * Such a reopen names n itself, the node of a file already open. Read-only,
+ * it reads what n shows: a snapshot's reopen is that snapshot (as a dup
+ * would be), a live node's the live file. For writing, a live node will
+ * do (every live node's cache is evicted on change), but not a snapshot's:
+ * the kernel would cache live bytes among the snapshot's pages (EBUSY).
+ */
+static int open_in_place(struct sfs_inode_table *t, struct sfs_node *n,
+			 enum sfs_open_kind kind, struct sfs_snap *snap,
+			 bool *keep_cache)
+{
+	*keep_cache = false;
+	if (snap)
+		sfs_history_close(sfs_inode_history(n->inode), t->store, snap);
+	if (n->mode != SFS_NODE_READ)
+		return 0;
+	if (kind == SFS_OPEN_WRITE)
+		return EBUSY;
+	if (!n->snap)
+		return ESTALE;	/* an idle old version: nothing to join */
+	*keep_cache = true;
+	return 0;
+}
+
 int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *n,
 		  enum sfs_open_kind kind, uint64_t version, struct sfs_snap *snap,
-		  pid_t tid, bool *keep_cache)
+		  pid_t tid, bool *keep_cache, struct sfs_snap **shown)
 {
 	struct route *r;
+	bool in_place;
 	int err;
 
 	pthread_mutex_lock(&t->lock);
-	if (kind == SFS_OPEN_READ)
+	in_place = unroutable_retry(t, n, tid);
+	if (in_place)
+		err = open_in_place(t, n, kind, snap, keep_cache);
+	else if (kind == SFS_OPEN_READ)
 		err = open_read(t, n, version, snap, tid, keep_cache);
 	else
 		err = open_write(t, n, version, tid, keep_cache);
@@ -886,10 +939,14 @@ int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *n,
 		n->nopen++;
 		fd_hold(t, n->inode);
 		n->inode->current = n;
-		r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
-		if (r && r->node == n)
-			route_drop(t, GINT_TO_POINTER(tid));
 	}
+	/* A route is used up by the open it steered, and one no lookup
+	 * followed is of no use: the kernel does not retry twice. */
+	r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
+	if (r && r->node->inode == n->inode && (in_place || !err))
+		route_drop(t, GINT_TO_POINTER(tid));
+	if (shown)
+		*shown = !err && n->mode == SFS_NODE_READ ? n->snap : NULL;
 	pthread_mutex_unlock(&t->lock);
 	return err;
 }

@@ -186,7 +186,8 @@ static int open_read(struct fixture *f, struct sfs_node *n, pid_t tid, bool *kee
 
 	snap = sfs_history_open(sfs_inode_history(n->inode), n->inode->fd);
 	assert_non_null(snap);
-	return sfs_node_open(f->t, n, SFS_OPEN_READ, snap->version, snap, tid, keep);
+	return sfs_node_open(f->t, n, SFS_OPEN_READ, snap->version, snap, tid, keep,
+			     NULL);
 }
 
 static int open_write(struct fixture *f, struct sfs_node *n, pid_t tid)
@@ -194,7 +195,7 @@ static int open_write(struct fixture *f, struct sfs_node *n, pid_t tid)
 	bool keep;
 
 	return sfs_node_open(f->t, n, SFS_OPEN_WRITE, sfs_inode_history(n->inode)->version,
-			     NULL, tid, &keep);
+			     NULL, tid, &keep, NULL);
 }
 
 /* A change through MNT: the version moves on. */
@@ -329,6 +330,74 @@ static void test_writers_share_one_live_node(void **state)
 	sfs_node_release(f->t, r);
 	sfs_itable_forget(f->t, w, 2);
 	sfs_itable_forget(f->t, r, 1);
+}
+
+/*
+ * A reopen through /proc/PID/fd/N: the kernel retries our ESTALE on the
+ * same node, without a lookup. A second routing of the retry to the same
+ * target once freed that target (its only pin was the route being
+ * replaced) and then used it: the daemon crashed. Now the retry opens in
+ * place: a read-only reopen of a snapshot reads that snapshot.
+ */
+static void test_read_reopen_without_lookup_joins_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *n;
+	struct sfs_snap *shown;
+	struct sfs_snap *snap;
+	size_t nodes;
+	bool keep;
+
+	create(f, "p");
+	n = lookup(f, "p");
+	assert_int_equal(open_read(f, n, TID, &keep), 0);
+	bump_version(n);		/* "echo two >> p" */
+	nodes = sfs_itable_node_count(f->t);
+	assert_int_equal(open_read(f, n, TID + 1, &keep), ESTALE);
+	assert_int_equal(sfs_itable_node_count(f->t), nodes + 1);
+	/* The retry: same node, same thread, no lookup in between. */
+	snap = sfs_history_open(sfs_inode_history(n->inode), n->inode->fd);
+	assert_non_null(snap);
+	assert_int_equal(sfs_node_open(f->t, n, SFS_OPEN_READ, snap->version,
+				       snap, TID + 1, &keep, &shown), 0);
+	assert_ptr_equal(shown, n->snap);	/* the snapshot it reopens */
+	assert_true(keep);
+	assert_int_equal(n->nopen, 2);
+	/* The route's target was only pinned by the route: freed now. */
+	assert_int_equal(sfs_itable_node_count(f->t), nodes);
+	sfs_node_release(f->t, n);
+	sfs_node_release(f->t, n);
+	sfs_itable_forget(f->t, n, 1);
+	assert_int_equal(sfs_itable_count(f->t), 1);
+}
+
+/* The same for writing: a snapshot's node cannot take a writer (EBUSY),
+ * and nothing is freed twice (the crash needed only this sequence). */
+static void test_write_reopen_of_snapshot_without_lookup(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *n, *w;
+	bool keep;
+
+	create(f, "q");
+	n = lookup(f, "q");
+	assert_int_equal(open_read(f, n, TID, &keep), 0);
+	for (int round = 0; round < 2; round++) {	/* two reopens */
+		assert_int_equal(open_write(f, n, TID + 1), ESTALE);
+		assert_int_equal(open_write(f, n, TID + 1), EBUSY);
+	}
+	assert_int_equal(n->nopen, 1);
+	/* A writer that looks the name up is routed to the live node. */
+	assert_int_equal(open_write(f, n, TID + 2), ESTALE);
+	w = lookup_as(f, "q", TID + 2);
+	assert_ptr_not_equal(w, n);
+	assert_int_equal(open_write(f, w, TID + 2), 0);
+	assert_int_equal(w->mode, SFS_NODE_WRITE);
+	sfs_node_release(f->t, w);
+	sfs_itable_forget(f->t, w, 1);
+	sfs_node_release(f->t, n);
+	sfs_itable_forget(f->t, n, 1);
+	assert_int_equal(sfs_itable_count(f->t), 1);
 }
 
 static void test_first_open_binds_unbound_node(void **state)
@@ -551,6 +620,8 @@ int main(void)
 		T(test_readers_share_a_version),
 		T(test_stale_reader_is_routed_to_a_new_version),
 		T(test_routed_retry_always_opens),
+		T(test_read_reopen_without_lookup_joins_snapshot),
+		T(test_write_reopen_of_snapshot_without_lookup),
 		T(test_writers_share_one_live_node),
 		T(test_first_open_binds_unbound_node),
 		T(test_fds_beyond_budget_are_reopened),

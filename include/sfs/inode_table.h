@@ -178,12 +178,16 @@ enum sfs_open_kind {
  * Decide an open of a regular file on node by thread tid, the file being
  * at version `version` now. For SFS_OPEN_READ, snap is the snapshot at that
  * version, with a ref the call always takes over. Returns 0 (node bound;
- * *keep_cache says whether the kernel may keep the node's cached pages), or
- * ESTALE after routing tid's next lookup of this inode to the right node.
+ * *keep_cache says whether the kernel may keep the node's cached pages;
+ * *shown, if not NULL, is the snapshot the open reads, held by the node
+ * while it is open, or NULL: the live file), ESTALE after routing tid's
+ * next lookup of this inode to the right node, or EBUSY for a reopen for
+ * writing of a snapshot's open file that no lookup can steer
+ * (/proc/PID/fd/N: see open_in_place).
  */
 int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *node,
 		  enum sfs_open_kind kind, uint64_t version, struct sfs_snap *snap,
-		  pid_t tid, bool *keep_cache);
+		  pid_t tid, bool *keep_cache, struct sfs_snap **shown);
 
 /* An open file of node was released. */
 void sfs_node_release(struct sfs_inode_table *t, struct sfs_node *node);
