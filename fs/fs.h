@@ -131,6 +131,21 @@ int sfs_modify(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
 	       uint64_t off, uint64_t len, bool evict, int (*apply)(void *arg),
 	       void *arg);
 
+/*
+ * sfs_modify for a copy from another file: [off, off + len) of src->inode
+ * is also locked, shared, for the change (taken in the one global order of
+ * range locks, see modify.c). src->inode == inode: the caller's range must
+ * cover both.
+ */
+struct sfs_copy_source {
+	struct sfs_inode *inode;
+	uint64_t off, len;
+};
+int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
+		    uint64_t off, uint64_t len, bool evict,
+		    const struct sfs_copy_source *src, int (*apply)(void *arg),
+		    void *arg);
+
 /* Drop [off, off + len) of inode from the kernel's page cache. */
 void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 	       uint64_t len);

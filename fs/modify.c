@@ -31,6 +31,7 @@
  * before sending the WRITE.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -78,30 +79,68 @@ static int data_fd_get(void *arg)
 	return d->fd;
 }
 
-int sfs_modify(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
-	       uint64_t off, uint64_t len, bool evict, int (*apply)(void *arg),
-	       void *arg)
+/*
+ * Lock the destination range exclusively and, for a copy from another
+ * file, the source range shared. Two range locks are always taken in one
+ * global order, lower inode address first (as the kernel's
+ * lock_two_nondirectories orders by address): copies A -> B and B -> A at
+ * once then never hold one lock each while waiting for the other's.
+ */
+static void lock_ranges(struct sfs_inode *inode, struct sfs_range *r,
+			uint64_t off, uint64_t len,
+			const struct sfs_copy_source *src, struct sfs_range *sr)
+{
+	struct sfs_range_lock *lock = sfs_inode_range_lock(inode);
+
+	if (!src) {
+		sfs_range_lock(lock, r, off, len, true);
+		return;
+	}
+	if ((uintptr_t)src->inode < (uintptr_t)inode)
+		sfs_range_lock(sfs_inode_range_lock(src->inode), sr, src->off,
+			       src->len, false);
+	sfs_range_lock(lock, r, off, len, true);
+	if ((uintptr_t)src->inode > (uintptr_t)inode)
+		sfs_range_lock(sfs_inode_range_lock(src->inode), sr, src->off,
+			       src->len, false);
+}
+
+int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
+		    uint64_t off, uint64_t len, bool evict,
+		    const struct sfs_copy_source *src, int (*apply)(void *arg),
+		    void *arg)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
 	uint64_t end = len > SFS_RANGE_EOF - off ? SFS_RANGE_EOF : off + len;
 	struct data_fd data = { .inodes = fs->inodes, .inode = inode, .fd = -1 };
-	struct sfs_range_lock *lock = sfs_inode_range_lock(inode);
 	struct sfs_history *h = sfs_inode_history(inode);
 	bool snapshots = sfs_incarnated(fs, inode);
-	struct sfs_range r;
+	struct sfs_range r, sr;
 	int err;
 
-	sfs_range_lock(lock, &r, off, len, true);
+	if (src && src->inode == inode)
+		src = NULL;	/* the caller's range covers both */
+	lock_ranges(inode, &r, off, len, src, &sr);
 	if (snapshots)
 		sfs_history_before_change(h, fs->store, data_fd_get, &data,
 					  off, end);
 	err = apply(arg);
 	if (snapshots)
 		sfs_history_after_change(h, attr_fd, true);
-	sfs_range_unlock(lock, &r);
+	if (src)
+		sfs_range_unlock(sfs_inode_range_lock(src->inode), &sr);
+	sfs_range_unlock(sfs_inode_range_lock(inode), &r);
 	if (data.fd >= 0)
 		close(data.fd);
 	if (evict)
 		sfs_evict(req, inode, off, len);
 	return err;
+}
+
+int sfs_modify(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
+	       uint64_t off, uint64_t len, bool evict, int (*apply)(void *arg),
+	       void *arg)
+{
+	return sfs_modify_from(req, inode, attr_fd, off, len, evict, NULL,
+			       apply, arg);
 }

@@ -135,7 +135,8 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 		return 0;
 	if (opens_for_change(flags)) {
 		err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE,
-				    sfs_inode_version(inode), NULL, tid, keep_cache);
+				    sfs_inode_version(inode), NULL, tid, keep_cache,
+				    NULL);
 		*bound = !err;
 		return err;
 	}
@@ -144,11 +145,11 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 	if (!s)
 		return errno ? errno : ENOMEM;
 	err = sfs_node_open(fs->inodes, node, SFS_OPEN_READ, s->version, s, tid,
-			    keep_cache);
+			    keep_cache, snap);
 	if (!err) {
-		*snap = node->snap;	/* held by the node while it is open */
 		*bound = true;
-		sfs_stat_add(SFS_STAT_SNAPSHOT_OPENS, 1);
+		if (*snap)
+			sfs_stat_add(SFS_STAT_SNAPSHOT_OPENS, 1);
 	}
 	return err;
 }
@@ -224,7 +225,8 @@ static int open_backing(fuse_req_t req, struct sfs_inode *inode, int path_fd,
 	int err;
 
 	sfs_proc_path(path, path_fd);
-	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY)
+	/* O_RDONLY | O_TRUNC truncates too (the kernel checked write access). */
+	if (flags & O_TRUNC)
 		err = sfs_modify(req, inode, path_fd, 0, SFS_RANGE_EOF, true,
 				 apply_open, &a);
 	else
@@ -265,7 +267,15 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	reply_opened(req, fi, f, NULL);
 }
 
-/* Create as the caller, so the file is theirs and setgid dirs apply. */
+/*
+ * Create as the caller, so the file is theirs and setgid dirs apply.
+ * Always exclusively: the kernel sends CREATE for a name it believes absent,
+ * but the name may exist in SRC meanwhile (made there directly, or a hard
+ * link to a file with snapshots), and opening that with O_TRUNC here would
+ * bypass the modification protocol. Unless the caller asked O_EXCL, such a
+ * create is answered ESTALE: the kernel then looks the name up again and
+ * opens the existing file (do_filp_open retries with LOOKUP_REVAL).
+ */
 static int create_as_caller(fuse_req_t req, struct sfs_inode *dir,
 			    const char *name, mode_t mode, int flags, int *fd)
 {
@@ -276,11 +286,13 @@ static int create_as_caller(fuse_req_t req, struct sfs_inode *dir,
 	err = sfs_become_caller(req);
 	if (!err) {
 		*fd = openat(dir_fd, name, backing_flags(flags) | O_CREAT |
-			     (flags & O_EXCL) | O_NOFOLLOW, mode);
+			     O_EXCL | O_NOFOLLOW, mode);
 		err = *fd == -1 ? errno : 0;
 		sfs_become_daemon(req);
 	}
 	sfs_fd_put(req, dir);
+	if (err == EEXIST && !(flags & O_EXCL))
+		err = ESTALE;
 	if (!err)
 		drop_append(*fd, flags);
 	return err;
@@ -574,23 +586,8 @@ static int apply_copy(void *arg)
  * through sfs_modify, evicted afterwards: the kernel drops the destination
  * range from its cache after the reply, zeroing the parts of large folios
  * it cannot split). Within one file the source must not change under the
- * copy either, so the destination lock covers both ranges. Across files,
- * the source lock is taken first: a modification never holds one range
- * lock while waiting for another, so no cycle can form.
+ * copy either, so the destination lock covers both ranges.
  */
-static int apply_copy_locked_source(void *arg)
-{
-	struct copy_args *a = arg;
-	struct sfs_range r;
-	int err;
-
-	sfs_range_lock(sfs_inode_range_lock(a->in->inode), &r, (uint64_t)a->off_in,
-		       a->len, false);
-	err = apply_copy(a);
-	sfs_range_unlock(sfs_inode_range_lock(a->in->inode), &r);
-	return err;
-}
-
 void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			    struct fuse_file_info *fi_in, fuse_ino_t ino_out,
 			    off_t off_out, struct fuse_file_info *fi_out,
@@ -616,8 +613,11 @@ void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		err = sfs_modify(req, a.out->inode, a.out->fd, lo, hi - lo, true,
 				 apply_copy, &a);
 	} else {
-		err = sfs_modify(req, a.out->inode, a.out->fd, lo, len, true,
-				 apply_copy_locked_source, &a);
+		struct sfs_copy_source src = { .inode = a.in->inode,
+					       .off = (uint64_t)off_in, .len = len };
+
+		err = sfs_modify_from(req, a.out->inode, a.out->fd, lo, len,
+				      true, &src, apply_copy, &a);
 	}
 	if (err)
 		fuse_reply_err(req, err);
