@@ -142,14 +142,70 @@ void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 	free(c.buf);
 }
 
+/*
+ * Remove trusted.* names from a list of len bytes; returns the new length.
+ * SRC's filesystem lists them only to CAP_SYS_ADMIN (ext4_xattr_trusted_list
+ * and its kin), and the daemon has it; the kernel does not filter what a
+ * FUSE daemon lists. The caller's capabilities are not in the request:
+ * uid 0 stands for CAP_SYS_ADMIN, as it does for CAP_FSETID elsewhere.
+ */
+static size_t drop_trusted(char *list, size_t len)
+{
+	size_t in = 0, out = 0;
+
+	while (in < len) {
+		size_t n = strnlen(list + in, len - in) + 1;
+
+		if (strncmp(list + in, "trusted.", 8) != 0) {
+			memmove(list + out, list + in, n);
+			out += n;
+		}
+		in += n;
+	}
+	return out;
+}
+
+/* The list as the caller may see it, into *list (malloc'd); its length or
+ * -1 with errno. A list that grows between the probe and the call is read
+ * again. */
+static ssize_t list_for_caller(fuse_req_t req, fuse_ino_t ino, char **list)
+{
+	struct xattr_call c = { .op = XATTR_LIST };
+	ssize_t len;
+
+	for (;;) {
+		c.size = 0;
+		len = xattr_call(req, ino, &c);
+		if (len <= 0)
+			break;
+		c.size = (size_t)len;
+		if (!(c.buf = malloc(c.size))) {
+			errno = ENOMEM;
+			return -1;
+		}
+		len = xattr_call(req, ino, &c);
+		if (len >= 0 || errno != ERANGE)
+			break;
+		free(c.buf);
+		c.buf = NULL;
+	}
+	*list = c.buf;
+	if (len > 0 && fuse_req_ctx(req)->uid != 0)
+		len = (ssize_t)drop_trusted(c.buf, (size_t)len);
+	return len;
+}
+
 void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct xattr_call c = { .op = XATTR_LIST, .size = size };
+	char *list = NULL;
+	ssize_t len = list_for_caller(req, ino, &list);
 
-	if (size && !(c.buf = malloc(size)))
-		return (void)fuse_reply_err(req, ENOMEM);
-	reply_sized(req, size, c.buf, xattr_call(req, ino, &c));
-	free(c.buf);
+	if (len >= 0 && size && (size_t)len > size) {
+		errno = ERANGE;
+		len = -1;
+	}
+	reply_sized(req, size, list, len);
+	free(list);
 }
 
 void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
