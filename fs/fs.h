@@ -25,6 +25,7 @@ struct sfs_fs {
 	struct fuse_session *se;
 	bool switch_creds;		/* running as root: act as each caller */
 	bool apply_umask;		/* DONT_MASK: the caller's umask is ours to apply */
+	bool quotas_on;			/* SRC's filesystem enforced quotas at mount */
 	char bdi_path[96];		/* the mount's read_ahead_kb in sysfs */
 	bool readahead_tuned;		/* atomic: done (or tried) once */
 };
