@@ -25,6 +25,7 @@ struct sfs_fs {
 	struct fuse_session *se;
 	bool switch_creds;		/* running as root: act as each caller */
 	bool apply_umask;		/* DONT_MASK: the caller's umask is ours to apply */
+	bool quotas_on;			/* SRC's filesystem enforced quotas at mount */
 	char bdi_path[96];		/* the mount's read_ahead_kb in sysfs */
 	bool readahead_tuned;		/* atomic: done (or tried) once */
 };
@@ -192,6 +193,20 @@ void sfs_dir_close(void *d);
 /* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
 int sfs_become_caller(fuse_req_t req);
 void sfs_become_daemon(fuse_req_t req);
+
+/*
+ * Set-ID bits the kernel would clear for the caller and the daemon's root
+ * changes keep (setid.c). sfs_setid_to_kill: the bits a modification
+ * (chown: a chown) by the caller of req drops from a file stat'd as st;
+ * sfs_acl_sgid_to_kill: what setting an access ACL drops. sfs_setid_drop:
+ * clear those of kill still set on fd's file (an O_PATH fd will do);
+ * sfs_setid_drop_for: both for a modification by the caller. 0 or errno.
+ */
+bool sfs_caller_in_group(fuse_req_t req, gid_t gid);
+mode_t sfs_setid_to_kill(fuse_req_t req, const struct stat *st, bool chown);
+mode_t sfs_acl_sgid_to_kill(fuse_req_t req, const struct stat *st);
+int sfs_setid_drop(int fd, mode_t kill);
+int sfs_setid_drop_for(fuse_req_t req, int fd);
 
 /* Entry points of the split ops files, gathered in ops.c. */
 void sfs_op_lookup(fuse_req_t, fuse_ino_t, const char *);

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/quota.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <syslog.h>
@@ -345,6 +347,32 @@ static int stats_command(int argc, char *argv[])
 	return 0;
 }
 
+/*
+ * Does SRC's filesystem enforce user, group or project quotas? Then every
+ * write on a caller's behalf drops CAP_SYS_RESOURCE (modify.c), which
+ * would let it past hard limits. Quotas turned on after the mount are not
+ * seen.
+ */
+#ifndef PRJQUOTA
+#define PRJQUOTA 2
+#endif
+
+static bool quotas_on(const char *src)
+{
+	static const int types[] = { USRQUOTA, GRPQUOTA, PRJQUOTA };
+	struct if_dqinfo info;
+	int fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool on = false;
+
+	if (fd < 0)
+		return true;	/* cannot tell: assume they are */
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]) && !on; i++)
+		on = syscall(SYS_quotactl_fd, fd, QCMD(Q_GETINFO, types[i]),
+			     0, &info) == 0;
+	close(fd);
+	return on;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -401,6 +429,7 @@ int main(int argc, char *argv[])
 		fail("cannot read the daemon's groups: %s", strerror(errno));
 		goto out;
 	}
+	fs.quotas_on = fs.switch_creds && quotas_on(fs.src_real);
 	res = run(&fs, &args, &cmd);
 out:
 	sfs_store_free(fs.store);

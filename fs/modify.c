@@ -33,9 +33,11 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "fs.h"
+#include "sfs/cred.h"
 #include "sfs/stats.h"
 
 #define MAX_EVICT_NODES 16
@@ -77,6 +79,57 @@ static int data_fd_get(void *arg)
 	if (d->fd == -1)
 		d->fd = sfs_open_data_fd(d->inodes, d->inode);
 	return d->fd;
+}
+
+/*
+ * Room the daemon's writers may take between our look at free space and
+ * their allocation: max_threads requests of max_write bytes, and then some.
+ */
+#define RESERVE_MARGIN (64ull << 20)
+
+/*
+ * Could a change of len bytes (0: unknown, a truncation) of fd's file reach
+ * blocks only root may use (ext4's reserve: for fsuid 0 or
+ * CAP_SYS_RESOURCE)? Only then must it run as the caller, which costs four
+ * credential changes (about 20 us here; a 4 KiB write takes about as long).
+ */
+static bool near_root_reserve(int fd, uint64_t len)
+{
+	struct statfs sf;
+	uint64_t avail;
+
+	if (fstatfs(fd, &sf))
+		return true;
+	avail = (uint64_t)sf.f_bavail * (uint64_t)sf.f_bsize;
+	return avail < len + RESERVE_MARGIN;
+}
+
+/*
+ * The change itself runs with the caller's fsuid and fsgid and without
+ * CAP_SYS_RESOURCE (lib/cred.c) when that matters: near the root reserve,
+ * or always when SRC enforces quotas (hard limits yield to
+ * CAP_SYS_RESOURCE); so it stops with ENOSPC or EDQUOT where the caller's
+ * own would. The preservation before it is the daemon's own store write
+ * and keeps the daemon's rights.
+ */
+static int apply_as_caller(fuse_req_t req, int fd, uint64_t len,
+			   int (*apply)(void *arg), void *arg)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct sfs_fs *fs = sfs_fs_of(req);
+	int err;
+
+	if (!fs->switch_creds || ctx->uid == 0 ||
+	    (!fs->quotas_on && !near_root_reserve(fd, len)))
+		return apply(arg);
+	err = sfs_cred_enter_data(ctx->uid, ctx->gid);
+	if (err)
+		return err;
+	err = apply(arg);
+	if (sfs_cred_leave_data())
+		fuse_log(FUSE_LOG_ERR, "stablefs: cannot restore credentials "
+			 "after a write\n");
+	return err;
 }
 
 /*
@@ -124,7 +177,8 @@ int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
 	if (snapshots)
 		sfs_history_before_change(h, fs->store, data_fd_get, &data,
 					  off, end);
-	err = apply(arg);
+	err = apply_as_caller(req, attr_fd, end == SFS_RANGE_EOF ? 0 : end - off,
+			      apply, arg);
 	if (snapshots)
 		sfs_history_after_change(h, attr_fd, true);
 	if (src)

@@ -30,9 +30,10 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 	fs->apply_umask = conn->want & FUSE_CAP_DONT_MASK;
 	/*
 	 * The daemon writes as root, and root keeps set-id bits on write
-	 * (CAP_FSETID). Without HANDLE_KILLPRIV the kernel clears them itself
-	 * with a SETATTR when an unprivileged caller writes or chowns, as the
-	 * backing FS would for that caller.
+	 * (CAP_FSETID). Without HANDLE_KILLPRIV the kernel clears some itself
+	 * with a SETATTR when an unprivileged caller truncates or chowns; the
+	 * rest (direct writes, fallocate, O_TRUNC, ACLs, S_ISGID of a group
+	 * the caller is not in) the daemon clears for the caller: setid.c.
 	 */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* Write-back caching would let the kernel reorder and merge writes

@@ -262,12 +262,35 @@ static int set_mode(int fd, int path_fd, mode_t mode)
 }
 
 /*
+ * Set-ID bits a setattr by the caller drops that the kernel did not ask us
+ * to (setid.c), from the file's state before the change: a truncation
+ * drops them as a write does, a chown by the rule of chown. A SETATTR of
+ * nothing (ctime at most, which the kernel sends only with writeback
+ * caching) is chown(f, -1, -1), or the kernel's file_remove_privs() for
+ * a caller it found needed it (then it asked for nothing it knows how to
+ * clear); either way the same bits go.
+ */
+static mode_t setattr_setid_kill(fuse_req_t req, int path_fd, int valid)
+{
+	bool chown = valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) ||
+		     !(valid & ~FUSE_SET_ATTR_CTIME);
+	struct stat st;
+
+	if (!chown && !(valid & FUSE_SET_ATTR_SIZE))
+		return 0;
+	if (fuse_req_ctx(req)->uid == 0 || stat_fd(path_fd, &st))
+		return 0;
+	return sfs_setid_to_kill(req, &st, chown);
+}
+
+/*
  * Order matters: chown clears set-id bits on the backing file, so the mode
  * the kernel asks for (it already computed the bits to keep) comes after it.
  */
 static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
 			 int path_fd, struct stat *attr, int valid)
 {
+	mode_t kill = setattr_setid_kill(req, path_fd, valid);
 	int err = 0;
 
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
@@ -287,6 +310,8 @@ static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
 		err = set_times_as_ours(req, inode, fd >= 0 ? fd : path_fd,
 					path_fd, attr, valid);
 	}
+	if (!err)
+		err = sfs_setid_drop(path_fd, kill);
 	return err;
 }
 

@@ -234,6 +234,10 @@ static int open_backing(fuse_req_t req, struct sfs_inode *inode, int path_fd,
 	if (!err) {
 		drop_append(a.fd, flags);
 		*fd = a.fd;
+		/* Our root open truncated: clear what the caller's would have
+		 * (the kernel does not, with atomic O_TRUNC; setid.c). */
+		if (flags & O_TRUNC)
+			sfs_setid_drop_for(req, a.fd);
 	}
 	return err;
 }
@@ -392,26 +396,6 @@ static int apply_write(void *arg)
 }
 
 /*
- * A write by an unprivileged caller clears set-user-ID, and set-group-ID
- * where group execute is set, as the backing FS would for that caller
- * (should_remove_suid()). The kernel does it itself for cached writes, but
- * not for FOPEN_DIRECT_IO ones, and the daemon's root writes keep the bits
- * (CAP_FSETID). The caller's uid stands in for CAP_FSETID.
- */
-static void clear_setid_for(fuse_req_t req, int fd)
-{
-	struct stat st;
-	mode_t kill = S_ISUID;
-
-	if (fuse_req_ctx(req)->uid == 0 || fstat(fd, &st) == -1)
-		return;
-	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
-		kill |= S_ISGID;
-	if (S_ISREG(st.st_mode) && (st.st_mode & kill))
-		fchmod(fd, st.st_mode & ~kill & 07777);
-}
-
-/*
  * The kernel gives O_APPEND writes the offset of the end of file it knows,
  * so [off, off + len) is the range written in every case.
  */
@@ -422,7 +406,8 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	struct write_args a = { .in = in, .fd = f->fd, .off = off };
 	int err;
 
-	clear_setid_for(req, f->fd);
+	/* The kernel leaves set-ID bits to us for direct writes (setid.c). */
+	sfs_setid_drop_for(req, f->fd);
 	err = sfs_modify(req, f->inode, f->fd, (uint64_t)off, fuse_buf_size(in),
 			 false, apply_write, &a);
 	/*
@@ -501,6 +486,8 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 
 	if (off < 0 || len <= 0)
 		return (void)fuse_reply_err(req, EINVAL);
+	/* As the backing FS's fallocate does for the caller (file_modified). */
+	sfs_setid_drop_for(req, f->fd);
 	err = sfs_modify(req, f->inode, f->fd, (uint64_t)off,
 			 shifts ? SFS_RANGE_EOF : (uint64_t)len, shifts || zeroes,
 			 apply_fallocate, &a);
@@ -607,6 +594,9 @@ void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	 * makes the kernel copy through splice, i.e. through our reads. */
 	if (a.in->snap)
 		return (void)fuse_reply_err(req, EXDEV);
+	/* The kernel's file_modified() before sending us the copy only
+	 * applies the old S_ISGID rule (setid.c). */
+	sfs_setid_drop_for(req, a.out->fd);
 	if (a.in->inode == a.out->inode) {
 		lo = lo < (uint64_t)off_in ? lo : (uint64_t)off_in;
 		hi = hi > (uint64_t)off_in + len ? hi : (uint64_t)off_in + len;

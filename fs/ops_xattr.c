@@ -7,8 +7,10 @@
  * reads the symlink's own trusted.* xattrs).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include "fs.h"
@@ -208,6 +210,33 @@ void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	free(list);
 }
 
+#define ACL_ACCESS "system.posix_acl_access"
+
+/*
+ * Setting an access ACL as root keeps S_ISGID, which the caller's own
+ * setting drops when not in the file's group (setid.c). The kernel would
+ * tell us with FUSE_SETXATTR_ACL_KILL_SGID, which libfuse 3.14 cannot
+ * negotiate: the rule is applied here, from the state before the change.
+ */
+static void set_acl_access(fuse_req_t req, fuse_ino_t ino,
+			   const struct xattr_call *c)
+{
+	struct sfs_inode *inode = sfs_inode_of(req, ino);
+	struct stat st;
+	mode_t kill = 0;
+	int fd, err;
+
+	if ((fd = sfs_fd_get(req, inode)) < 0)
+		return (void)fuse_reply_err(req, errno);
+	if (c->size && fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0)
+		kill = sfs_acl_sgid_to_kill(req, &st);
+	err = xattr_call(req, ino, c) ? errno : 0;
+	if (!err)
+		err = sfs_setid_drop(fd, kill);
+	sfs_fd_put(req, inode);
+	fuse_reply_err(req, err);
+}
+
 void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		     const char *value, size_t size, int flags)
 {
@@ -216,6 +245,8 @@ void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	if (is_ours(name))
 		return (void)fuse_reply_err(req, EPERM);
+	if (!strcmp(name, ACL_ACCESS))
+		return set_acl_access(req, ino, &c);
 	fuse_reply_err(req, xattr_call(req, ino, &c) ? errno : 0);
 }
 

@@ -11,10 +11,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sfs/cred.h"
@@ -161,6 +164,58 @@ static void test_per_thread(void **state)
 	assert_int_equal(p.seen, 0);
 }
 
+/* Is capability cap in the calling thread's effective set? */
+static bool effective(int cap)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0,
+	};
+	struct __user_cap_data_struct d[2];
+
+	assert_int_equal(syscall(SYS_capget, &h, d), 0);
+	return d[cap / 32].effective & (1u << (cap % 32));
+}
+
+/*
+ * A caller's creations must not use root's quota and block reserve. (Where
+ * the bounding set lacks CAP_SYS_RESOURCE, as in some containers, only
+ * the restore of the rest is checked.)
+ */
+static void test_no_sys_resource_as_caller(void **state)
+{
+	bool had;
+
+	(void)state;
+	require_root();
+	had = effective(CAP_SYS_RESOURCE);
+	assert_int_equal(sfs_cred_enter(&nobody), 0);
+	assert_false(effective(CAP_SYS_RESOURCE));
+	assert_false(effective(CAP_FSETID));
+	assert_int_equal(sfs_cred_leave(), 0);
+	assert_int_equal(effective(CAP_SYS_RESOURCE), had);
+	assert_true(effective(CAP_FSETID));
+}
+
+/* Data changes: the caller's fsuid, no CAP_SYS_RESOURCE, all else kept. */
+static void test_enter_data(void **state)
+{
+	bool had;
+
+	(void)state;
+	require_root();
+	had = effective(CAP_SYS_RESOURCE);
+	assert_int_equal(sfs_cred_enter_data(65534, 65534), 0);
+	assert_int_equal(sfs_cred_current_fsuid(), 65534);
+	assert_false(effective(CAP_SYS_RESOURCE));
+	assert_true(effective(CAP_FSETID));
+	assert_true(effective(CAP_DAC_OVERRIDE));
+	assert_int_equal(sfs_cred_leave_data(), 0);
+	assert_int_equal(sfs_cred_current_fsuid(), 0);
+	assert_int_equal(effective(CAP_SYS_RESOURCE), had);
+	assert_true(effective(CAP_FSETID));
+	assert_true(effective(CAP_DAC_OVERRIDE));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -168,6 +223,8 @@ int main(void)
 		cmocka_unit_test(test_permissions_are_the_callers),
 		cmocka_unit_test(test_supplementary_groups),
 		cmocka_unit_test(test_per_thread),
+		cmocka_unit_test(test_no_sys_resource_as_caller),
+		cmocka_unit_test(test_enter_data),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1698,6 +1698,33 @@ static void root_script(void)
 /* ------------------------------------------------------------------ */
 /* Unprivileged script                                                 */
 
+/*
+ * Every path that sets or keeps set-ID bits, as the caller: one file per
+ * (directory, mode, operation), created by the caller with that mode, then
+ * changed once; its mode is shown after the creation and after the change.
+ * The kernel's rules (6.2 and later): a write, truncation, fallocate or
+ * copy_file_range into the file by a caller without CAP_FSETID clears
+ * S_ISUID, and S_ISGID when group execute is set or the caller is not in
+ * the file's group (setattr_should_drop_sgid); chown does the same, also
+ * chown(f, -1, -1); setting an access ACL clears S_ISGID when the caller is
+ * not in the file's group (posix_acl_update_mode), removing it does not.
+ * Creating keeps S_ISGID in a setgid directory of a group the caller is
+ * not in unless group execute is asked too (mode_strip_sgid; 6.18 keeps
+ * 02745); new directories inherit it. tag tells the runs apart ("n":
+ * nobody alone, "m": nobody as a member of X, "r": root).
+ */
+enum setid_op {
+	SO_NONE, SO_WRITE, SO_TRUNCATE, SO_FTRUNCATE, SO_OTRUNC, SO_FALLOC,
+	SO_FALLOC_KEEP, SO_PUNCH, SO_COPY, SO_CHOWN_OWN, SO_CHOWN_NONE,
+	SO_CHMOD, SO_ACL_SET, SO_ACL_REMOVE, SO_COUNT
+};
+
+static const char *const setid_op_names[SO_COUNT] = {
+	"none", "write", "truncate", "ftruncate", "otrunc", "falloc",
+	"falloc_keep", "punch", "copy", "chown_own", "chown_none", "chmod",
+	"acl_set", "acl_remove",
+};
+
 /* Root builds the playground the unprivileged child works in. */
 static void u_prepare(void)
 {
@@ -1727,6 +1754,29 @@ static void u_prepare(void)
 		    rv(SYS(fchmodat(R.dfd, files[i].name, files[i].mode, 0))));
 	}
 	SETX("rootown", "user.r", "rv", 0);
+	rec("mkdir own = %s", rv(SYS(mkdirat(R.dfd, "own", 0755))));
+	for (int op = 0; op < SO_COUNT; op++) {
+		for (int who = 0; who < 2; who++) {
+			char rel[128];
+			long fd;
+
+			snprintf(rel, sizeof(rel), "own/%s_%s", who ? "m" : "n",
+				 setid_op_names[op]);
+			fd = OPEN(rel, O_CREAT | O_WRONLY, 0600);
+			rec_write(rel, fd, "root data\n");
+			close_rec(rel, fd);
+			rec("chown %s nobody:X = %s", rel,
+			    rv(SYS(fchownat(R.dfd, rel, NOBODY, GROUP_X, 0))));
+			rec("chmod %s 06755 = %s", rel,
+			    rv(SYS(fchmodat(R.dfd, rel, 06755, 0))));
+		}
+	}
+	{
+		long fd = OPEN("pub/setid_src", O_CREAT | O_WRONLY, 0644);
+
+		rec_write("pub/setid_src", fd, "source bytes");
+		close_rec("pub/setid_src", fd);
+	}
 	close_rec("aclsecret", OPEN("aclsecret", O_CREAT | O_WRONLY, 0600));
 	set_acl_nobody_r("aclsecret");		/* 0600 root, ACL u:nobody:r */
 	rec_lstat("pub");
@@ -1891,6 +1941,149 @@ static void u_setid_clear(void)
 	rec_hash("suidroot2");
 }
 
+static void setid_apply(const char *rel, long fd, enum setid_op op)
+{
+	const char *name = setid_op_names[op];
+	long r = 0, src;
+	loff_t in = 0, out = 0;
+
+	switch (op) {
+	case SO_NONE:
+		return;
+	case SO_WRITE:
+		rec_pwrite(rel, fd, 0, 10, 31);
+		return;
+	case SO_TRUNCATE:
+		r = SYS(truncate(P(rel), 3));
+		break;
+	case SO_FTRUNCATE:
+		r = SYS(ftruncate(fd, 5));
+		break;
+	case SO_OTRUNC:
+		close_rec(rel, OPEN(rel, O_WRONLY | O_TRUNC, 0));
+		return;
+	case SO_FALLOC:
+		r = SYS(fallocate(fd, 0, 0, 8192));
+		break;
+	case SO_FALLOC_KEEP:
+		r = SYS(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 8192));
+		break;
+	case SO_PUNCH:
+		r = SYS(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  0, 1));
+		break;
+	case SO_COPY:
+		src = SYS(openat(R.dfd, "pub/setid_src", O_RDONLY));
+		r = src < 0 ? src : SYS(copy_file_range(src, &in, fd, &out, 7, 0));
+		if (src >= 0)
+			close(src);
+		break;
+	case SO_CHOWN_OWN:
+		r = SYS(fchownat(R.dfd, rel, -1, getegid(), 0));
+		break;
+	case SO_CHOWN_NONE:
+		r = SYS(fchownat(R.dfd, rel, -1, -1, 0));
+		break;
+	case SO_CHMOD:
+		r = SYS(fchmodat(R.dfd, rel, 02755, 0));
+		break;
+	case SO_ACL_SET:
+		set_acl_nobody_r(rel);
+		return;
+	case SO_ACL_REMOVE:
+		set_acl_nobody_r(rel);
+		rec_lstat(rel);
+		r = SYS(removexattr(P(rel), "system.posix_acl_access"));
+		break;
+	case SO_COUNT:
+		return;
+	}
+	rec("%s %s = %s", name, rel, rv(r));
+}
+
+static void setid_case(const char *dir, const char *tag, mode_t mode,
+		       enum setid_op op)
+{
+	char rel[128];
+	long fd;
+
+	snprintf(rel, sizeof(rel), "%s/%s_%s_%o", dir, tag, setid_op_names[op],
+		 mode);
+	fd = open_rec(rel, O_CREAT | O_EXCL | O_RDWR, mode, "O_CREAT | O_EXCL | O_RDWR");
+	rec_lstat(rel);
+	setid_apply(rel, fd, op);
+	close_rec(rel, fd);
+	rec_lstat(rel);
+}
+
+/* The creations that may carry set-ID bits, other than open(O_CREAT). */
+static void setid_makes(const char *dir, const char *tag)
+{
+	char rel[128];
+
+	snprintf(rel, sizeof(rel), "%s/%s_mknod_reg", dir, tag);
+	rec("mknod %s S_IFREG 02745 = %s", rel,
+	    rv(SYS(mknodat(R.dfd, rel, S_IFREG | 02745, 0))));
+	rec_lstat(rel);
+	snprintf(rel, sizeof(rel), "%s/%s_mknod_regx", dir, tag);
+	rec("mknod %s S_IFREG 02755 = %s", rel,
+	    rv(SYS(mknodat(R.dfd, rel, S_IFREG | 02755, 0))));
+	rec_lstat(rel);
+	snprintf(rel, sizeof(rel), "%s/%s_fifo", dir, tag);
+	rec("mkfifo %s 02744 = %s", rel, rv(SYS(mknodat(R.dfd, rel, S_IFIFO | 02744, 0))));
+	rec_lstat(rel);
+	snprintf(rel, sizeof(rel), "%s/%s_dir", dir, tag);
+	rec("mkdir %s 0755 = %s", rel, rv(SYS(mkdirat(R.dfd, rel, 0755))));
+	rec_lstat(rel);			/* inherits S_ISGID in a setgid dir */
+	snprintf(rel, sizeof(rel), "%s/%s_dirs", dir, tag);
+	rec("mkdir %s 07755 = %s", rel, rv(SYS(mkdirat(R.dfd, rel, 07755))));
+	rec_lstat(rel);
+	snprintf(rel, sizeof(rel), "%s/%s_dirs/f", dir, tag);
+	close_rec(rel, OPEN(rel, O_CREAT | O_WRONLY, 02745));
+	rec_lstat(rel);
+}
+
+static void setid_paths(const char *tag)
+{
+	static const char *const dirs[] = { "sg", "pub" };
+	static const mode_t modes[] = { 02745, 02755, 06745, 04755 };
+
+	for (size_t d = 0; d < 2; d++) {
+		setid_makes(dirs[d], tag);
+		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+			for (int op = 0; op < SO_COUNT; op++)
+				setid_case(dirs[d], tag, modes[m], op);
+	}
+	/* Root made these nobody's, of group X: S_ISGID with group execute. */
+	for (int op = 0; op < SO_COUNT; op++) {
+		char rel[128];
+		long fd;
+
+		snprintf(rel, sizeof(rel), "own/%s_%s", tag, setid_op_names[op]);
+		rec_lstat(rel);
+		fd = OPEN(rel, O_RDWR, 0);
+		setid_apply(rel, fd, op);
+		close_rec(rel, fd);
+		rec_lstat(rel);
+	}
+}
+
+static void u_setid_paths(void)
+{
+	setid_paths("n");
+}
+
+/* Root keeps set-ID bits where others lose them (CAP_FSETID), except
+ * S_ISUID, and S_ISGID with group execute, on chown. */
+static void setid_root(void)
+{
+	static const mode_t modes[] = { 02745, 06755 };
+
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+		for (int op = 0; op < SO_COUNT; op++)
+			setid_case("sg", "r", modes[m], op);
+}
+
 /*
  * An open fd keeps its rights although the path is no longer reachable or
  * the mode forbids access: a daemon that redoes fd ops by path as the
@@ -1953,6 +2146,7 @@ static void nobody_script(void)
 	SECTION(u_sticky);
 	SECTION(u_setgid_dir);
 	SECTION(u_setid_clear);
+	SECTION(u_setid_paths);
 	SECTION(u_fd_rights);
 	SECTION(u_misc);
 }
@@ -1972,6 +2166,8 @@ static void member_script(void)
 	close_rec("sg/m", OPEN("sg/m", O_CREAT | O_WRONLY, 0640));
 	rec("chmod sg/m 02750 = %s", rv(SYS(fchmodat(R.dfd, "sg/m", 02750, 0))));
 	rec_lstat("sg/m");
+	rec("## setid_paths (member)");
+	setid_paths("m");
 }
 
 static void unpriv_script(void)
@@ -1983,6 +2179,7 @@ static void unpriv_script(void)
 	as_nobody(nobody_script, NULL, 0);
 	rec("## member_script");
 	as_nobody(member_script, &x, 1);
+	SECTION(setid_root);
 	rec("## after");
 	rec_lstat("pub/rootfile");
 	rec_lstat("suidroot");

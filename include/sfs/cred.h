@@ -30,6 +30,24 @@ struct sfs_cred {
 int sfs_cred_enter(const struct sfs_cred *to);
 
 /*
+ * (sfs_cred_enter also takes CAP_SYS_RESOURCE out of the effective set when
+ * to->uid is not 0, and sfs_cred_leave puts it back: the caller's creations
+ * count against the caller's quota and stay out of ext4's reserved blocks.)
+ */
+
+/*
+ * For changing file data on behalf of uid/gid: fsuid and fsgid become
+ * theirs and CAP_SYS_RESOURCE leaves the effective set, so quotas and
+ * ext4's root reserve (granted to fsuid 0 or CAP_SYS_RESOURCE) apply as
+ * to them; every other capability the thread had stays (permission and
+ * set-ID decisions remain the daemon's). The supplementary groups stay
+ * the daemon's. sfs_cred_leave_data undoes it. 0 or a positive errno (on
+ * error enter leaves the thread as it was).
+ */
+int sfs_cred_enter_data(uid_t uid, gid_t gid);
+int sfs_cred_leave_data(void);
+
+/*
  * Back to the daemon's own credentials (captured by sfs_cred_init). Returns 0
  * or a positive errno: then the thread is left with the caller's (lesser)
  * rights, never more.
