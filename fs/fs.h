@@ -22,6 +22,7 @@ struct sfs_fs {
 	struct sfs_inode_table *inodes;
 	struct sfs_store *store;	/* NULL with -o snapshot=off */
 	struct oob_watch *watch;	/* fanotify on SRC, or NULL */
+	struct sfs_evictor *evictor;	/* evicts before replies (evictor.c) */
 	struct fuse_session *se;
 	bool switch_creds;		/* running as root: act as each caller */
 	bool apply_umask;		/* DONT_MASK: the caller's umask is ours to apply */
@@ -121,16 +122,45 @@ int sfs_node_stat(fuse_req_t req, struct sfs_node *node, int fd, struct stat *st
 int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode);
 
 /*
+ * A page-cache range a request must evict before it replies (evictor.c):
+ * inode NULL for none. Filled by sfs_modify, sent with sfs_reply_*_after.
+ */
+struct sfs_eviction {
+	struct sfs_inode *inode;
+	uint64_t off, len;
+};
+
+/* Add [off, off + len) of inode to ev (one file per request). */
+void sfs_eviction_add(struct sfs_eviction *ev, struct sfs_inode *inode,
+		      uint64_t off, uint64_t len);
+
+/*
+ * Reply once ev is evicted. The eviction runs on the evictor thread, never
+ * on a worker (it waits for READs only a free worker answers), so these
+ * return at once; with nothing to evict they reply right away. reply(req,
+ * ctx) must free ctx; it must not use the caller's stack (fi included).
+ */
+typedef void (*sfs_reply_fn)(fuse_req_t req, void *ctx);
+void sfs_reply_after(fuse_req_t req, const struct sfs_eviction *ev,
+		     sfs_reply_fn reply, void *ctx);
+void sfs_reply_err_after(fuse_req_t req, const struct sfs_eviction *ev, int err);
+void sfs_reply_write_after(fuse_req_t req, const struct sfs_eviction *ev,
+			   int err, size_t count);
+int sfs_evictor_start(struct sfs_fs *fs);
+void sfs_evictor_stop(struct sfs_fs *fs);
+
+/*
  * Apply a change to [off, off + len) of inode's data (len SFS_RANGE_EOF - off
  * or more: to the end) by the protocol described in modify.c: exclusive
- * range lock around apply(arg), then, if evict, drop the range from the
- * kernel's page cache. attr_fd: any fd of the file (O_PATH will do), whose
- * fstat after the change is the base for out-of-band detection. Returns
- * apply's positive errno.
+ * range lock around apply(arg). If ev is not NULL the range is added to it:
+ * the caller replies with sfs_reply_*_after(ev), which drops it from the
+ * kernel's page cache first. attr_fd: any fd of the file (O_PATH will do),
+ * whose fstat after the change is the base for out-of-band detection.
+ * Returns apply's positive errno.
  */
 int sfs_modify(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
-	       uint64_t off, uint64_t len, bool evict, int (*apply)(void *arg),
-	       void *arg);
+	       uint64_t off, uint64_t len, struct sfs_eviction *ev,
+	       int (*apply)(void *arg), void *arg);
 
 /*
  * sfs_modify for a copy from another file: [off, off + len) of src->inode
@@ -143,18 +173,18 @@ struct sfs_copy_source {
 	uint64_t off, len;
 };
 int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
-		    uint64_t off, uint64_t len, bool evict,
+		    uint64_t off, uint64_t len, struct sfs_eviction *ev,
 		    const struct sfs_copy_source *src, int (*apply)(void *arg),
 		    void *arg);
 
-/* Drop [off, off + len) of inode from the kernel's page cache. */
+/* Drop [off, off + len) of inode from the kernel's page cache, now. */
 void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 	       uint64_t len);
 
 /* Change the size of inode (through fd if >= 0, else its O_PATH path_fd)
- * by the modify protocol. */
+ * by the modify protocol; the range to evict is added to ev. */
 int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
-		 off_t size);
+		 off_t size, struct sfs_eviction *ev);
 
 /* Answer a read of a snapshot handle (snapshot_io.c). */
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);

@@ -285,7 +285,12 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	 * an unmount the user asked for, so a clean exit. */
 	if (fs->store && fs->opts.oob == SFS_OOB_DETECT)
 		fs->watch = sfs_oob_watch_start(fs);
+	if (sfs_evictor_start(fs)) {
+		fuse_log(FUSE_LOG_ERR, "stablefs: cannot start the evictor thread\n");
+		goto out_unmount;
+	}
 	res = serve(fs->se, cmd, fs->opts.max_threads) < 0 ? 1 : 0;
+	sfs_evictor_stop(fs);
 	sfs_oob_watch_stop(fs->watch);
 	fs->watch = NULL;
 	sfs_handles_close_all(fs);

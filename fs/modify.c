@@ -12,7 +12,8 @@
  *   4. unlock;
  *   5. evict the range from the page cache of the inode's live nodes
  *      (fuse_lowlevel_notify_inval_inode): the kernel drops those folios,
- *      and pipes that reference them keep the old bytes (K5);
+ *      and pipes that reference them keep the old bytes (K5). This runs on
+ *      the evictor thread, never on a worker (evictor.c says why);
  *   6. reply. Only after the reply does the kernel zero partial folios of
  *      the range in place (truncate_pagecache_range after a truncate, punch
  *      or zero range, K4) — there are none left for it to zero but folios
@@ -39,31 +40,6 @@
 #include "fs.h"
 #include "sfs/cred.h"
 #include "sfs/stats.h"
-
-#define MAX_EVICT_NODES 16
-
-void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
-	       uint64_t len)
-{
-	struct sfs_fs *fs = sfs_fs_of(req);
-	struct sfs_node *nodes[MAX_EVICT_NODES];
-	size_t n = sfs_itable_live_nodes(fs->inodes, inode, nodes, MAX_EVICT_NODES);
-	/* The kernel reads len <= 0 as "to the end of the file". */
-	off_t l = len >= (uint64_t)INT64_MAX - off ? 0 : (off_t)len;
-
-	for (size_t i = 0; i < n; i++) {
-		int res = fuse_lowlevel_notify_inval_inode(fs->se,
-							   sfs_nodeid(fs, nodes[i]),
-							   (off_t)off, l);
-
-		sfs_stat_add(SFS_STAT_EVICTIONS, 1);
-		/* ENOENT: the kernel has no such inode cached, nothing to drop. */
-		if (res && res != -ENOENT)
-			fuse_log(FUSE_LOG_ERR, "stablefs: cannot evict cached "
-				 "pages of inode %llu: %s\n",
-				 (unsigned long long)inode->ino, strerror(-res));
-	}
-}
 
 /* A readable fd of the live file, opened only if something is preserved. */
 struct data_fd {
@@ -159,7 +135,7 @@ static void lock_ranges(struct sfs_inode *inode, struct sfs_range *r,
 }
 
 int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
-		    uint64_t off, uint64_t len, bool evict,
+		    uint64_t off, uint64_t len, struct sfs_eviction *ev,
 		    const struct sfs_copy_source *src, int (*apply)(void *arg),
 		    void *arg)
 {
@@ -186,15 +162,15 @@ int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
 	sfs_range_unlock(sfs_inode_range_lock(inode), &r);
 	if (data.fd >= 0)
 		close(data.fd);
-	if (evict)
-		sfs_evict(req, inode, off, len);
+	if (ev)
+		sfs_eviction_add(ev, inode, off, len);
 	return err;
 }
 
 int sfs_modify(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
-	       uint64_t off, uint64_t len, bool evict, int (*apply)(void *arg),
-	       void *arg)
+	       uint64_t off, uint64_t len, struct sfs_eviction *ev,
+	       int (*apply)(void *arg), void *arg)
 {
-	return sfs_modify_from(req, inode, attr_fd, off, len, evict, NULL,
+	return sfs_modify_from(req, inode, attr_fd, off, len, ev, NULL,
 			       apply, arg);
 }

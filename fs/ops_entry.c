@@ -288,7 +288,8 @@ static mode_t setattr_setid_kill(fuse_req_t req, int path_fd, int valid)
  * the kernel asks for (it already computed the bits to keep) comes after it.
  */
 static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
-			 int path_fd, struct stat *attr, int valid)
+			 int path_fd, struct stat *attr, int valid,
+			 struct sfs_eviction *ev)
 {
 	mode_t kill = setattr_setid_kill(req, path_fd, valid);
 	int err = 0;
@@ -304,7 +305,7 @@ static int apply_setattr(fuse_req_t req, struct sfs_inode *inode, int fd,
 	if (valid & FUSE_SET_ATTR_MODE)
 		err = set_mode(fd, path_fd, attr->st_mode);
 	if (!err && (valid & FUSE_SET_ATTR_SIZE))
-		err = sfs_set_size(req, inode, fd, path_fd, attr->st_size);
+		err = sfs_set_size(req, inode, fd, path_fd, attr->st_size, ev);
 	if (!err && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
 		err = set_times_as_ours(req, inode, fd >= 0 ? fd : path_fd,
@@ -336,11 +337,28 @@ static int steer_size_change(fuse_req_t req, struct sfs_node *node)
 	return err;
 }
 
+/* A SETATTR's reply after its truncation's eviction. The node and the
+ * file's fd outlive it: the kernel holds both until we reply. */
+struct attr_reply {
+	struct sfs_node *node;
+	int fd;
+};
+
+static void send_attr_reply(fuse_req_t req, void *ctx)
+{
+	struct attr_reply *a = ctx;
+
+	reply_attr_of(req, a->node, a->fd);
+	free(a);
+}
+
 void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		    int valid, struct fuse_file_info *fi)
 {
 	struct sfs_node *node = sfs_node_of(req, ino);
+	struct sfs_eviction ev = { 0 };
 	int fd = fi ? sfs_file_of(fi)->fd : -1;
+	struct attr_reply *a;
 	int path_fd, err = 0;
 
 	if ((valid & FUSE_SET_ATTR_SIZE) && !fi)
@@ -348,13 +366,16 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (!err && (path_fd = sfs_fd_get(req, node->inode)) < 0)
 		err = errno;
 	else if (!err) {
-		err = apply_setattr(req, node->inode, fd, path_fd, attr, valid);
+		err = apply_setattr(req, node->inode, fd, path_fd, attr, valid, &ev);
 		sfs_fd_put(req, node->inode);
 	}
+	if (!err && !(a = malloc(sizeof(*a))))
+		err = ENOMEM;
 	if (err)
-		fuse_reply_err(req, err);
-	else
-		reply_attr_of(req, node, fd);
+		return sfs_reply_err_after(req, &ev, err);
+	a->node = node;
+	a->fd = fd;
+	sfs_reply_after(req, &ev, send_attr_reply, a);
 }
 
 void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)

@@ -216,9 +216,10 @@ static int apply_open(void *arg)
 	return a->fd == -1 ? errno : 0;
 }
 
-/* Open the backing file as asked; O_TRUNC is a modification of it all. */
+/* Open the backing file as asked; O_TRUNC is a modification of it all
+ * (its eviction is added to ev). */
 static int open_backing(fuse_req_t req, struct sfs_inode *inode, int path_fd,
-			int flags, int *fd)
+			int flags, int *fd, struct sfs_eviction *ev)
 {
 	char path[SFS_PROC_PATH_MAX];
 	struct open_args a = { .path = path, .flags = backing_flags(flags) };
@@ -227,7 +228,7 @@ static int open_backing(fuse_req_t req, struct sfs_inode *inode, int path_fd,
 	sfs_proc_path(path, path_fd);
 	/* O_RDONLY | O_TRUNC truncates too (the kernel checked write access). */
 	if (flags & O_TRUNC)
-		err = sfs_modify(req, inode, path_fd, 0, SFS_RANGE_EOF, true,
+		err = sfs_modify(req, inode, path_fd, 0, SFS_RANGE_EOF, ev,
 				 apply_open, &a);
 	else
 		err = apply_open(&a);
@@ -242,10 +243,27 @@ static int open_backing(fuse_req_t req, struct sfs_inode *inode, int path_fd,
 	return err;
 }
 
+/* An open's reply after its O_TRUNC eviction: fi is a copy (the worker's
+ * own is gone by then). */
+struct open_reply {
+	struct fuse_file_info fi;
+	struct sfs_file *f;
+};
+
+static void send_open_reply(fuse_req_t req, void *ctx)
+{
+	struct open_reply *o = ctx;
+
+	reply_opened(req, &o->fi, o->f, NULL);
+	free(o);
+}
+
 void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
 	struct sfs_node *node = sfs_node_of(req, ino);
+	struct sfs_eviction ev = { 0 };
+	struct open_reply *o = NULL;
 	struct sfs_snap *snap;
 	struct sfs_file *f = NULL;
 	bool keep_cache, bound = false;
@@ -256,19 +274,23 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, errno);
 	err = bind_open(req, node, path_fd, fi->flags, &snap, &keep_cache, &bound);
 	if (!err)
-		err = open_backing(req, node->inode, path_fd, fi->flags, &fd);
+		err = open_backing(req, node->inode, path_fd, fi->flags, &fd, &ev);
 	sfs_fd_put(req, node->inode);
-	if (!err && !(f = file_new(fd, node, snap, bound))) {
+	if (!err && (!(o = malloc(sizeof(*o))) ||
+		     !(f = file_new(fd, node, snap, bound)))) {
 		close(fd);
 		err = ENOMEM;
 	}
 	if (err) {
+		free(o);
 		if (bound)
 			sfs_node_release(fs->inodes, node);
-		return (void)fuse_reply_err(req, err);
+		return sfs_reply_err_after(req, &ev, err);
 	}
 	set_open_flags(fi, fi->flags, fd, keep_cache);
-	reply_opened(req, fi, f, NULL);
+	o->fi = *fi;
+	o->f = f;
+	sfs_reply_after(req, &ev, send_open_reply, o);
 }
 
 /*
@@ -404,12 +426,13 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 {
 	struct sfs_file *f = sfs_file_of(fi);
 	struct write_args a = { .in = in, .fd = f->fd, .off = off };
+	struct sfs_eviction ev = { 0 };
 	int err;
 
 	/* The kernel leaves set-ID bits to us for direct writes (setid.c). */
 	sfs_setid_drop_for(req, f->fd);
 	err = sfs_modify(req, f->inode, f->fd, (uint64_t)off, fuse_buf_size(in),
-			 false, apply_write, &a);
+			 NULL, apply_write, &a);
 	/*
 	 * The kernel drops the range from the cache before sending a direct
 	 * WRITE, but a read of the live file that runs between that and our
@@ -418,12 +441,8 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	 * page may exist: drop the range once more (it is already written).
 	 */
 	if (__atomic_exchange_n(&f->inode->live_reads, false, __ATOMIC_ACQ_REL))
-		sfs_evict(req, f->inode, (uint64_t)off, fuse_buf_size(in));
-
-	if (err)
-		fuse_reply_err(req, err);
-	else
-		fuse_reply_write(req, (size_t)a.written);
+		sfs_eviction_add(&ev, f->inode, (uint64_t)off, fuse_buf_size(in));
+	sfs_reply_write_after(req, &ev, err, (size_t)a.written);
 }
 
 void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -482,6 +501,7 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	struct fallocate_args a = { .fd = f->fd, .mode = mode, .off = off, .len = len };
 	bool shifts = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
 	bool zeroes = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
+	struct sfs_eviction ev = { 0 };
 	int err;
 
 	if (off < 0 || len <= 0)
@@ -489,9 +509,9 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	/* As the backing FS's fallocate does for the caller (file_modified). */
 	sfs_setid_drop_for(req, f->fd);
 	err = sfs_modify(req, f->inode, f->fd, (uint64_t)off,
-			 shifts ? SFS_RANGE_EOF : (uint64_t)len, shifts || zeroes,
-			 apply_fallocate, &a);
-	fuse_reply_err(req, err);
+			 shifts ? SFS_RANGE_EOF : (uint64_t)len,
+			 shifts || zeroes ? &ev : NULL, apply_fallocate, &a);
+	sfs_reply_err_after(req, &ev, err);
 }
 
 struct size_args {
@@ -517,7 +537,7 @@ static int apply_size(void *arg)
  * change holds its own lock, and only ever moves what we lock further out.
  */
 int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
-		 off_t size)
+		 off_t size, struct sfs_eviction *ev)
 {
 	struct size_args a = { .fd = fd, .path_fd = path_fd, .size = size };
 	struct stat st;
@@ -529,7 +549,7 @@ int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
 	    st.st_size < from)
 		from = st.st_size;
 	return sfs_modify(req, inode, fd >= 0 ? fd : path_fd, (uint64_t)from,
-			  SFS_RANGE_EOF, true, apply_size, &a);
+			  SFS_RANGE_EOF, ev, apply_size, &a);
 }
 
 void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -586,6 +606,7 @@ void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		.flags = (unsigned)flags,
 	};
 	uint64_t lo = (uint64_t)off_out, hi = (uint64_t)off_out + len;
+	struct sfs_eviction ev = { 0 };
 	int err;
 
 	if (off_in < 0 || off_out < 0)
@@ -600,17 +621,14 @@ void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	if (a.in->inode == a.out->inode) {
 		lo = lo < (uint64_t)off_in ? lo : (uint64_t)off_in;
 		hi = hi > (uint64_t)off_in + len ? hi : (uint64_t)off_in + len;
-		err = sfs_modify(req, a.out->inode, a.out->fd, lo, hi - lo, true,
+		err = sfs_modify(req, a.out->inode, a.out->fd, lo, hi - lo, &ev,
 				 apply_copy, &a);
 	} else {
 		struct sfs_copy_source src = { .inode = a.in->inode,
 					       .off = (uint64_t)off_in, .len = len };
 
 		err = sfs_modify_from(req, a.out->inode, a.out->fd, lo, len,
-				      true, &src, apply_copy, &a);
+				      &ev, &src, apply_copy, &a);
 	}
-	if (err)
-		fuse_reply_err(req, err);
-	else
-		fuse_reply_write(req, (size_t)a.copied);
+	sfs_reply_write_after(req, &ev, err, (size_t)a.copied);
 }
