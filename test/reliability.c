@@ -1,0 +1,548 @@
+/*
+ * Reliability: requests any user can send that once crashed, hung or
+ * bypassed the daemon. Each case failed on the code before its fix.
+ *
+ *   proc reopen: reopening an open file through /proc/self/fd/N (or
+ *      /dev/stdin) after the file changed. The kernel retries our ESTALE
+ *      on the same node without a lookup; routing that retry twice freed
+ *      the route's target and used it (SIGSEGV, the mount gone for
+ *      everyone), triggered by `nobody`. Now a read-only reopen reads the
+ *      snapshot it reopens, a writable one of a snapshot fails EBUSY.
+ *   cross copy: copy_file_range A -> B and B -> A at once. The destination
+ *      range lock was held while waiting for the source's: a cycle, every
+ *      later I/O on both files hung. Watchdog: the connection is aborted
+ *      and the test fails if no copy finishes for 20 s.
+ *   O_RDONLY | O_TRUNC: truncates on Linux; it bypassed the modification
+ *      protocol (no preservation), so a snapshot read EIO, or with
+ *      -o oob=ignore zeros.
+ *   trusted.* names: listed to unprivileged callers through MNT (the
+ *      daemon lists with CAP_SYS_ADMIN); SRC's filesystem hides them.
+ *   eviction vs. a finite worker pool: with -s (one worker), a truncate's
+ *      cache eviction waited for a READ only that worker could answer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mount_util.h"
+#include "test_util.h"
+
+#define NOBODY 65534
+#define MiB (1024 * 1024)
+
+struct fixture {
+	struct test_mount m;
+};
+
+static int mount_with(void **state, const char *opts)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char pub[PATH_MAX];
+
+	if (!f)
+		return -1;
+	*state = f;
+	if (test_mount_prepare(&f->m, "reliab"))
+		return -1;
+	/* A world-writable directory for the unprivileged cases. */
+	path_in(pub, f->m.src, "pub");
+	if (mkdir(pub, 01777) || chmod(pub, 01777))
+		return -1;
+	return test_mount_start(&f->m, opts);
+}
+
+static int setup(void **state)
+{
+	return mount_with(state, "allow_other");
+}
+
+static int setup_single(void **state)
+{
+	return mount_with(state, "allow_other,max_threads=1,snapshot=off");
+}
+
+static int setup_oob_ignore(void **state)
+{
+	return mount_with(state, "allow_other,oob=ignore");
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	int rc = 0;
+
+	if (!f)
+		return 0;
+	if (test_mount_finish(&f->m))
+		rc = -1;	/* busy, or the daemon did not exit 0 */
+	free(f);
+	return rc;
+}
+
+/*
+ * Abort the mount's FUSE connection: a hung request returns at once (a
+ * daemon stuck in D state ignores SIGKILL until then). fusectl may not be
+ * mounted yet.
+ */
+static void abort_connection(unsigned minor)
+{
+	char p[128];
+	int fd;
+
+	if (access("/sys/fs/fuse/connections", F_OK) == 0)
+		mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
+	snprintf(p, sizeof(p), "/sys/fs/fuse/connections/%u/abort", minor);
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		printf("# abort %s: %s\n", p, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The mount's device minor, asked while it still answers. */
+static unsigned fuse_minor(const struct test_mount *m)
+{
+	struct stat st;
+
+	assert_int_equal(stat(m->mnt, &st), 0);
+	return minor(st.st_dev);
+}
+
+static void write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, buf, len), 0);
+	assert_int_equal(close(fd), 0);
+}
+
+/* Run fn in a child as nobody:nogroup; its exit status must be 0. */
+static void as_nobody(int (*fn)(const char *dir), const char *dir)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+		    setresuid(NOBODY, NOBODY, NOBODY))
+			_exit(99);
+		_exit(fn(dir));
+	}
+	assert_true(wait_pid_ms(pid, &status, 30000));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("child as nobody: %s %d", WIFEXITED(status) ?
+			 "failed at step" : "killed by signal",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
+/* ---- reopen through /proc/self/fd --------------------------------- */
+
+static int make(const char *dir, const char *name, const char *text, char *path)
+{
+	int fd;
+
+	snprintf(path, PATH_MAX, "%s/%s", dir, name);
+	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	if (fd < 0 || write_all(fd, text, strlen(text)) || close(fd))
+		return -1;
+	return 0;
+}
+
+static int append(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+
+	if (fd < 0 || write_all(fd, text, strlen(text)) || close(fd))
+		return -1;
+	return 0;
+}
+
+/* Open path (as given) read-only and check its whole content. */
+static int reads_as(const char *path, const char *want)
+{
+	char buf[64] = { 0 };
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n == (ssize_t)strlen(want) && memcmp(buf, want, (size_t)n) == 0 ? 0 : -1;
+}
+
+/* The reporter's sequences, as nobody in MNT/pub; step numbers on failure. */
+static int proc_reopen_script(const char *dir)
+{
+	char g[PATH_MAX], f[PATH_MAX], proc[64];
+	int fd, w;
+
+	/* echo one > g; exec 3< g; echo x > /proc/self/fd/3 */
+	if (make(dir, "g", "one\n", g))
+		return 1;
+	fd = open(g, O_RDONLY);
+	if (fd < 0)
+		return 2;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	for (int i = 0; i < 3; i++) {
+		w = open(proc, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (w >= 0 || errno != EBUSY)
+			return 3;
+	}
+	if (reads_as(g, "one\n") || reads_as(proc, "one\n"))
+		return 4;
+	close(fd);
+
+	/* exec 3< f; echo two >> f; cat /proc/self/fd/3 */
+	if (make(dir, "f", "one\n", f))
+		return 5;
+	fd = open(f, O_RDONLY);
+	if (fd < 0 || append(f, "two\n"))
+		return 6;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (reads_as(proc, "one\n"))	/* the snapshot it reopens */
+		return 7;
+	/* prog /dev/stdin < f, after the change */
+	if (dup2(fd, 0) != 0 || reads_as("/dev/stdin", "one\n"))
+		return 8;
+	if (append(f, "three\n") || reads_as("/dev/stdin", "one\n"))
+		return 9;
+	if (reads_as(f, "one\ntwo\nthree\n"))	/* by name: the live file */
+		return 10;
+	/* A reopen of a writer's fd reads the live file. */
+	w = open(f, O_RDWR);
+	if (w < 0)
+		return 11;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", w);
+	if (append(f, "four\n") || reads_as(proc, "one\ntwo\nthree\nfour\n"))
+		return 12;
+	close(w);
+	close(fd);
+	return 0;
+}
+
+static void test_proc_reopen_as_nobody(void **state)
+{
+	struct fixture *f = *state;
+	char dir[PATH_MAX];
+
+	path_in(dir, f->m.mnt, "pub");
+	as_nobody(proc_reopen_script, dir);
+	/* The daemon is alive: the mount still answers. */
+	assert_true(test_is_stablefs_mount(f->m.mnt));
+	assert_int_equal(access(dir, F_OK), 0);
+}
+
+/* ---- copy_file_range A -> B and B -> A at once ---------------------- */
+
+#define COPIERS 8
+#define COPY_SECONDS 4
+
+struct copier {
+	const char *from, *to;
+	atomic_long *progress;
+	atomic_int *finished;
+	atomic_bool *stop;
+	int err;
+};
+
+static void *copy_loop(void *arg)
+{
+	struct copier *c = arg;
+	int in = open(c->from, O_RDONLY), out = open(c->to, O_RDWR);
+	uint64_t seed = (uintptr_t)c | 1;
+
+	if (in < 0 || out < 0) {
+		c->err = errno;
+		goto out;
+	}
+	while (!atomic_load(c->stop)) {
+		loff_t off_in = rnd_below(&seed, 15) * 65536;
+		loff_t off_out = rnd_below(&seed, 15) * 65536;
+		ssize_t n = copy_file_range(in, &off_in, out, &off_out, 65536, 0);
+
+		if (n < 0) {
+			c->err = errno;
+			break;
+		}
+		atomic_fetch_add(c->progress, 1);
+	}
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	atomic_fetch_add(c->finished, 1);
+	return NULL;
+}
+
+static void test_cross_copy_file_range(void **state)
+{
+	struct fixture *f = *state;
+	static unsigned char buf[MiB];
+	char a[PATH_MAX], b[PATH_MAX];
+	struct copier c[COPIERS];
+	pthread_t th[COPIERS];
+	atomic_long progress = 0;
+	atomic_int finished = 0;
+	atomic_bool stop = false;
+	long last = -1, last_ms = now_ms(), start = now_ms();
+	unsigned conn = fuse_minor(&f->m);
+	bool hung = false;
+
+	fill_pattern(buf, 0, MiB, false);
+	path_in(a, f->m.mnt, "a");
+	path_in(b, f->m.mnt, "b");
+	write_file(a, buf, MiB);
+	write_file(b, buf, MiB);
+	for (int i = 0; i < COPIERS; i++) {
+		c[i] = (struct copier){ .from = i % 2 ? a : b, .to = i % 2 ? b : a,
+					.progress = &progress, .stop = &stop,
+					.finished = &finished };
+		assert_int_equal(pthread_create(&th[i], NULL, copy_loop, &c[i]), 0);
+	}
+	while (now_ms() - start < COPY_SECONDS * 1000) {
+		sleep_ms(100);
+		if (atomic_load(&progress) != last) {
+			last = atomic_load(&progress);
+			last_ms = now_ms();
+		} else if (now_ms() - last_ms > 20000) {
+			hung = true;
+			break;
+		}
+	}
+	atomic_store(&stop, true);
+	/* The copiers stop within a copy each, unless stuck: then abort. */
+	for (long t0 = now_ms(); !hung && atomic_load(&finished) < COPIERS;) {
+		sleep_ms(50);
+		hung = now_ms() - t0 > 20000;
+	}
+	if (hung)
+		abort_connection(conn);
+	for (int i = 0; i < COPIERS; i++)
+		pthread_join(th[i], NULL);
+	printf("# cross copy_file_range: %ld copies of 64 KiB by %d threads\n",
+	       (long)atomic_load(&progress), COPIERS);
+	assert_false(hung);
+	for (int i = 0; i < COPIERS; i++)
+		assert_int_equal(c[i].err, 0);
+	assert_true(atomic_load(&progress) > COPIERS);
+}
+
+/* ---- O_RDONLY | O_TRUNC is a modification ------------------------- */
+
+static void rdonly_trunc_keeps_snapshot(struct fixture *f)
+{
+	static unsigned char a[65536], got[65536];
+	char path[PATH_MAX];
+	struct stat st;
+	int snap, t;
+
+	memset(a, 'A', sizeof(a));
+	path_in(path, f->m.mnt, "t");
+	write_file(path, a, sizeof(a));
+	snap = open(path, O_RDONLY);
+	assert_true(snap >= 0);
+	t = open(path, O_RDONLY | O_TRUNC);
+	assert_true(t >= 0);
+	assert_int_equal(close(t), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);		/* it did truncate */
+	memset(got, 0, sizeof(got));
+	assert_int_equal(pread_all(snap, got, sizeof(got), 0), 0);
+	assert_memory_equal(got, a, sizeof(a));		/* 65,536 'A' */
+	assert_int_equal(fstat(snap, &st), 0);
+	assert_int_equal(st.st_size, sizeof(a));
+	assert_int_equal(close(snap), 0);
+	assert_int_equal(mount_counter(f->m.mnt, "eio_reads"), 0);
+}
+
+static void test_rdonly_trunc(void **state)
+{
+	rdonly_trunc_keeps_snapshot(*state);
+}
+
+static void test_rdonly_trunc_oob_ignore(void **state)
+{
+	rdonly_trunc_keeps_snapshot(*state);
+}
+
+/* ---- trusted.* names are root's ----------------------------------- */
+
+static int list_has_trusted(const char *path)
+{
+	char list[4096];
+	ssize_t n = listxattr(path, list, sizeof(list));
+	ssize_t probe = listxattr(path, NULL, 0);
+
+	if (n < 0 || probe != n)
+		return 2;	/* the size probe must agree with the list */
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1)
+		if (strncmp(list + i, "trusted.", 8) == 0)
+			return 1;
+	return strstr(list, "user.visible") ? 0 : 3;
+}
+
+static int nobody_lists(const char *path)
+{
+	return list_has_trusted(path);
+}
+
+static void test_trusted_names_hidden(void **state)
+{
+	struct fixture *f = *state;
+	char src[PATH_MAX], mnt[PATH_MAX];
+
+	path_in(src, f->m.src, "pub/x");
+	path_in(mnt, f->m.mnt, "pub/x");
+	write_file(src, "x", 1);
+	assert_int_equal(chmod(src, 0644), 0);
+	assert_int_equal(setxattr(src, "trusted.secret_name", "s", 1, 0), 0);
+	assert_int_equal(setxattr(src, "user.visible", "v", 1, 0), 0);
+	as_nobody(nobody_lists, src);		/* raw twin: hidden on SRC */
+	as_nobody(nobody_lists, mnt);		/* ...and through MNT */
+	assert_int_equal(list_has_trusted(mnt), 1);	/* root sees it */
+}
+
+/* ---- eviction with one worker --------------------------------------- */
+
+struct reader {
+	const char *path;
+	atomic_bool *stop;
+	atomic_long *reads;
+};
+
+static void *read_loop(void *arg)
+{
+	struct reader *r = arg;
+	static unsigned char buf[MiB];
+
+	while (!atomic_load(r->stop)) {
+		int fd = open(r->path, O_RDONLY);	/* cached: no snapshots */
+
+		if (fd < 0)
+			continue;
+		if (pread(fd, buf, sizeof(buf), 0) >= 0)
+			atomic_fetch_add(r->reads, 1);
+		close(fd);
+	}
+	return NULL;
+}
+
+struct changer {
+	const char *path;
+	atomic_bool *stop;
+	atomic_long *changes;
+	int err;
+};
+
+/* Truncates evict: each waits for cached reads in flight. */
+static void *change_loop(void *arg)
+{
+	struct changer *c = arg;
+	static unsigned char buf[MiB];
+	int fd = open(c->path, O_RDWR);
+
+	fill_pattern(buf, 0, MiB, false);
+	if (fd < 0)
+		c->err = errno;
+	while (fd >= 0 && !atomic_load(c->stop)) {
+		if (ftruncate(fd, 4096 + (atomic_load(c->changes) % 7) * 65536) ||
+		    pwrite_all(fd, buf, MiB, 0)) {
+			c->err = errno;
+			break;
+		}
+		atomic_fetch_add(c->changes, 1);
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void test_eviction_single_worker(void **state)
+{
+	struct fixture *f = *state;
+	static unsigned char buf[MiB];
+	char path[PATH_MAX];
+	atomic_bool stop = false;
+	atomic_long reads = 0, changes = 0;
+	struct reader r = { .path = path, .stop = &stop, .reads = &reads };
+	struct changer c = { .path = path, .stop = &stop, .changes = &changes };
+	pthread_t rt, ct;
+	long start = now_ms(), last_ms = now_ms(), last = 0;
+	unsigned conn = fuse_minor(&f->m);
+	bool hung = false;
+
+	fill_pattern(buf, 0, MiB, false);
+	path_in(path, f->m.mnt, "ev");
+	write_file(path, buf, MiB);
+	assert_int_equal(pthread_create(&rt, NULL, read_loop, &r), 0);
+	assert_int_equal(pthread_create(&ct, NULL, change_loop, &c), 0);
+	while (now_ms() - start < 3000 && !hung) {
+		sleep_ms(100);
+		if (atomic_load(&changes) != last) {
+			last = atomic_load(&changes);
+			last_ms = now_ms();
+		}
+		hung = now_ms() - last_ms > 10000;
+	}
+	atomic_store(&stop, true);
+	for (long t0 = now_ms(); !hung;) {
+		if (pthread_tryjoin_np(ct, NULL) != EBUSY)
+			break;
+		sleep_ms(50);
+		hung = now_ms() - t0 > 10000;
+	}
+	if (hung) {
+		abort_connection(conn);
+		pthread_join(ct, NULL);
+	}
+	pthread_join(rt, NULL);
+	printf("# one worker: %ld truncate+rewrite, %ld reads\n",
+	       (long)atomic_load(&changes), (long)atomic_load(&reads));
+	assert_false(hung);
+	assert_int_equal(c.err, 0);
+	assert_true(atomic_load(&changes) > 10);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_proc_reopen_as_nobody, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cross_copy_file_range, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rdonly_trunc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rdonly_trunc_oob_ignore,
+						setup_oob_ignore, teardown),
+		cmocka_unit_test_setup_teardown(test_trusted_names_hidden, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_eviction_single_worker,
+						setup_single, teardown),
+	};
+
+	if (geteuid() != 0)
+		test_skip_all("needs root (allow_other, nobody, trusted.*)");
+	test_require_fuse();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
