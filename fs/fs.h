@@ -28,6 +28,8 @@ struct sfs_fs {
 	bool apply_umask;		/* DONT_MASK: the caller's umask is ours to apply */
 	bool quotas_on;			/* SRC's filesystem enforced quotas at mount */
 	char bdi_path[96];		/* the mount's read_ahead_kb in sysfs */
+	unsigned conn_minor;		/* its FUSE connection (0: unknown) */
+	char *mountpoint;		/* canonical MNT, for shutdown.c */
 	bool readahead_tuned;		/* atomic: done (or tried) once */
 };
 
@@ -202,6 +204,14 @@ size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size);
  * (from a request: only once the kernel processed INIT). readahead.c */
 void sfs_find_bdi(struct sfs_fs *fs, const char *mnt);
 void sfs_tune_readahead(struct sfs_fs *fs);
+
+/*
+ * A SIGTERM, SIGINT or SIGHUP ends the daemon even when requests are stuck
+ * (shutdown.c): start after fuse_set_signal_handlers(), done once the
+ * session's threads are finished.
+ */
+void sfs_shutdown_watch_start(struct sfs_fs *fs);
+void sfs_shutdown_done(void);
 
 /* The fanotify watch on SRC (oob_watch.c); NULL where unavailable. */
 struct oob_watch;

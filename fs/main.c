@@ -274,6 +274,7 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	if (fuse_session_mount(fs->se, cmd->mountpoint))
 		goto out_signals;
 	sfs_find_bdi(fs, cmd->mountpoint);
+	fs->mountpoint = cmd->mountpoint;
 	/* Only now: the parent's exit status tells whether we mounted. */
 	if (fuse_daemonize(cmd->foreground))
 		goto out_unmount;
@@ -281,16 +282,19 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 		openlog("stablefs", LOG_PID, LOG_DAEMON);
 		log_to_syslog = true;
 	}
-	/* libfuse 3.14 returns the signal number after SIGTERM/SIGINT/SIGHUP:
-	 * an unmount the user asked for, so a clean exit. */
 	if (fs->store && fs->opts.oob == SFS_OOB_DETECT)
 		fs->watch = sfs_oob_watch_start(fs);
+	/* Threads only now: fuse_daemonize() forks. */
+	sfs_shutdown_watch_start(fs);
 	if (sfs_evictor_start(fs)) {
 		fuse_log(FUSE_LOG_ERR, "stablefs: cannot start the evictor thread\n");
 		goto out_unmount;
 	}
+	/* libfuse 3.14 returns the signal number after SIGTERM/SIGINT/SIGHUP:
+	 * an unmount the user asked for, so a clean exit. */
 	res = serve(fs->se, cmd, fs->opts.max_threads) < 0 ? 1 : 0;
 	sfs_evictor_stop(fs);
+	sfs_shutdown_done();
 	sfs_oob_watch_stop(fs->watch);
 	fs->watch = NULL;
 	sfs_handles_close_all(fs);

@@ -48,9 +48,13 @@ void sfs_find_bdi(struct sfs_fs *fs, const char *mnt)
 		if (sscanf(line, "%*d %*d %63s %*s %8191s", dev, point) != 2)
 			continue;
 		unescape(point);
-		if (strcmp(point, mnt) == 0 && strstr(line, " - fuse.stablefs "))
+		if (strcmp(point, mnt) == 0 && strstr(line, " - fuse.stablefs ")) {
 			snprintf(fs->bdi_path, sizeof(fs->bdi_path),
 				 "/sys/class/bdi/%s/read_ahead_kb", dev);
+			/* The FUSE connection is named by the device minor. */
+			if (sscanf(dev, "%*u:%u", &fs->conn_minor) != 1)
+				fs->conn_minor = 0;
+		}
 	}
 	fclose(f);
 }

@@ -19,6 +19,10 @@
  *      daemon lists with CAP_SYS_ADMIN); SRC's filesystem hides them.
  *   eviction vs. a finite worker pool: with -s (one worker), a truncate's
  *      cache eviction waited for a READ only that worker could answer.
+ *   SIGTERM with a stuck worker: SRC is itself a FUSE mount (kfuse_daemon)
+ *      whose daemon is stopped, so a request through MNT blocks in the
+ *      kernel; SIGTERM must still end stablefs (it once waited forever to
+ *      join that worker) and detach MNT.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -525,6 +530,109 @@ static void test_eviction_single_worker(void **state)
 	assert_true(atomic_load(&changes) > 10);
 }
 
+/* ---- SIGTERM while a worker is stuck -------------------------------- */
+
+static bool is_mount_of_type(const char *path, const char *type)
+{
+	char dev[PATH_MAX], dir[PATH_MAX], fstype[64];
+	bool found = false;
+	FILE *f = fopen("/proc/self/mounts", "r");
+
+	while (f && fscanf(f, "%4095s %4095s %63s %*[^\n]", dev, dir, fstype) == 3)
+		if (!strcmp(dir, path) && !strcmp(fstype, type))
+			found = true;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* kfuse_daemon serving backing's bytes as mnt/f; its pid, or -1. */
+static pid_t start_kfuse(const char *backing, const char *mnt)
+{
+	const char *bin = getenv("KFUSE_BIN");
+	pid_t parent = getpid(), pid;
+
+	if (!bin || !*bin)
+		bin = "./test/kfuse_daemon";
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		execl(bin, bin, backing, mnt, (char *)NULL);
+		_exit(127);
+	}
+	for (int ms = 0; pid > 0 && ms < 10000; ms += 10) {
+		if (is_mount_of_type(mnt, "fuse.kfuse"))
+			return pid;
+		sleep_ms(10);
+	}
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	return -1;
+}
+
+static void test_sigterm_with_stuck_worker(void **state)
+{
+	struct test_mount m = { 0 };
+	char backing[PATH_MAX], path[PATH_MAX];
+	pid_t kfuse, reader;
+	int status;
+	long t0;
+
+	(void)state;
+	assert_int_equal(test_mount_prepare(&m, "sigterm"), 0);
+	path_in(backing, m.base, "backing");
+	write_file(backing, "stuck", 5);
+	kfuse = start_kfuse(backing, m.src);
+	assert_true(kfuse > 0);
+	if (test_mount_start(&m, "snapshot=off")) {
+		kill(kfuse, SIGKILL);
+		test_fusermount("-uz", m.src);
+		fail_msg("cannot mount stablefs over a kfuse SRC");
+	}
+	path_in(path, m.mnt, "f");
+	assert_int_equal(access(path, F_OK), 0);
+	/* Stop SRC's daemon: the next open through MNT blocks a worker. */
+	assert_int_equal(kill(kfuse, SIGSTOP), 0);
+	reader = fork();
+	if (reader == 0) {
+		int fd = open(path, O_RDONLY);
+
+		_exit(fd >= 0 ? 0 : 1);
+	}
+	sleep_ms(500);
+	t0 = now_ms();
+	assert_int_equal(kill(m.pid, SIGTERM), 0);
+	bool exited = wait_pid_ms(m.pid, &status, 30000);
+
+	printf("# stablefs after SIGTERM with a stuck worker: %s in %ld ms\n",
+	       exited ? "exited" : "still running", now_ms() - t0);
+	if (!exited) {		/* before the fix: kill it for the cleanup */
+		kill(m.pid, SIGKILL);
+		waitpid(m.pid, &status, 0);
+	}
+	m.pid = 0;
+	/* Clean up SRC's daemon and the reader, then check. */
+	kill(kfuse, SIGCONT);
+	test_fusermount("-uz", m.mnt);
+	test_fusermount("-uz", m.src);
+	kill(kfuse, SIGTERM);
+	if (!wait_pid_ms(kfuse, NULL, 5000)) {
+		kill(kfuse, SIGKILL);
+		waitpid(kfuse, NULL, 0);
+	}
+	if (!wait_pid_ms(reader, NULL, 10000)) {
+		kill(reader, SIGKILL);
+		waitpid(reader, NULL, 0);
+	}
+	m.mounted = false;
+	test_mount_destroy(&m);
+	assert_true(exited);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -539,6 +647,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_eviction_single_worker,
 						setup_single, teardown),
+		cmocka_unit_test(test_sigterm_with_stuck_worker),
 	};
 
 	if (geteuid() != 0)
