@@ -100,11 +100,13 @@ static bool opens_for_change(int flags)
 }
 
 /*
- * The kernel opens files itself for some requests (FS_IOC_GETFLAGS and the
- * like: fuse_priv_ioctl_prepare() sends OPEN with exactly O_RDONLY) and
- * would not retry those after an ESTALE. Every open(2) on a 64-bit kernel
- * carries O_LARGEFILE (force_o_largefile()), so the bare O_RDONLY is the
- * kernel's own; it gets a plain handle on whatever node it names.
+ * Opens the kernel does not retry after an ESTALE: its own (FS_IOC_GETFLAGS
+ * and the like: fuse_priv_ioctl_prepare() sends OPEN with exactly
+ * O_RDONLY), and other in-kernel filp_open()s. Every open(2) of a 64-bit
+ * process carries O_LARGEFILE (force_o_largefile()), so the bare O_RDONLY
+ * marks them; a 32-bit process's open(2) looks the same (and is retried,
+ * but cannot be told apart). Either may read: it opens in place, reading
+ * what its node shows, so no live bytes enter a snapshot node's cache.
  */
 static bool kernel_internal_open(int flags)
 {
@@ -131,7 +133,7 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 	*snap = NULL;
 	*keep_cache = false;
 	*bound = false;
-	if (!sfs_incarnated(fs, inode) || kernel_internal_open(flags))
+	if (!sfs_incarnated(fs, inode))
 		return 0;
 	if (opens_for_change(flags)) {
 		err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE,
@@ -144,8 +146,9 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 	s = sfs_history_open(sfs_inode_history(inode), any_fd);
 	if (!s)
 		return errno ? errno : ENOMEM;
-	err = sfs_node_open(fs->inodes, node, SFS_OPEN_READ, s->version, s, tid,
-			    keep_cache, snap);
+	err = sfs_node_open(fs->inodes, node, kernel_internal_open(flags) ?
+			    SFS_OPEN_READ_IN_PLACE : SFS_OPEN_READ, s->version,
+			    s, tid, keep_cache, snap);
 	if (!err) {
 		*bound = true;
 		if (*snap)

@@ -928,7 +928,7 @@ int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *n,
 	int err;
 
 	pthread_mutex_lock(&t->lock);
-	in_place = unroutable_retry(t, n, tid);
+	in_place = kind == SFS_OPEN_READ_IN_PLACE || unroutable_retry(t, n, tid);
 	if (in_place)
 		err = open_in_place(t, n, kind, snap, keep_cache);
 	else if (kind == SFS_OPEN_READ)

@@ -172,6 +172,9 @@ size_t sfs_itable_node_count(struct sfs_inode_table *t);
 enum sfs_open_kind {
 	SFS_OPEN_READ,		/* read-only: a snapshot */
 	SFS_OPEN_WRITE,		/* may modify: the live file */
+	/* read-only, and never retried after ESTALE: reads what the node
+	 * shows (its snapshot, or the live file on a live node) */
+	SFS_OPEN_READ_IN_PLACE,
 };
 
 /*
