@@ -96,6 +96,8 @@ int sfs_modify(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
 		sfs_history_before_change(h, fs->store, data_fd_get, &data,
 					  off, end);
 	err = apply(arg);
+	/* Counted even if apply failed: it may have changed part of it. */
+	sfs_history_changed(h);
 	if (snapshots)
 		sfs_history_after_change(h, attr_fd, true);
 	sfs_range_unlock(lock, &r);
