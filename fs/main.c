@@ -283,7 +283,12 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	 * an unmount the user asked for, so a clean exit. */
 	if (fs->store && fs->opts.oob == SFS_OOB_DETECT)
 		fs->watch = sfs_oob_watch_start(fs);
+	/* Without digest threads large digests run in the workers. */
+	if (sfs_digest_pool_start(fs))
+		fuse_log(FUSE_LOG_WARNING, "stablefs: no digest threads: large "
+			 "digests run in the request workers\n");
 	res = serve(fs->se, cmd, fs->opts.max_threads) < 0 ? 1 : 0;
+	sfs_digest_pool_stop(fs);
 	sfs_oob_watch_stop(fs->watch);
 	fs->watch = NULL;
 	sfs_handles_close_all(fs);
