@@ -12,6 +12,10 @@
  *   Callers killed (SIGKILL) mid-digest of a 15 TiB sparse file with
  *   -o max_threads=2: they are reaped promptly (the daemon answered their
  *   requests), and the mount then answers a read and a small digest.
+ *   -o snapshot=off: a write to a file during a long digest of it is
+ *   answered at once (the digest locks a chunk at a time); digests of a
+ *   file changed all the time are of one content or fail EAGAIN, never a
+ *   mix.
  *   -o snapshot=off: a same-size rewrite through MNT with the old mtime put
  *   back (touch -d) gives the new digest, not the cached old one.
  *   A same-size change made in SRC directly, mtime put back: the digest is
@@ -23,6 +27,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/falloc.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -347,6 +352,145 @@ static void test_killed_callers_free_workers(void **state)
 	assert_true(counter(f, "digests_interrupted") >= 1);
 }
 
+/* A child doing one 4 KiB pwrite at off of path: 0 if it worked. */
+static pid_t write_child(const char *path, long long off)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char buf[4096];
+		int fd = open(path, O_WRONLY);
+
+		memset(buf, 'w', sizeof(buf));
+		_exit(fd < 0 || pwrite(fd, buf, sizeof(buf), off) != sizeof(buf));
+	}
+	return pid;
+}
+
+/*
+ * snapshot=off: a long digest holds the file a chunk at a time, not whole:
+ * a write to the file while it runs is answered at once (it used to wait
+ * for the end of the digest, ~20 minutes for 15 TiB).
+ */
+static void test_write_during_digest(void **state)
+{
+	struct fixture *f = *state;
+	const long long off[] = { 0 }, len[] = { 64 * KiB };
+	char huge[PATH_MAX];
+	pid_t kid, writer;
+	int status;
+	long t0;
+
+	path_in(huge, f->m.src, "huge");
+	make_sparse(huge, 15 * TiB, off, len, 1, 0);
+	path_in(huge, f->m.mnt, "huge");
+	kid = digest_child(huge);
+	sleep_ms(500);
+	t0 = now_ms();
+	writer = write_child(huge, 8 * TiB);
+	if (!wait_pid_ms(writer, &status, 30000)) {
+		kill(writer, SIGKILL);
+		kill(kid, SIGKILL);
+		fail_msg("a write to a file being digested waited over 30 s");
+	}
+	printf("# snapshot=off: write during a digest of 15 TiB answered in "
+	       "%ld ms\n", now_ms() - t0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* The digest itself is not over: it is interrupted. */
+	assert_int_equal(kill(kid, SIGKILL), 0);
+	if (!wait_pid_ms(kid, &status, 30000))
+		fail_msg("digest caller still waits 30 s after SIGKILL");
+}
+
+struct flipper {
+	const char *path;
+	long long off;
+	bool stop;			/* atomic */
+	long flips, errors;
+};
+
+/* Write 'a', 'b', 'a', ... at off through MNT until told to stop. */
+static void *flip(void *arg)
+{
+	struct flipper *fl = arg;
+	int fd = open(fl->path, O_WRONLY);
+
+	if (fd < 0) {
+		fl->errors++;
+		return NULL;
+	}
+	while (!__atomic_load_n(&fl->stop, __ATOMIC_RELAXED)) {
+		char c = fl->flips % 2 ? 'b' : 'a';
+
+		if (pwrite(fd, &c, 1, fl->off) != 1)
+			fl->errors++;
+		fl->flips++;
+		sleep_ms(3);
+	}
+	close(fd);
+	return NULL;
+}
+
+/*
+ * snapshot=off, a file above the inline size (hashed chunk by chunk by a
+ * digest thread) changed all the time through MNT: every digest is of one
+ * of the two contents it ever has, or fails with EAGAIN; never a mix.
+ */
+static void test_consistent_under_changes(void **state)
+{
+	struct fixture *f = *state;
+	const long long size = 100 * MiB, at = 90 * MiB + 7;
+	const long long off[] = { 5 * MiB, 89 * MiB }, len[] = { MiB, 2 * MiB };
+	struct flipper fl = { .off = at };
+	unsigned char *content = calloc(1, (size_t)size);
+	char src[PATH_MAX], mnt[PATH_MAX], ha[33], hb[33], got[33];
+	long ok_a = 0, ok_b = 0, again = 0;
+	pthread_t th;
+
+	assert_non_null(content);
+	path_in(src, f->m.src, "flip");
+	path_in(mnt, f->m.mnt, "flip");
+	make_sparse(src, size, off, len, 2, 0);
+	for (int i = 0; i < 2; i++)
+		fill(content + off[i], off[i], (size_t)len[i], 0);
+	content[at] = 'a';
+	xxh3_hex(content, (size_t)size, ha);
+	content[at] = 'b';
+	xxh3_hex(content, (size_t)size, hb);
+	fl.path = mnt;
+	assert_int_equal(pthread_create(&th, NULL, flip, &fl), 0);
+	for (double end = now_s() + 3; now_s() < end;) {
+		if (digest_of(mnt, got)) {
+			if (errno != EAGAIN) {
+				__atomic_store_n(&fl.stop, true, __ATOMIC_RELAXED);
+				pthread_join(th, NULL);
+				fail_msg("digest under changes: %s", strerror(errno));
+			}
+			again++;
+		} else if (!strcmp(got, ha)) {
+			ok_a++;
+		} else if (!strcmp(got, hb)) {
+			ok_b++;
+		} else {
+			__atomic_store_n(&fl.stop, true, __ATOMIC_RELAXED);
+			pthread_join(th, NULL);
+			fail_msg("digest %s is of neither content (a mix of them?)", got);
+		}
+	}
+	__atomic_store_n(&fl.stop, true, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	printf("# snapshot=off, %ld writes during 3 s of digests: %ld of one "
+	       "content, %ld of the other, %ld EAGAIN\n", fl.flips, ok_a, ok_b,
+	       again);
+	assert_int_equal(fl.errors, 0);
+	assert_true(ok_a + ok_b + again > 0);
+	assert_true(counter(f, "digests_queued") > 0);	/* the chunked path */
+	must_digest(mnt, got);
+	assert_string_equal(got, fl.flips % 2 ? ha : hb);
+	free(content);
+}
+
 /* Write new bytes over the whole of path (same size), put mtime back. */
 static void rewrite_same_size(const char *path, size_t size, int seed,
 			      unsigned char *now)
@@ -430,6 +574,10 @@ int main(void)
 		     test_killed_callers_free_workers, "max_threads=2"),
 		CASE("killed callers free the workers, snapshot=off",
 		     test_killed_callers_free_workers, "max_threads=2,snapshot=off"),
+		CASE("snapshot=off: a write during a long digest",
+		     test_write_during_digest, "snapshot=off"),
+		CASE("snapshot=off: digests consistent under changes",
+		     test_consistent_under_changes, "snapshot=off"),
 		CASE("snapshot=off: same-size rewrite, mtime back",
 		     test_rewrite_through_mnt, "snapshot=off"),
 		CASE("rewrite through MNT, mtime back", test_rewrite_through_mnt, NULL),
