@@ -10,7 +10,7 @@
  *    sfs_xxh3_zeros(), which jumps over whole XXH3 blocks of zeros without
  *    touching a byte (lib/xxh3.c). Still linear (~200 GB/s), hence:
  *  - A digest gives up with EINTR as soon as its caller is interrupted
- *    (fuse_req_interrupted(), polled between 1 MiB reads and 64 MiB
+ *    (fuse_req_interrupted(), polled between 1 MiB reads and between
  *    chunks): a killed caller waits in the kernel for our answer, so
  *    answering promptly is what frees it.
  *  - Files up to INLINE_MAX are hashed in the worker that got the request
@@ -20,8 +20,9 @@
  *    the INTERRUPTs that cancel digests. Nobody gets EBUSY; a queued
  *    digest whose caller is interrupted is answered EINTR by whichever
  *    digest thread next looks at the queue.
- *  - The range lock is held shared a chunk (64 MiB of the file) at a time,
- *    never the whole file for the whole digest: with snapshots, a change
+ *  - The range lock is held shared a chunk at a time (4 MiB where there
+ *    is data, up to 64 MiB of hole), never the whole file for the whole
+ *    digest: with snapshots, a change
  *    first preserves what the digest's snapshot still needs (as for any
  *    snapshot read), so the chunks add up to one version.
  *  - With -o snapshot=off nothing is preserved. Files up to INLINE_MAX are
@@ -52,7 +53,8 @@
 #include "sfs/stats.h"
 #include "sfs/xxh3.h"
 
-#define CHUNK (64ull << 20)		/* planned and locked at a time */
+#define CHUNK (64ull << 20)		/* of hole, planned and locked at once */
+#define DATA_CHUNK (4ull << 20)		/* where there is data */
 #define PIECE (1u << 20)		/* read at a time */
 #define INLINE_MAX (16ull << 20)	/* hashed by the worker itself */
 #define RESTARTS 3			/* snapshot=off: changed under us */
@@ -251,10 +253,27 @@ static int feed_segments(struct digest_run *r)
 }
 
 /*
- * [off, off + CHUNK) of the job's bytes into the hash, under a shared lock
+ * How much from off to plan and lock at once: DATA_CHUNK where the live
+ * file has data near (a writer of the range waits for that much reading
+ * at most), up to CHUNK of hole (nothing to read). Only a hint, taken
+ * unlocked: the locked plan decides what is read.
+ */
+static uint64_t chunk_len(struct digest_run *r, uint64_t off)
+{
+	off_t data = lseek(r->live_fd, (off_t)off, SEEK_DATA);
+
+	if (data < 0)
+		return CHUNK;	/* ENXIO: hole to the end; errors show later */
+	if ((uint64_t)data - off < DATA_CHUNK)
+		return DATA_CHUNK;
+	return (uint64_t)data - off < CHUNK ? (uint64_t)data - off : CHUNK;
+}
+
+/*
+ * [off, off + len) of the job's bytes into the hash, under a shared lock
  * of that range. EAGAIN: (snapshot=off) the file changed, start over.
  */
-static int digest_chunk(struct digest_run *r, uint64_t off)
+static int digest_chunk(struct digest_run *r, uint64_t off, uint64_t len)
 {
 	struct digest_job *job = r->job;
 	struct sfs_inode *inode = job->inode;
@@ -266,7 +285,7 @@ static int digest_chunk(struct digest_run *r, uint64_t off)
 	if (job_stopped(job))
 		return EINTR;
 	if (!job->whole_locked)
-		sfs_range_lock(sfs_inode_range_lock(inode), &range, off, CHUNK, false);
+		sfs_range_lock(sfs_inode_range_lock(inode), &range, off, len, false);
 	if (job->fs->store)
 		sfs_history_check_oob(h, r->live_fd);
 	else if (!job->whole_locked && changed_since(job, r->live_fd)) {
@@ -275,11 +294,11 @@ static int digest_chunk(struct digest_run *r, uint64_t off)
 	}
 	if (!job->fs->store) {
 		/* Nothing preserved: the live file is all there is. */
-		err = feed_live(r, off, job->live_size - off < CHUNK ?
-				job->live_size - off : CHUNK);
+		err = feed_live(r, off, job->live_size - off < len ?
+				job->live_size - off : len);
 		goto out;
 	}
-	err = sfs_snap_plan(h, job->snap, off, CHUNK, r->segs, &why);
+	err = sfs_snap_plan(h, job->snap, off, len, r->segs, &why);
 	if (!err) {
 		err = feed_segments(r);
 		sfs_snap_plan_done(h, job->snap);
@@ -294,13 +313,16 @@ out:
 static int digest_bytes(struct digest_run *r, unsigned char d[16])
 {
 	struct digest_job *job = r->job;
-	uint64_t size = job->fs->store ? job->snap->size : job->live_size;
+	uint64_t size = job->fs->store ? job->snap->size : job->live_size, len;
+	bool unlocked = !job->fs->store && !job->whole_locked;
 	int err = 0;
 
-	for (uint64_t off = 0; !err && off < size; off += CHUNK)
-		err = digest_chunk(r, off);
-	if (!err && !job->fs->store && !job->whole_locked &&
-	    changed_since(job, r->live_fd))
+	for (uint64_t off = 0; !err && off < size; off += len) {
+		len = chunk_len(r, off);
+		err = digest_chunk(r, off, len);
+	}
+	/* snapshot=off: a change meanwhile may also show as a short read. */
+	if (err != EINTR && unlocked && changed_since(job, r->live_fd))
 		err = EAGAIN;
 	if (!err)
 		sfs_xxh3_digest(r->x, d);
