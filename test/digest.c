@@ -278,6 +278,17 @@ static void test_snapshot_digest_exact(void **state)
 	close(w);
 }
 
+/*
+ * Wait (10 s at most) until n digests reached the daemon's digest threads;
+ * a daemon without the counter is given the same 10 s.
+ */
+static void wait_queued(struct fixture *f, long long n)
+{
+	for (long t0 = now_ms(); now_ms() - t0 < 10000; sleep_ms(20))
+		if (mount_counter(f->m.mnt, "digests_queued") >= n)
+			return;
+}
+
 /* A child doing one getxattr of path; the caller kills it. */
 static pid_t digest_child(const char *path)
 {
@@ -329,7 +340,7 @@ static void test_killed_callers_free_workers(void **state)
 
 	for (int i = 0; i < KILLED; i++)
 		kids[i] = digest_child(huge);
-	sleep_ms(500);		/* all of them in the daemon by now */
+	wait_queued(f, KILLED);	/* all of them in the daemon by now */
 	t0 = now_ms();
 	for (int i = 0; i < KILLED; i++)
 		assert_int_equal(kill(kids[i], SIGKILL), 0);
@@ -386,7 +397,8 @@ static void test_write_during_digest(void **state)
 	make_sparse(huge, 15 * TiB, off, len, 1, 0);
 	path_in(huge, f->m.mnt, "huge");
 	kid = digest_child(huge);
-	sleep_ms(500);
+	wait_queued(f, 1);
+	sleep_ms(100);		/* and hashing */
 	t0 = now_ms();
 	writer = write_child(huge, 8 * TiB);
 	if (!wait_pid_ms(writer, &status, 30000)) {
