@@ -12,7 +12,11 @@
  *  - A digest gives up with EINTR as soon as its caller is interrupted
  *    (fuse_req_interrupted(), polled between 1 MiB reads and between
  *    chunks): a killed caller waits in the kernel for our answer, so
- *    answering promptly is what frees it.
+ *    answering promptly is what frees it. Polled, not answered from a
+ *    fuse_req_interrupt_func() callback: libfuse 3.14 runs that callback
+ *    holding the request's own lock (and at once, from the registering
+ *    thread, if the INTERRUPT came first), where a reply, which frees the
+ *    request, must not happen; a poll per MiB costs nothing measurable.
  *  - Files up to INLINE_MAX are hashed in the worker that got the request
  *    (a bounded stretch). Larger ones go to a queue served, in order, by
  *    (max_threads + 1) / 2 digest threads, so no number of digests holds
@@ -94,21 +98,24 @@ static bool ts_equal(struct timespec a, struct timespec b)
 /* Answering                                                          */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Give the snapshot back, then reply: once answered, the kernel may forget
+ * the inode, and the snapshot lives in the inode's history.
+ */
 static void job_finish(struct digest_job *job, int err, const unsigned char d[16])
 {
+	fuse_req_t req = job->req;
 	char hex[HEX_LEN + 1];
 
-	if (err == EINTR)
-		sfs_stat_add(SFS_STAT_DIGESTS_INTERRUPTED, 1);
-	if (err) {
-		fuse_reply_err(job->req, err);
-	} else {
-		for (int i = 0; i < 16; i++)
-			snprintf(hex + 2 * i, 3, "%02x", d[i]);
-		fuse_reply_buf(job->req, hex, HEX_LEN);
-	}
 	sfs_history_close(sfs_inode_history(job->inode), job->fs->store, job->snap);
 	free(job);
+	if (err == EINTR)
+		sfs_stat_add(SFS_STAT_DIGESTS_INTERRUPTED, 1);
+	if (err)
+		return (void)fuse_reply_err(req, err);
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	fuse_reply_buf(req, hex, HEX_LEN);
 }
 
 /*
