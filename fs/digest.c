@@ -19,7 +19,8 @@
  *    request, must not happen; a poll per MiB costs nothing measurable.
  *  - Files up to INLINE_MAX are hashed in the worker that got the request
  *    (a bounded stretch). Larger ones go to a queue served, in order, by
- *    (max_threads + 1) / 2 digest threads, so no number of digests holds
+ *    (max_threads + 1) / 2 digest threads (at most 64, started as
+ *    digests need them), so no number of digests holds
  *    every worker: the others stay free for every other request, including
  *    the INTERRUPTs that cancel digests. Nobody gets EBUSY; a queued
  *    digest whose caller is interrupted is answered EINTR by whichever
@@ -62,6 +63,7 @@
 #define PIECE (1u << 20)		/* read at a time */
 #define INLINE_MAX (16ull << 20)	/* hashed by the worker itself */
 #define RESTARTS 3			/* snapshot=off: changed under us */
+#define MAX_DIGEST_THREADS 64		/* whatever max_threads says */
 #define HEX_LEN 32
 
 /* One getxattr of the digest, from the cache lookup to the reply. */
@@ -85,7 +87,8 @@ struct digest_pool {
 	pthread_cond_t work;
 	struct digest_job *head, *tail;
 	bool stopping;
-	unsigned nthreads;
+	unsigned nthreads, max;		/* started, at most */
+	unsigned idle;			/* waiting for a job */
 	pthread_t threads[];
 };
 
@@ -410,8 +413,10 @@ static void *digest_thread(void *arg)
 		int err;
 
 		pthread_mutex_lock(&p->mutex);
+		p->idle++;
 		while (!p->head && !p->stopping)
 			pthread_cond_wait(&p->work, &p->mutex);
+		p->idle--;
 		job = p->head;
 		if (!job) {
 			pthread_mutex_unlock(&p->mutex);
@@ -432,23 +437,13 @@ int sfs_digest_pool_start(struct sfs_fs *fs)
 	unsigned n = (fs->opts.max_threads + 1) / 2;
 	struct digest_pool *p;
 
-	if (n == 0)
-		n = 1;
+	n = n < 1 ? 1 : n > MAX_DIGEST_THREADS ? MAX_DIGEST_THREADS : n;
 	p = calloc(1, sizeof(*p) + n * sizeof(pthread_t));
 	if (!p)
 		return ENOMEM;
 	pthread_mutex_init(&p->mutex, NULL);
 	pthread_cond_init(&p->work, NULL);
-	for (; p->nthreads < n; p->nthreads++) {
-		int err = pthread_create(&p->threads[p->nthreads], NULL,
-					 digest_thread, p);
-
-		if (err) {
-			fs->digests = p;
-			sfs_digest_pool_stop(fs);
-			return err;
-		}
-	}
+	p->max = n;
 	fs->digests = p;
 	if (!sfs_xxh3_jump_ok())
 		fuse_log(FUSE_LOG_WARNING, "stablefs: the zero-run jump of "
@@ -479,18 +474,34 @@ void sfs_digest_pool_stop(struct sfs_fs *fs)
 	fs->digests = NULL;
 }
 
-static void pool_add(struct digest_pool *p, struct digest_job *job)
+/*
+ * Queue job, starting a digest thread if none is idle and the cap allows
+ * (threads come as digests need them, and stay). Returns false if there
+ * is no thread to run it: the caller runs it.
+ */
+static bool pool_add(struct digest_pool *p, struct digest_job *job)
 {
+	bool queued = true;
+
 	job->queued = true;
-	sfs_stat_add(SFS_STAT_DIGESTS_QUEUED, 1);
 	pthread_mutex_lock(&p->mutex);
-	if (p->tail)
-		p->tail->next = job;
-	else
-		p->head = job;
-	p->tail = job;
-	pthread_cond_signal(&p->work);
+	if (p->idle == 0 && p->nthreads < p->max &&
+	    pthread_create(&p->threads[p->nthreads], NULL, digest_thread, p) == 0)
+		p->nthreads++;
+	if (p->nthreads == 0) {
+		job->queued = queued = false;
+	} else {
+		if (p->tail)
+			p->tail->next = job;
+		else
+			p->head = job;
+		p->tail = job;
+		pthread_cond_signal(&p->work);
+	}
 	pthread_mutex_unlock(&p->mutex);
+	if (queued)
+		sfs_stat_add(SFS_STAT_DIGESTS_QUEUED, 1);
+	return queued;
 }
 
 /* ------------------------------------------------------------------ */
@@ -557,6 +568,7 @@ void sfs_digest_reply(fuse_req_t req, struct sfs_node *node, size_t size)
 	struct digest_job *job;
 	struct sfs_range whole;
 	unsigned char d[16] = { 0 };
+	bool held;
 	int err;
 
 	/* The value is always 32 hex digits: no need to compute it to say so. */
@@ -573,19 +585,24 @@ void sfs_digest_reply(fuse_req_t req, struct sfs_node *node, size_t size)
 	if (!fs->store)
 		sfs_range_lock(sfs_inode_range_lock(inode), &whole, 0, SFS_RANGE_EOF, false);
 	err = job_prepare(job, node);
+	held = !fs->store;
 	if (!err && !cache_lookup(job, d)) {
 		uint64_t size_now = fs->store ? job->snap->size : job->live_size;
 
-		if (size_now > INLINE_MAX && fs->digests) {
-			if (!fs->store)
+		if (size_now <= INLINE_MAX) {
+			job->whole_locked = held;
+			err = digest_compute(job, d);
+		} else {
+			/* Not held still: the chunks check for changes. */
+			if (held)
 				sfs_range_unlock(sfs_inode_range_lock(inode), &whole);
-			pool_add(fs->digests, job);
-			return;
+			held = false;
+			if (fs->digests && pool_add(fs->digests, job))
+				return;
+			err = digest_compute(job, d);	/* no thread to be had */
 		}
-		job->whole_locked = !fs->store;
-		err = digest_compute(job, d);
 	}
-	if (!fs->store)
+	if (held)
 		sfs_range_unlock(sfs_inode_range_lock(inode), &whole);
 	if (!job->snap) {	/* job_prepare failed before a snapshot */
 		fuse_reply_err(req, err);
