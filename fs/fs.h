@@ -23,6 +23,7 @@ struct sfs_fs {
 	struct sfs_store *store;	/* NULL with -o snapshot=off */
 	struct oob_watch *watch;	/* fanotify on SRC, or NULL */
 	struct sfs_evictor *evictor;	/* evicts before replies (evictor.c) */
+	struct digest_pool *digests;	/* threads for large digests (digest.c) */
 	struct fuse_session *se;
 	bool switch_creds;		/* running as root: act as each caller */
 	bool apply_umask;		/* DONT_MASK: the caller's umask is ours to apply */
@@ -194,8 +195,15 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 /* SEEK_DATA/SEEK_HOLE within a snapshot; 0 with *out, or a positive errno. */
 int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out);
 
-/* XXH3-128 in hex of what a reader of node gets; 0 or a positive errno. */
-int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33]);
+/*
+ * Answer getxattr("user.stablefs.xxh3") of a regular file's node with the
+ * XXH3-128 in hex of what its reader gets (digest.c); size: the caller's
+ * buffer. Large files are answered later, from a digest thread.
+ */
+void sfs_digest_reply(fuse_req_t req, struct sfs_node *node, size_t size);
+/* The digest threads, for the life of the session: 0 or a positive errno. */
+int sfs_digest_pool_start(struct sfs_fs *fs);
+void sfs_digest_pool_stop(struct sfs_fs *fs);
 
 /* The mount's counters as one JSON object; returns its length (snprintf). */
 size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size);

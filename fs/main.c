@@ -290,10 +290,15 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 		fuse_log(FUSE_LOG_ERR, "stablefs: cannot start the evictor thread\n");
 		goto out_unmount;
 	}
+	/* Without digest threads large digests run in the workers. */
+	if (sfs_digest_pool_start(fs))
+		fuse_log(FUSE_LOG_WARNING, "stablefs: no digest threads: large "
+			 "digests run in the request workers\n");
 	/* libfuse 3.14 returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * an unmount the user asked for, so a clean exit. */
 	res = serve(fs->se, cmd, fs->opts.max_threads) < 0 ? 1 : 0;
 	sfs_evictor_stop(fs);
+	sfs_digest_pool_stop(fs);
 	sfs_shutdown_done();
 	sfs_oob_watch_stop(fs->watch);
 	fs->watch = NULL;

@@ -155,6 +155,8 @@ int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
 					  off, end);
 	err = apply_as_caller(req, attr_fd, end == SFS_RANGE_EOF ? 0 : end - off,
 			      apply, arg);
+	/* Counted even if apply failed: it may have changed part of it. */
+	sfs_history_changed(h);
 	if (snapshots)
 		sfs_history_after_change(h, attr_fd, true);
 	if (src)

@@ -2,7 +2,7 @@
  * Reading a snapshot: the bytes of the version a read-only open saw, put
  * together from the live file (ranges nobody changed since), the store
  * (ranges preserved before they changed) and zeros (holes), all spliced into
- * the reply without a copy. Also the digest of a version (G5).
+ * the reply without a copy. (The digest of a version: digest.c.)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "fs.h"
 #include "sfs/stats.h"
@@ -111,157 +110,6 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 	sfs_range_unlock(sfs_inode_range_lock(f->inode), &r);
 	free(v);
 	g_array_free(segs, TRUE);
-}
-
-/* pread all of len, 0 or -errno. */
-static int pread_full(int fd, char *buf, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = pread(fd, buf, len, off);
-
-		if (n <= 0)
-			return n == 0 ? -EIO : -errno;
-		buf += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-/*
- * The snapshot's bytes, a chunk at a time: each chunk is consistent on its
- * own (range lock), and the chunks together are, because a change first
- * preserves what the snapshot still needs.
- */
-static int digest_snap(struct sfs_inode *inode, struct sfs_snap *snap, int live_fd,
-		       bool whole_file_locked, unsigned char out[16])
-{
-	enum { CHUNK = 1 << 20 };
-	struct sfs_history *h = sfs_inode_history(inode);
-	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
-	XXH3_state_t *state = XXH3_createState();
-	char *buf = malloc(CHUNK);
-	const char *why;
-	int err = state && buf ? 0 : -ENOMEM;
-
-	if (!err)
-		XXH3_128bits_reset(state);
-	for (uint64_t off = 0; !err && off < snap->size; off += CHUNK) {
-		struct sfs_range r;
-		bool planned;
-
-		if (!whole_file_locked)
-			sfs_range_lock(sfs_inode_range_lock(inode), &r, off, CHUNK, false);
-		check_oob(inode, live_fd);
-		err = -sfs_snap_plan(h, snap, off, CHUNK, segs, &why);
-		planned = !err;
-		for (guint i = 0; !err && i < segs->len; i++) {
-			struct sfs_segment *s = &g_array_index(segs, struct sfs_segment, i);
-			char *dst = buf + (s->off - off);
-
-			if (s->kind == SFS_SEG_ZERO)
-				memset(dst, 0, s->len);
-			else
-				err = pread_full(s->kind == SFS_SEG_LIVE ? live_fd :
-						 __atomic_load_n(&h->store_fd, __ATOMIC_ACQUIRE),
-						 dst, s->len, (off_t)(s->kind == SFS_SEG_LIVE ?
-								      s->off : s->src_off));
-		}
-		if (planned)
-			sfs_snap_plan_done(h, snap);
-		if (!whole_file_locked)
-			sfs_range_unlock(sfs_inode_range_lock(inode), &r);
-		if (!err)
-			XXH3_128bits_update(state, buf, snap->size - off < CHUNK ?
-					    snap->size - off : CHUNK);
-	}
-	if (!err) {
-		XXH128_canonical_t c;
-
-		XXH128_canonicalFromHash(&c, XXH3_128bits_digest(state));
-		memcpy(out, c.digest, 16);
-		sfs_stat_add(SFS_STAT_DIGESTS, 1);
-	}
-	XXH3_freeState(state);
-	free(buf);
-	g_array_free(segs, TRUE);
-	return err;
-}
-
-/*
- * XXH3-128 of what a reader of node gets: a snapshot node's version, or
- * the live content (taken as a snapshot of now, so it cannot tear; with
- * -o snapshot=off nothing is preserved, so the whole file is held still
- * instead). Returns 0 with 32 hex digits and a NUL in hex, or a positive
- * errno.
- */
-/* A snapshot of inode as it is now (a new ref); 0 or a positive errno. */
-static int snapshot_now(fuse_req_t req, struct sfs_inode *inode,
-			struct sfs_snap **snap)
-{
-	int fd = sfs_fd_get(req, inode), err = 0;
-
-	if (fd < 0)
-		return errno;
-	*snap = sfs_history_open(sfs_inode_history(inode), fd);
-	if (!*snap)
-		err = errno ? errno : ENOMEM;
-	sfs_fd_put(req, inode);
-	return err;
-}
-
-int sfs_digest(fuse_req_t req, struct sfs_node *node, char hex[33])
-{
-	struct sfs_fs *fs = sfs_fs_of(req);
-	struct sfs_inode *inode = node->inode;
-	struct sfs_history *h = sfs_inode_history(inode);
-	struct sfs_snap *snap = sfs_node_snap(fs->inodes, node);
-	struct sfs_range whole;
-	unsigned char d[16];
-	bool cached;
-	int live_fd, err = 0;
-
-	/* Without a store nothing is preserved: hold the whole file still
-	 * from before its size is taken until the last byte is hashed. */
-	if (!fs->store)
-		sfs_range_lock(sfs_inode_range_lock(inode), &whole, 0, SFS_RANGE_EOF, false);
-	if (!snap && (err = snapshot_now(req, inode, &snap)))
-		goto out;
-	pthread_mutex_lock(&h->mutex);
-	/* Read once: it may be set meanwhile. A version's bytes are the same
-	 * for every snapshot of it, so the file's cache serves them all. */
-	cached = snap->have_digest;
-	if (cached) {
-		memcpy(d, snap->digest, 16);
-	} else if (h->have_digest && h->digest_version == snap->version &&
-		   !snap->oob) {
-		memcpy(d, h->digest, 16);
-		cached = true;
-	}
-	pthread_mutex_unlock(&h->mutex);
-	if (!cached) {
-		live_fd = sfs_open_data_fd(fs->inodes, inode);
-		err = live_fd < 0 ? -live_fd :
-			-digest_snap(inode, snap, live_fd, !fs->store, d);
-		if (live_fd >= 0)
-			close(live_fd);
-		if (!err) {
-			pthread_mutex_lock(&h->mutex);
-			memcpy(snap->digest, d, 16);
-			snap->have_digest = true;
-			memcpy(h->digest, d, 16);
-			h->digest_version = snap->version;
-			h->have_digest = true;
-			pthread_mutex_unlock(&h->mutex);
-		}
-	}
-	sfs_history_close(h, fs->store, snap);
-	for (int i = 0; !err && i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", d[i]);
-out:
-	if (!fs->store)
-		sfs_range_unlock(sfs_inode_range_lock(inode), &whole);
-	return err;
 }
 
 /*

@@ -183,11 +183,19 @@ static bool matches_base(const struct sfs_history *h, const struct stat *st)
 	       h->base_size == (uint64_t)st->st_size;
 }
 
-/* With the mutex held: st changed from outside, whatever the base says. */
+/*
+ * With the mutex held: st changed from outside, whatever the base says.
+ * A snapshot whose open saw this very ctime was opened after the change
+ * (a change sets ctime anew, past any ctime read before it): its live
+ * ranges already are the changed file, so it keeps them. That is the
+ * late fanotify event for a change made before the open.
+ */
 static void mark_oob_locked(struct sfs_history *h, const struct stat *st)
 {
 	for (struct sfs_snap *p = h->snaps; p; p = p->next)
-		p->oob = true;
+		if (p->ctime.tv_sec != st->st_ctim.tv_sec ||
+		    p->ctime.tv_nsec != st->st_ctim.tv_nsec)
+			p->oob = true;
 	h->oob_seen++;
 	sfs_stat_add(SFS_STAT_OOB_CHANGES, 1);
 	set_base(h, st);

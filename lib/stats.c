@@ -12,6 +12,10 @@ static const char *const names[SFS_STAT_COUNT] = {
 	[SFS_STAT_EIO_READS] = "eio_reads",
 	[SFS_STAT_EVICTIONS] = "evictions",
 	[SFS_STAT_DIGESTS] = "digests_computed",
+	[SFS_STAT_DIGEST_BYTES_READ] = "digest_bytes_read",
+	[SFS_STAT_DIGEST_BYTES_ZERO] = "digest_bytes_zero",
+	[SFS_STAT_DIGESTS_INTERRUPTED] = "digests_interrupted",
+	[SFS_STAT_DIGESTS_QUEUED] = "digests_queued",
 };
 
 void sfs_stat_add(enum sfs_stat which, int64_t delta)

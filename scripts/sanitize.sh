@@ -30,7 +30,8 @@ export SFS_STRESS_SECONDS=${SFS_STRESS_SECONDS:-10}
 
 tsan_tests=(test_range_lock test_inode_table test_history test_cred
 	    test_options test_paths
-	    splice_stress snapshot_stress fsx_run stable_splice snapshot)
+	    test_xxh3 splice_stress snapshot_stress fsx_run stable_splice snapshot
+	    digest)
 vg_tests=(twin cli escape)
 status=0
 worse() { [ "$1" -gt "$status" ] && status=$1; }

@@ -47,6 +47,7 @@ struct sfs_snap {
 	GArray *extents;		/* struct sfs_extent, sorted, disjoint */
 	bool have_digest;
 	unsigned char digest[16];	/* XXH3-128, cached once computed */
+	struct timespec digest_ctime;	/* the live file's then (see fs/digest.c) */
 	struct sfs_snap *next;
 	/* Reads between their plan and sfs_snap_plan_done(): while any run,
 	 * the snapshot's store bytes must stay (their pages may be in a pipe). */
@@ -76,10 +77,21 @@ struct sfs_history {
 	struct timespec base_ctime;	/* nobody can set it back: see mark_oob */
 	uint64_t base_size;
 	uint64_t oob_seen;		/* out-of-band changes detected */
-	/* The digest of the file's content at one version (G5: cached per
-	 * version; any change makes a new version, so it goes stale alone). */
+	/*
+	 * Changes of the data through MNT, in every mode: the version moves
+	 * only with snapshots (-o snapshot=off has none to tell apart), this
+	 * always. Atomic; bumped by sfs_modify() under its exclusive lock.
+	 */
+	uint64_t changes;
+	/*
+	 * The digest of the file's content at one version, valid while the
+	 * version, the change count and the live file's ctime (which nobody
+	 * can set back, unlike mtime) are all as they were (fs/digest.c).
+	 */
 	bool have_digest;
 	uint64_t digest_version;
+	uint64_t digest_changes;
+	struct timespec digest_ctime;
 	unsigned char digest[16];
 };
 
@@ -98,6 +110,17 @@ void sfs_history_detect_oob(bool on);
 void sfs_history_init(struct sfs_history *h);
 /* Frees every snapshot and the store file, whatever their refs. */
 void sfs_history_destroy(struct sfs_history *h, struct sfs_store *s);
+
+/* A change of the data through MNT was applied (any mode). */
+static inline void sfs_history_changed(struct sfs_history *h)
+{
+	__atomic_add_fetch(&h->changes, 1, __ATOMIC_ACQ_REL);
+}
+
+static inline uint64_t sfs_history_changes(struct sfs_history *h)
+{
+	return __atomic_load_n(&h->changes, __ATOMIC_ACQUIRE);
+}
 
 /* The file's current version V(B). */
 uint64_t sfs_history_version(struct sfs_history *h);

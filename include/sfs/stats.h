@@ -17,6 +17,10 @@ enum sfs_stat {
 	SFS_STAT_EIO_READS,		/* snapshot reads failed with EIO */
 	SFS_STAT_EVICTIONS,		/* page-cache ranges evicted */
 	SFS_STAT_DIGESTS,		/* xxh3 digests computed */
+	SFS_STAT_DIGEST_BYTES_READ,	/* bytes digests read (data) */
+	SFS_STAT_DIGEST_BYTES_ZERO,	/* bytes digests hashed unread (holes) */
+	SFS_STAT_DIGESTS_INTERRUPTED,	/* digests given up: caller gone */
+	SFS_STAT_DIGESTS_QUEUED,	/* large digests run by digest threads */
 	SFS_STAT_COUNT
 };
 
