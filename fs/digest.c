@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "sfs/lock_order.h"
 #include "sfs/stats.h"
 #include "sfs/xxh3.h"
 
@@ -357,7 +358,7 @@ static void cache_store(struct digest_job *job, const unsigned char d[16])
 	struct sfs_history *h = sfs_inode_history(job->inode);
 	struct sfs_snap *snap = job->snap;
 
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	memcpy(snap->digest, d, 16);
 	snap->digest_ctime = job->ctime;
 	snap->have_digest = true;
@@ -366,7 +367,7 @@ static void cache_store(struct digest_job *job, const unsigned char d[16])
 	h->digest_changes = job->changes;
 	h->digest_ctime = job->ctime;
 	h->have_digest = true;
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 }
 
 /* Compute job's digest (no cache); 0 with d, or a positive errno. */
@@ -545,7 +546,7 @@ static bool cache_lookup(struct digest_job *job, unsigned char d[16])
 	struct sfs_snap *snap = job->snap;
 	bool hit = false;
 
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (snap->have_digest && ts_equal(snap->digest_ctime, job->ctime)) {
 		memcpy(d, snap->digest, 16);
 		hit = true;
@@ -557,7 +558,7 @@ static bool cache_lookup(struct digest_job *job, unsigned char d[16])
 		memcpy(d, h->digest, 16);
 		hit = true;
 	}
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 	return hit;
 }
 

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "fs.h"
+#include "sfs/lock_order.h"
 #include "sfs/stats.h"
 
 #define MAX_EVICT_NODES 16
@@ -54,6 +55,7 @@ void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 	/* The kernel reads len <= 0 as "to the end of the file". */
 	off_t l = len >= (uint64_t)INT64_MAX - off ? 0 : (off_t)len;
 
+	sfs_lock_order_assert_none("evicting");
 	for (size_t i = 0; i < n; i++) {
 		int res = fuse_lowlevel_notify_inval_inode(fs->se,
 							   sfs_nodeid(fs, nodes[i]),

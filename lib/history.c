@@ -1,4 +1,5 @@
 #include "sfs/history.h"
+#include "sfs/lock_order.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ static struct sfs_snap *all_oldest, *all_newest;
 
 static void all_add(struct sfs_snap *snap)
 {
-	pthread_mutex_lock(&all_lock);
+	sfs_mutex_lock(&all_lock, SFS_RANK_HISTORIES);
 	snap->older = all_newest;
 	snap->newer = NULL;
 	if (all_newest)
@@ -55,12 +56,12 @@ static void all_add(struct sfs_snap *snap)
 	else
 		all_oldest = snap;
 	all_newest = snap;
-	pthread_mutex_unlock(&all_lock);
+	sfs_mutex_unlock(&all_lock);
 }
 
 static void all_remove(struct sfs_snap *snap)
 {
-	pthread_mutex_lock(&all_lock);
+	sfs_mutex_lock(&all_lock, SFS_RANK_HISTORIES);
 	if (snap->older)
 		snap->older->newer = snap->newer;
 	else
@@ -69,7 +70,7 @@ static void all_remove(struct sfs_snap *snap)
 		snap->newer->older = snap->older;
 	else
 		all_newest = snap->older;
-	pthread_mutex_unlock(&all_lock);
+	sfs_mutex_unlock(&all_lock);
 }
 
 /* Give back the store bytes snap holds (its extents); with h's mutex. */
@@ -103,14 +104,14 @@ static bool reclaim_oldest(struct sfs_history *h, struct sfs_store *s,
 {
 	bool freed = false;
 
-	pthread_mutex_lock(&all_lock);
+	sfs_mutex_lock(&all_lock, SFS_RANK_HISTORIES);
 	for (struct sfs_snap *p = all_oldest; p && !sfs_store_fits(s, need);
 	     p = p->newer) {
 		struct sfs_history *o = p->owner;
 
 		if (p->invalid || !p->extents->len)
 			continue;
-		if (o != h && pthread_mutex_trylock(&o->mutex))
+		if (o != h && sfs_mutex_trylock(&o->mutex, SFS_RANK_HISTORY))
 			continue;
 		if (p->readers == 0) {
 			p->invalid = "max_preserve reached (oldest snapshots go first)";
@@ -119,9 +120,9 @@ static bool reclaim_oldest(struct sfs_history *h, struct sfs_store *s,
 			freed = true;
 		}
 		if (o != h)
-			pthread_mutex_unlock(&o->mutex);
+			sfs_mutex_unlock(&o->mutex);
 	}
-	pthread_mutex_unlock(&all_lock);
+	sfs_mutex_unlock(&all_lock);
 	return freed;
 }
 
@@ -152,9 +153,9 @@ uint64_t sfs_history_version(struct sfs_history *h)
 {
 	uint64_t v;
 
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	v = h->version;
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 	return v;
 }
 
@@ -162,9 +163,9 @@ bool sfs_history_busy(struct sfs_history *h)
 {
 	bool busy;
 
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	busy = h->snaps || h->store_fd >= 0;
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 	return busy;
 }
 
@@ -232,12 +233,12 @@ void sfs_history_mark_oob(struct sfs_history *h, int fd)
 
 	if (!detect_oob)
 		return;
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (h->snaps && fstat(fd, &st) == 0 &&
 	    !(h->base_known && st.st_ctim.tv_sec == h->base_ctime.tv_sec &&
 	      st.st_ctim.tv_nsec == h->base_ctime.tv_nsec))
 		mark_oob_locked(h, &st);
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 }
 
 bool sfs_history_check_oob(struct sfs_history *h, int fd)
@@ -245,10 +246,10 @@ bool sfs_history_check_oob(struct sfs_history *h, int fd)
 	struct stat st;
 	bool found = false;
 
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (!h->changing && fstat(fd, &st) == 0)
 		found = check_oob_locked(h, &st);
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 	return found;
 }
 
@@ -257,11 +258,11 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd)
 	struct sfs_snap *snap;
 	struct stat stbuf, *st = &stbuf;
 
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	while (h->changing)
 		pthread_cond_wait(&h->idle, &h->mutex);
 	if (fstat(fd, st) == -1) {
-		pthread_mutex_unlock(&h->mutex);
+		sfs_mutex_unlock(&h->mutex);
 		return NULL;
 	}
 	check_oob_locked(h, st);
@@ -269,7 +270,7 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd)
 	if (snap && snap->version == h->version && !snap->invalid && !snap->oob &&
 	    snap->size == (uint64_t)st->st_size) {
 		snap->refs++;
-		pthread_mutex_unlock(&h->mutex);
+		sfs_mutex_unlock(&h->mutex);
 		return snap;
 	}
 	snap = calloc(1, sizeof(*snap));
@@ -286,14 +287,14 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd)
 		all_add(snap);
 		sfs_stat_add(SFS_STAT_SNAPSHOTS_LIVE, 1);
 	}
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 	return snap;
 }
 
 void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
 		       struct sfs_snap *snap)
 {
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (--snap->refs == 0) {
 		for (struct sfs_snap **pp = &h->snaps; *pp; pp = &(*pp)->next) {
 			if (*pp == snap) {
@@ -304,25 +305,25 @@ void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
 		snap_free(h, s, snap);
 		drop_store_if_unused(h, s);
 	}
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 }
 
 void sfs_snap_ref(struct sfs_history *h, struct sfs_snap *snap)
 {
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	snap->refs++;
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 }
 
 void sfs_snap_invalidate(struct sfs_history *h, struct sfs_snap *snap,
 			 const char *why)
 {
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (!snap->invalid) {
 		snap->invalid = why;
 		sfs_stat_add(SFS_STAT_INVALIDATED_OTHER, 1);
 	}
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 }
 
 /* ------------------------------------------------------------------ */
@@ -627,11 +628,11 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 	struct stat st;
 	int fd, err = 0;
 
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (!h->snaps || off >= end) {
 		/* Nothing to preserve: only say a change is running. */
 		h->changing++;
-		pthread_mutex_unlock(&h->mutex);
+		sfs_mutex_unlock(&h->mutex);
 		return;
 	}
 	fd = live_fd(arg);
@@ -678,7 +679,7 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 		g_array_free(gaps, TRUE);
 	}
 	drop_unused_chunks(h, s, bases);
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 	g_array_free(all, TRUE);
 	g_array_free(pieces, TRUE);
 	g_array_free(bases, TRUE);
@@ -688,7 +689,7 @@ void sfs_history_after_change(struct sfs_history *h, int fd, bool data_changed)
 {
 	struct stat st;
 
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (data_changed)
 		h->version++;
 	if (h->changing)
@@ -701,7 +702,7 @@ void sfs_history_after_change(struct sfs_history *h, int fd, bool data_changed)
 			h->base_known = false;
 		pthread_cond_broadcast(&h->idle);
 	}
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 }
 
 /* ------------------------------------------------------------------ */
@@ -725,7 +726,7 @@ int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
 	int err = 0;
 
 	g_array_set_size(segs, 0);
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (snap->invalid) {
 		*why = snap->invalid;
 		err = EIO;
@@ -761,13 +762,13 @@ int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
 out:
 	if (!err)
 		snap->readers++;
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 	return err;
 }
 
 void sfs_snap_plan_done(struct sfs_history *h, struct sfs_snap *snap)
 {
-	pthread_mutex_lock(&h->mutex);
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	snap->readers--;
-	pthread_mutex_unlock(&h->mutex);
+	sfs_mutex_unlock(&h->mutex);
 }

@@ -1,4 +1,5 @@
 #include "sfs/inode_table.h"
+#include "sfs/lock_order.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -224,10 +225,10 @@ int sfs_itable_use_handles(struct sfs_inode_table *t, int mount_fd,
 		close(mount_fd);
 		return err;
 	}
-	pthread_mutex_lock(&c->lock);
+	sfs_mutex_lock(&c->lock, SFS_RANK_FD_CACHE);
 	c->mount_fd = mount_fd;
 	c->budget = budget;
-	pthread_mutex_unlock(&c->lock);
+	sfs_mutex_unlock(&c->lock);
 	return 0;
 }
 
@@ -236,15 +237,15 @@ int sfs_inode_fd_get(struct sfs_inode_table *t, struct sfs_inode *i)
 	struct fd_cache *c = &t->fds;
 	int fd;
 
-	pthread_mutex_lock(&c->lock);
+	sfs_mutex_lock(&c->lock, SFS_RANK_FD_CACHE);
 	while (i->fd < 0) {
 		/* Reopen outside the lock: other inodes' gets go on meanwhile. */
-		pthread_mutex_unlock(&c->lock);
+		sfs_mutex_unlock(&c->lock);
 		fd = open_by_handle_at(c->mount_fd, i->handle,
 				       O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (fd == -1)
 			return -1;
-		pthread_mutex_lock(&c->lock);
+		sfs_mutex_lock(&c->lock, SFS_RANK_FD_CACHE);
 		if (i->fd >= 0) {
 			close(fd);	/* another get was quicker */
 		} else {
@@ -256,7 +257,7 @@ int sfs_inode_fd_get(struct sfs_inode_table *t, struct sfs_inode *i)
 	idle_remove(c, i);
 	i->fd_users++;
 	fd = i->fd;
-	pthread_mutex_unlock(&c->lock);
+	sfs_mutex_unlock(&c->lock);
 	return fd;
 }
 
@@ -264,10 +265,10 @@ void sfs_inode_fd_put(struct sfs_inode_table *t, struct sfs_inode *i)
 {
 	struct fd_cache *c = &t->fds;
 
-	pthread_mutex_lock(&c->lock);
+	sfs_mutex_lock(&c->lock, SFS_RANK_FD_CACHE);
 	if (i->fd_users && --i->fd_users == 0)
 		fd_now_idle(c, i);
-	pthread_mutex_unlock(&c->lock);
+	sfs_mutex_unlock(&c->lock);
 }
 
 /*
@@ -277,19 +278,19 @@ void sfs_inode_fd_put(struct sfs_inode_table *t, struct sfs_inode *i)
  */
 static void fd_hold(struct sfs_inode_table *t, struct sfs_inode *i)
 {
-	pthread_mutex_lock(&t->fds.lock);
+	sfs_mutex_lock(&t->fds.lock, SFS_RANK_FD_CACHE);
 	idle_remove(&t->fds, i);
 	i->fd_users++;
-	pthread_mutex_unlock(&t->fds.lock);
+	sfs_mutex_unlock(&t->fds.lock);
 }
 
 void sfs_itable_fd_stats(struct sfs_inode_table *t, struct sfs_fd_cache_stats *s)
 {
-	pthread_mutex_lock(&t->fds.lock);
+	sfs_mutex_lock(&t->fds.lock, SFS_RANK_FD_CACHE);
 	s->open = t->fds.open;
 	s->reopens = t->fds.reopens;
 	s->closes = t->fds.closes;
-	pthread_mutex_unlock(&t->fds.lock);
+	sfs_mutex_unlock(&t->fds.lock);
 }
 
 /* ------------------------------------------------------------------ */
@@ -314,9 +315,9 @@ static void inode_free(struct sfs_inode_table *t, struct sfs_inode *i)
 		sfs_range_lock_destroy(&d->range_lock);
 		g_free(d);
 	}
-	pthread_mutex_lock(&t->fds.lock);
+	sfs_mutex_lock(&t->fds.lock, SFS_RANK_FD_CACHE);
 	fd_drop(&t->fds, i);
-	pthread_mutex_unlock(&t->fds.lock);
+	sfs_mutex_unlock(&t->fds.lock);
 	while (i->nodes) {
 		struct sfs_node *next = i->nodes->next;
 
@@ -372,9 +373,9 @@ static struct sfs_inode *inode_new(struct sfs_inode_table *t, int fd,
 	i->ino = st->st_ino;
 	i->type = st->st_mode & S_IFMT;
 	i->handle = handle_of(&t->fds, fd);
-	pthread_mutex_lock(&t->fds.lock);
+	sfs_mutex_lock(&t->fds.lock, SFS_RANK_FD_CACHE);
 	fd_install(&t->fds, i, fd);
-	pthread_mutex_unlock(&t->fds.lock);
+	sfs_mutex_unlock(&t->fds.lock);
 	g_hash_table_add(t->map, i);
 	i->hashed = true;
 	return i;
@@ -393,7 +394,7 @@ static bool inode_matches(struct sfs_inode_table *t, struct sfs_inode *i, int fd
 {
 	bool same = true;
 
-	pthread_mutex_lock(&t->fds.lock);
+	sfs_mutex_lock(&t->fds.lock, SFS_RANK_FD_CACHE);
 	if (i->fd >= 0) {
 		*spare = fd;
 	} else {
@@ -401,7 +402,7 @@ static bool inode_matches(struct sfs_inode_table *t, struct sfs_inode *i, int fd
 		if (same)
 			fd_install(&t->fds, i, fd);
 	}
-	pthread_mutex_unlock(&t->fds.lock);
+	sfs_mutex_unlock(&t->fds.lock);
 	return same;
 }
 
@@ -640,7 +641,7 @@ struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 	uint64_t version;
 	int spare = -1;		/* fd, when the entry has its own */
 
-	pthread_mutex_lock(&t->lock);
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	/* First: an expired route may free the very inode looked up now. */
 	if (g_hash_table_size(t->routes))
 		routes_expire(t);
@@ -652,7 +653,7 @@ struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 	if (!i) {
 		i = inode_new(t, fd, st);
 		if (!i) {
-			pthread_mutex_unlock(&t->lock);
+			sfs_mutex_unlock(&t->lock);
 			close(fd);
 			errno = ENOMEM;
 			return NULL;
@@ -665,7 +666,7 @@ struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 			g_hash_table_remove(t->map, i);
 			inode_free(t, i);
 		}
-		pthread_mutex_unlock(&t->lock);
+		sfs_mutex_unlock(&t->lock);
 		if (spare >= 0)
 			close(spare);
 		errno = ENOMEM;
@@ -673,7 +674,7 @@ struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 	}
 	n->nlookup++;
 	i->nlookup++;
-	pthread_mutex_unlock(&t->lock);
+	sfs_mutex_unlock(&t->lock);
 	if (spare >= 0)
 		close(spare);
 	return n;
@@ -684,7 +685,7 @@ void sfs_itable_forget(struct sfs_inode_table *t, struct sfs_node *n,
 {
 	struct sfs_inode *i = n->inode, *dead = NULL;
 
-	pthread_mutex_lock(&t->lock);
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	if (count > n->nlookup)
 		count = n->nlookup;
 	n->nlookup -= count;
@@ -695,7 +696,7 @@ void sfs_itable_forget(struct sfs_inode_table *t, struct sfs_node *n,
 	} else {
 		dead = node_maybe_free(t, n);
 	}
-	pthread_mutex_unlock(&t->lock);
+	sfs_mutex_unlock(&t->lock);
 	if (dead)
 		inode_free(t, dead);
 }
@@ -704,9 +705,9 @@ size_t sfs_itable_count(struct sfs_inode_table *t)
 {
 	size_t n;
 
-	pthread_mutex_lock(&t->lock);
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	n = g_hash_table_size(t->map);
-	pthread_mutex_unlock(&t->lock);
+	sfs_mutex_unlock(&t->lock);
 	return n;
 }
 
@@ -714,9 +715,9 @@ size_t sfs_itable_node_count(struct sfs_inode_table *t)
 {
 	size_t n;
 
-	pthread_mutex_lock(&t->lock);
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	n = t->nodes;
-	pthread_mutex_unlock(&t->lock);
+	sfs_mutex_unlock(&t->lock);
 	return n;
 }
 
@@ -742,7 +743,7 @@ static void mark_oob(gpointer key, gpointer value, gpointer table)
 
 void sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st)
 {
-	pthread_mutex_lock(&t->lock);
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	if (st) {
 		struct sfs_inode key = { .dev = st->st_dev, .ino = st->st_ino };
 		struct sfs_inode *i = g_hash_table_lookup(t->map, &key);
@@ -752,7 +753,7 @@ void sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st)
 	} else {
 		g_hash_table_foreach(t->map, mark_oob, t);
 	}
-	pthread_mutex_unlock(&t->lock);
+	sfs_mutex_unlock(&t->lock);
 }
 
 size_t sfs_itable_live_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
@@ -760,11 +761,11 @@ size_t sfs_itable_live_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
 {
 	size_t n = 0;
 
-	pthread_mutex_lock(&t->lock);
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	for (struct sfs_node *p = i->nodes; p && n < max; p = p->next)
 		if (p->mode != SFS_NODE_READ)
 			out[n++] = p;
-	pthread_mutex_unlock(&t->lock);
+	sfs_mutex_unlock(&t->lock);
 	return n;
 }
 
@@ -927,7 +928,7 @@ int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *n,
 	bool in_place;
 	int err;
 
-	pthread_mutex_lock(&t->lock);
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	in_place = kind == SFS_OPEN_READ_IN_PLACE || unroutable_retry(t, n, tid);
 	if (in_place)
 		err = open_in_place(t, n, kind, snap, keep_cache);
@@ -947,7 +948,7 @@ int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *n,
 		route_drop(t, GINT_TO_POINTER(tid));
 	if (shown)
 		*shown = !err && n->mode == SFS_NODE_READ ? n->snap : NULL;
-	pthread_mutex_unlock(&t->lock);
+	sfs_mutex_unlock(&t->lock);
 	return err;
 }
 
@@ -955,13 +956,13 @@ void sfs_node_release(struct sfs_inode_table *t, struct sfs_node *n)
 {
 	struct sfs_inode *dead;
 
-	pthread_mutex_lock(&t->lock);
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	if (n->nopen) {
 		n->nopen--;
 		sfs_inode_fd_put(t, n->inode);
 	}
 	dead = node_maybe_free(t, n);
-	pthread_mutex_unlock(&t->lock);
+	sfs_mutex_unlock(&t->lock);
 	if (dead)
 		inode_free(t, dead);
 }
@@ -970,11 +971,11 @@ struct sfs_snap *sfs_node_snap(struct sfs_inode_table *t, struct sfs_node *n)
 {
 	struct sfs_snap *snap;
 
-	pthread_mutex_lock(&t->lock);
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	snap = n->mode == SFS_NODE_READ ? n->snap : NULL;
 	if (snap)
 		sfs_snap_ref(sfs_inode_history(n->inode), snap);
-	pthread_mutex_unlock(&t->lock);
+	sfs_mutex_unlock(&t->lock);
 	return snap;
 }
 
@@ -987,7 +988,7 @@ void sfs_node_attr(struct sfs_inode_table *t, struct sfs_node *n,
 	if (n->inode->type != S_IFREG || !t->store)
 		return;
 	version = sfs_inode_version(n->inode);
-	pthread_mutex_lock(&t->lock);
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	/*
 	 * Only the size is the version's: the kernel sizes reads by it. Times,
 	 * mode, owner and links stay live metadata, as on SRC (a changed mtime
@@ -999,5 +1000,5 @@ void sfs_node_attr(struct sfs_inode_table *t, struct sfs_node *n,
 		version = n->version;	/* what these attributes show */
 	}
 	n->told_version = version;
-	pthread_mutex_unlock(&t->lock);
+	sfs_mutex_unlock(&t->lock);
 }

@@ -1,4 +1,5 @@
 #include "sfs/range_lock.h"
+#include "sfs/lock_order.h"
 
 #include <time.h>
 
@@ -50,6 +51,7 @@ void sfs_range_lock(struct sfs_range_lock *l, struct sfs_range *r,
 	r->exclusive = exclusive;
 	r->granted = false;
 	r->next = NULL;
+	sfs_lock_order_acquire(SFS_RANK_RANGE, l);
 	pthread_mutex_lock(&l->mutex);
 	r->prev = l->tail;
 	if (l->tail)
@@ -71,6 +73,7 @@ void sfs_range_lock(struct sfs_range_lock *l, struct sfs_range *r,
 
 void sfs_range_unlock(struct sfs_range_lock *l, struct sfs_range *r)
 {
+	sfs_lock_order_release(l);
 	pthread_mutex_lock(&l->mutex);
 	if (r->prev)
 		r->prev->next = r->next;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command: install what is missing, build (-Werror), run every test;
-# then build again with AddressSanitizer + UBSan and run every test again.
+# then build again with AddressSanitizer + UBSan and the lock-order check
+# (include/sfs/lock_order.h), and run every test again.
 # Exits non-zero if any test fails. Mount tests need root and /dev/fuse.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -19,7 +20,7 @@ run_suite() {	# build dir, meson options...
 }
 
 run_suite build
-run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
+run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dlock_debug=true
 
 python3 "$here/summarize-tests.py" build build-asan || status=1
 exit $status
