@@ -31,8 +31,12 @@
 #define MAX_EVICT_NODES 16
 
 struct evict_job {
-	fuse_req_t req;
+	fuse_req_t req;		/* NULL: no reply (and with no ids: stop) */
 	struct sfs_eviction ev;
+	/* Nodes whose whole cache goes (a snapshot became unreadable). */
+	struct sfs_fs *fs;
+	fuse_ino_t *ids;
+	size_t nids;
 	sfs_reply_fn reply;	/* NULL: reply err, or count if err is 0 */
 	void *ctx;
 	int err;
@@ -40,7 +44,7 @@ struct evict_job {
 	bool write;		/* count is a WRITE reply's */
 };
 
-/* The thread and its queue; a job with no request stops it. */
+/* The thread and its queue; a job with neither request nor ids stops it. */
 struct sfs_evictor {
 	GAsyncQueue *jobs;
 	GThread *thread;
@@ -90,6 +94,11 @@ void sfs_eviction_add(struct sfs_eviction *ev, struct sfs_inode *inode,
 
 static void run_job(struct evict_job *j)
 {
+	for (size_t i = 0; i < j->nids; i++)
+		if (fuse_lowlevel_notify_inval_inode(j->fs->se, j->ids[i], 0, 0) == 0)
+			sfs_stat_add(SFS_STAT_EVICTIONS, 1);
+	if (!j->req)
+		return;
 	if (j->ev.inode)
 		sfs_evict(j->req, j->ev.inode, j->ev.off, j->ev.len);
 	if (j->reply)
@@ -105,8 +114,9 @@ static gpointer evictor_main(gpointer arg)
 	struct sfs_evictor *e = arg;
 	struct evict_job *j;
 
-	while ((j = g_async_queue_pop(e->jobs))->req) {
+	while ((j = g_async_queue_pop(e->jobs))->req || j->ids) {
 		run_job(j);
+		g_free(j->ids);
 		g_free(j);
 	}
 	g_free(j);
@@ -163,6 +173,22 @@ void sfs_reply_write_after(fuse_req_t req, const struct sfs_eviction *ev,
 	j->count = count;
 	j->write = true;
 	submit(j);
+}
+
+void sfs_evict_nodes_later(struct sfs_fs *fs, struct sfs_node **nodes,
+			   size_t n)
+{
+	struct evict_job *j;
+
+	if (!n || !fs->evictor)
+		return;
+	j = g_new0(struct evict_job, 1);
+	j->fs = fs;
+	j->ids = g_new(fuse_ino_t, n);
+	for (size_t i = 0; i < n; i++)
+		j->ids[i] = sfs_nodeid(fs, nodes[i]);
+	j->nids = n;
+	g_async_queue_push(fs->evictor->jobs, j);
 }
 
 int sfs_evictor_start(struct sfs_fs *fs)

@@ -149,6 +149,14 @@ void sfs_reply_after(fuse_req_t req, const struct sfs_eviction *ev,
 void sfs_reply_err_after(fuse_req_t req, const struct sfs_eviction *ev, int err);
 void sfs_reply_write_after(fuse_req_t req, const struct sfs_eviction *ev,
 			   int err, size_t count);
+/*
+ * Drop the whole page cache of these nodes, soon, on the evictor thread
+ * (callers may hold locks, or be the watch thread): a snapshot that became
+ * unreadable must fail whole reads with EIO, not hand out its cached pages
+ * first (a short read: tar pads the rest with zeros and goes on).
+ */
+void sfs_evict_nodes_later(struct sfs_fs *fs, struct sfs_node **nodes,
+			   size_t n);
 int sfs_evictor_start(struct sfs_fs *fs);
 void sfs_evictor_stop(struct sfs_fs *fs);
 

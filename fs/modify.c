@@ -111,27 +111,28 @@ static int apply_as_caller(fuse_req_t req, int fd, uint64_t len,
 /*
  * Lock the destination range exclusively and, for a copy from another
  * file, the source range shared. Two range locks are always taken in one
- * global order, lower inode address first (as the kernel's
- * lock_two_nondirectories orders by address): copies A -> B and B -> A at
- * once then never hold one lock each while waiting for the other's.
+ * global order, lower lock address first (as the kernel's
+ * lock_two_nondirectories orders by address; include/sfs/lock_order.h):
+ * copies A -> B and B -> A at once then never hold one lock each while
+ * waiting for the other's.
  */
 static void lock_ranges(struct sfs_inode *inode, struct sfs_range *r,
 			uint64_t off, uint64_t len,
 			const struct sfs_copy_source *src, struct sfs_range *sr)
 {
 	struct sfs_range_lock *lock = sfs_inode_range_lock(inode);
+	struct sfs_range_lock *src_lock;
 
 	if (!src) {
 		sfs_range_lock(lock, r, off, len, true);
 		return;
 	}
-	if ((uintptr_t)src->inode < (uintptr_t)inode)
-		sfs_range_lock(sfs_inode_range_lock(src->inode), sr, src->off,
-			       src->len, false);
+	src_lock = sfs_inode_range_lock(src->inode);
+	if ((uintptr_t)src_lock < (uintptr_t)lock)
+		sfs_range_lock(src_lock, sr, src->off, src->len, false);
 	sfs_range_lock(lock, r, off, len, true);
-	if ((uintptr_t)src->inode > (uintptr_t)inode)
-		sfs_range_lock(sfs_inode_range_lock(src->inode), sr, src->off,
-			       src->len, false);
+	if ((uintptr_t)src_lock > (uintptr_t)lock)
+		sfs_range_lock(src_lock, sr, src->off, src->len, false);
 }
 
 int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,

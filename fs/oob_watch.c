@@ -23,6 +23,8 @@
 
 #include "fs.h"
 
+#define MAX_NODES 64
+
 struct oob_watch {
 	/* Held while events are read and handled, so that a drain returns
 	 * only once every event queued before it has been handled. */
@@ -33,22 +35,34 @@ struct oob_watch {
 	struct sfs_fs *fs;
 };
 
+/*
+ * Events were lost (queue overflow, or an event the kernel could not give
+ * us: it drops one whose fd it cannot open, EMFILE/ENFILE/ENOMEM). We
+ * cannot tell which files changed, so no open snapshot trusts its live
+ * ranges any more: failing reads beats serving a mix.
+ */
+static void events_lost(struct oob_watch *w, const char *why)
+{
+	fuse_log(FUSE_LOG_ERR, "stablefs: fanotify events lost (%s): every "
+		 "open snapshot now distrusts its live ranges\n", why);
+	sfs_itable_mark_oob(w->fs->inodes, NULL, NULL, 0);
+}
+
 static void handle_event(struct oob_watch *w, const struct fanotify_event_metadata *m)
 {
+	struct sfs_node *nodes[MAX_NODES];
 	struct stat st;
 
 	if (m->mask & FAN_Q_OVERFLOW) {
-		/* Changes were lost: we cannot tell which files, so none is
-		 * trusted. Failing reads beats serving a mix. */
-		fuse_log(FUSE_LOG_ERR, "stablefs: fanotify queue overflowed: "
-			 "every open snapshot now distrusts its live ranges\n");
-		sfs_itable_mark_oob(w->fs->inodes, NULL);
+		events_lost(w, "queue overflow");
 		return;
 	}
 	if (m->fd < 0)
 		return;
 	if (m->pid != getpid() && fstat(m->fd, &st) == 0)
-		sfs_itable_mark_oob(w->fs->inodes, &st);
+		sfs_evict_nodes_later(w->fs, nodes,
+				      sfs_itable_mark_oob(w->fs->inodes, &st,
+							  nodes, MAX_NODES));
 	close(m->fd);
 }
 
@@ -62,6 +76,8 @@ static void handle_queued(struct oob_watch *w)
 		for (struct fanotify_event_metadata *m = (void *)buf;
 		     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
 			handle_event(w, m);
+	if (n == -1 && errno != EAGAIN && errno != EINTR)
+		events_lost(w, strerror(errno));
 }
 
 static void *watch_main(void *arg)
@@ -70,8 +86,10 @@ static void *watch_main(void *arg)
 	struct pollfd pfd[2] = { { w->fan, POLLIN, 0 }, { w->stop, POLLIN, 0 } };
 
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+			events_lost(w, "the watch stops");
 			break;
+		}
 		if (pfd[1].revents)
 			break;
 		pthread_mutex_lock(&w->mutex);
@@ -103,8 +121,14 @@ struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs)
 		return NULL;
 	w->fs = fs;
 	pthread_mutex_init(&w->mutex, NULL);
-	w->fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK,
+	/* No queue limit (root only): an overflow distrusts every snapshot,
+	 * and a busy filesystem fills the default 16,384 events quickly. */
+	w->fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK |
+			       FAN_UNLIMITED_QUEUE,
 			       O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+	if (w->fan < 0)
+		w->fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK,
+				       O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	if (w->fan < 0 ||
 	    fanotify_mark(w->fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_MODIFY,
 			  AT_FDCWD, fs->src_real) < 0) {

@@ -18,8 +18,18 @@
 static const char zeros[1 << 20];
 
 /* Log why a snapshot read fails, once per open file. */
-static void log_eio(struct sfs_file *f, const char *why, off_t off, size_t size)
+/*
+ * A snapshot read fails: said once per open file, and then the node's
+ * cached pages go (evictor.c), so later reads fail whole with EIO instead
+ * of handing out what is cached first: such a short read looks like end of
+ * file to tar and cpio, which pad the rest with zeros and exit 0.
+ */
+static void fail_read(fuse_req_t req, struct sfs_file *f, const char *why,
+		      off_t off, size_t size)
 {
+	struct sfs_fs *fs = sfs_fs_of(req);
+	struct sfs_node *nodes[64];
+
 	sfs_stat_add(SFS_STAT_EIO_READS, 1);
 	if (f->eio_logged)
 		return;
@@ -28,6 +38,8 @@ static void log_eio(struct sfs_file *f, const char *why, off_t off, size_t size)
 		 "%lld..%lld: %s: reads fail with EIO\n",
 		 (unsigned long long)f->inode->ino, (long long)off,
 		 (long long)off + (long long)size, why);
+	sfs_evict_nodes_later(fs, nodes, sfs_itable_nodes(fs->inodes, f->inode,
+							  nodes, 64));
 }
 
 static struct fuse_bufvec *bufvec_for(GArray *segs, int live_fd, int store_fd)
@@ -94,7 +106,7 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size, segs, &why);
 	planned = !err;
 	if (err)
-		log_eio(f, why, off, size);
+		fail_read(req, f, why, off, size);
 	else if (!(v = bufvec_for(segs, f->fd,
 				  __atomic_load_n(&h->store_fd, __ATOMIC_ACQUIRE))))
 		err = ENOMEM;

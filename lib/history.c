@@ -227,18 +227,22 @@ static bool check_oob_locked(struct sfs_history *h, const struct stat *st)
  * nothing happened since. A changed one, even with mtime and size as they
  * were, is a change we did not make.
  */
-void sfs_history_mark_oob(struct sfs_history *h, int fd)
+bool sfs_history_mark_oob(struct sfs_history *h, int fd)
 {
 	struct stat st;
+	bool marked = false;
 
 	if (!detect_oob)
-		return;
+		return false;
 	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (h->snaps && fstat(fd, &st) == 0 &&
 	    !(h->base_known && st.st_ctim.tv_sec == h->base_ctime.tv_sec &&
-	      st.st_ctim.tv_nsec == h->base_ctime.tv_nsec))
+	      st.st_ctim.tv_nsec == h->base_ctime.tv_nsec)) {
 		mark_oob_locked(h, &st);
+		marked = true;
+	}
 	sfs_mutex_unlock(&h->mutex);
+	return marked;
 }
 
 bool sfs_history_check_oob(struct sfs_history *h, int fd)

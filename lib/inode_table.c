@@ -725,35 +725,58 @@ size_t sfs_itable_node_count(struct sfs_inode_table *t)
  * With the table's lock. Only a file with snapshots has anything to mark,
  * and its fd is held open by them: no other file's fd is reopened here.
  */
-static void mark_oob(gpointer key, gpointer value, gpointer table)
+static bool mark_oob(struct sfs_inode_table *t, struct sfs_inode *i)
 {
-	struct sfs_inode *i = key;
 	struct sfs_data_state *d = data_if_any(i);
+	bool marked = false;
 	int fd;
 
-	(void)value;
 	if (!d || !sfs_history_busy(&d->history))
-		return;
-	fd = sfs_inode_fd_get(table, i);
+		return false;
+	fd = sfs_inode_fd_get(t, i);
 	if (fd >= 0) {
-		sfs_history_mark_oob(&d->history, fd);
-		sfs_inode_fd_put(table, i);
+		marked = sfs_history_mark_oob(&d->history, fd);
+		sfs_inode_fd_put(t, i);
 	}
+	return marked;
 }
 
-void sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st)
+static void mark_oob_each(gpointer key, gpointer value, gpointer table)
 {
+	(void)value;
+	mark_oob(table, key);
+}
+
+size_t sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st,
+			   struct sfs_node **nodes, size_t max)
+{
+	size_t n = 0;
+
 	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	if (st) {
 		struct sfs_inode key = { .dev = st->st_dev, .ino = st->st_ino };
 		struct sfs_inode *i = g_hash_table_lookup(t->map, &key);
 
-		if (i)
-			mark_oob(i, NULL, t);
+		if (i && mark_oob(t, i))
+			for (struct sfs_node *p = i->nodes; p && n < max; p = p->next)
+				nodes[n++] = p;
 	} else {
-		g_hash_table_foreach(t->map, mark_oob, t);
+		g_hash_table_foreach(t->map, mark_oob_each, t);
 	}
 	sfs_mutex_unlock(&t->lock);
+	return n;
+}
+
+size_t sfs_itable_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
+			struct sfs_node **out, size_t max)
+{
+	size_t n = 0;
+
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
+	for (struct sfs_node *p = i->nodes; p && n < max; p = p->next)
+		out[n++] = p;
+	sfs_mutex_unlock(&t->lock);
+	return n;
 }
 
 size_t sfs_itable_live_nodes(struct sfs_inode_table *t, struct sfs_inode *i,

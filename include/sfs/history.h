@@ -177,8 +177,9 @@ int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
 /*
  * Someone outside changed the file (fanotify saw it): snapshots open now
  * distrust the live file, whatever its mtime says; fd gives the new base.
+ * True if there were snapshots to mark.
  */
-void sfs_history_mark_oob(struct sfs_history *h, int fd);
+bool sfs_history_mark_oob(struct sfs_history *h, int fd);
 
 /* Take another ref on a snapshot someone holds. */
 void sfs_snap_ref(struct sfs_history *h, struct sfs_snap *snap);
