@@ -42,6 +42,7 @@ struct sfs_file {
 	struct sfs_snap *snap;		/* a snapshot's version, or NULL: live */
 	bool bound;			/* counted in node->nopen */
 	bool eio_logged;		/* said once why reads fail */
+	bool writable;			/* counted in inode->writers */
 	/*
 	 * Reads still running after their reply (they unlock their range
 	 * then). Once a READ is answered the kernel may RELEASE the file,

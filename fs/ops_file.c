@@ -158,7 +158,7 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 }
 
 static struct sfs_file *file_new(int fd, struct sfs_node *node,
-				 struct sfs_snap *snap, bool bound)
+				 struct sfs_snap *snap, bool bound, int flags)
 {
 	struct sfs_file *f = calloc(1, sizeof(*f));
 
@@ -168,6 +168,9 @@ static struct sfs_file *file_new(int fd, struct sfs_node *node,
 		f->inode = node->inode;
 		f->snap = snap;
 		f->bound = bound;
+		f->writable = (flags & O_ACCMODE) != O_RDONLY;
+		if (f->writable)
+			__atomic_add_fetch(&f->inode->writers, 1, __ATOMIC_ACQ_REL);
 		sfs_handle_track_file(f, true);
 	}
 	return f;
@@ -177,6 +180,11 @@ static struct sfs_file *file_new(int fd, struct sfs_node *node,
 void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f)
 {
 	close(f->fd);
+	/* No writer left, so no WRITE in flight: live reads from now on are
+	 * the only ones a later writer must evict after (sfs_op_write_buf). */
+	if (f->writable &&
+	    __atomic_sub_fetch(&f->inode->writers, 1, __ATOMIC_ACQ_REL) == 0)
+		__atomic_store_n(&f->inode->live_reads, false, __ATOMIC_RELEASE);
 	if (f->bound)
 		sfs_node_release(fs->inodes, f->node);
 	free(f);
@@ -280,7 +288,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		err = open_backing(req, node->inode, path_fd, fi->flags, &fd, &ev);
 	sfs_fd_put(req, node->inode);
 	if (!err && (!(o = malloc(sizeof(*o))) ||
-		     !(f = file_new(fd, node, snap, bound)))) {
+		     !(f = file_new(fd, node, snap, bound, fi->flags)))) {
 		close(fd);
 		err = ENOMEM;
 	}
@@ -358,7 +366,7 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	/* A new inode's first node binds as asked (no ESTALE: nothing else
 	 * can hold it yet); should it not, the create fails cleanly. */
 	err = bind_open(req, node, fd, fi->flags, &snap, &keep_cache, &bound);
-	if (!err && !(f = file_new(fd, node, snap, bound))) {
+	if (!err && !(f = file_new(fd, node, snap, bound, fi->flags))) {
 		if (bound)
 			sfs_node_release(fs->inodes, node);
 		err = ENOMEM;
@@ -440,10 +448,12 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	 * The kernel drops the range from the cache before sending a direct
 	 * WRITE, but a read of the live file that runs between that and our
 	 * pwrite caches the old bytes again, where a later splice or mmap by
-	 * the writer would find them. Reads since the last write mean such a
-	 * page may exist: drop the range once more (it is already written).
+	 * the writer would find them. Such a read may have come for any write
+	 * still on its way to us, so a write does not clear the flag (one
+	 * writer's clearing once lost another's eviction): it stays set until
+	 * the last writable handle closes, when no WRITE can be in flight.
 	 */
-	if (__atomic_exchange_n(&f->inode->live_reads, false, __ATOMIC_ACQ_REL))
+	if (__atomic_load_n(&f->inode->live_reads, __ATOMIC_ACQUIRE))
 		sfs_eviction_add(&ev, f->inode, (uint64_t)off, fuse_buf_size(in));
 	sfs_reply_write_after(req, &ev, err, (size_t)a.written);
 }

@@ -91,8 +91,10 @@ struct sfs_inode {
 	struct sfs_node *nodes;	/* table's lock */
 	struct sfs_node *current; /* most recently used node; table's lock */
 	struct sfs_data_state *data;	/* atomic; NULL until first needed */
-	/* Atomic: live reads served since the last write (fs/ops_file.c). */
+	/* Atomic: live reads served since writable handles were last all
+	 * closed, and how many are open now (fs/ops_file.c). */
 	bool live_reads;
+	unsigned writers;
 };
 
 struct sfs_inode_table;
