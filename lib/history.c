@@ -559,6 +559,61 @@ static void merge_extents(GArray *ex, const GArray *fresh)
 	}
 }
 
+/*
+ * Holes that meet make one extent: a hole filled in order under a snapshot
+ * would otherwise cost an extent per write, unbounded by max_preserve
+ * (holes take no store bytes). Fresh holes (sorted, filling gaps of ex)
+ * that meet each other, or a hole of ex before or after them, are folded
+ * into it; what is left of fresh is merged as usual.
+ */
+static bool is_hole_ending_at(const struct sfs_extent *e, uint64_t off)
+{
+	return !e->chunk && e->end == off;
+}
+
+static void absorb_holes(GArray *ex, GArray *fresh)
+{
+	guint out = 0;
+
+	for (guint k = 0; k < fresh->len; k++) {
+		struct sfs_extent f = g_array_index(fresh, struct sfs_extent, k);
+		struct sfs_extent *prev = out ?
+			&g_array_index(fresh, struct sfs_extent, out - 1) : NULL;
+		guint at;
+
+		if (f.chunk) {
+			g_array_index(fresh, struct sfs_extent, out++) = f;
+			continue;
+		}
+		if (prev && is_hole_ending_at(prev, f.start)) {
+			prev->end = f.end;
+			continue;
+		}
+		/* ex's extent before the gap f fills, and the one after it. */
+		at = first_extent_after(ex, f.start);
+		if (at > 0 && is_hole_ending_at(&g_array_index(ex, struct sfs_extent,
+							       at - 1), f.start)) {
+			struct sfs_extent *before = &g_array_index(ex, struct sfs_extent,
+								   at - 1);
+
+			before->end = f.end;
+			if (at < ex->len && !g_array_index(ex, struct sfs_extent, at).chunk &&
+			    g_array_index(ex, struct sfs_extent, at).start == f.end) {
+				before->end = g_array_index(ex, struct sfs_extent, at).end;
+				g_array_remove_index(ex, at);
+			}
+			continue;
+		}
+		if (at < ex->len && !g_array_index(ex, struct sfs_extent, at).chunk &&
+		    g_array_index(ex, struct sfs_extent, at).start == f.end) {
+			g_array_index(ex, struct sfs_extent, at).start = f.start;
+			continue;
+		}
+		g_array_index(fresh, struct sfs_extent, out++) = f;
+	}
+	g_array_set_size(fresh, out);
+}
+
 /* Give snap extents for its gaps from the preserved pieces. */
 static void attach_pieces(struct sfs_snap *snap, GArray *gaps, GArray *pieces,
 			  GArray *bases)
@@ -589,6 +644,7 @@ static void attach_pieces(struct sfs_snap *snap, GArray *gaps, GArray *pieces,
 	}
 	/* Small (this change only), and nearly always sorted already. */
 	g_array_sort(fresh, extent_cmp);
+	absorb_holes(snap->extents, fresh);
 	merge_extents(snap->extents, fresh);
 	g_array_free(fresh, TRUE);
 }

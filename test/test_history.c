@@ -260,6 +260,30 @@ static void test_holes_stay_holes(void **state)
 	sfs_history_close(&f->h, f->store, snap);
 }
 
+/*
+ * A sparse file filled in order under a snapshot (a download, a VM image):
+ * every write preserves a piece of hole, which costs no store bytes, so
+ * max_preserve never bounds it. Extents of hole that meet are one extent:
+ * the daemon's memory stays flat however many writes fill the hole.
+ */
+static void test_filled_hole_is_one_extent(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *snap;
+
+	change(f, 0, FILE_SIZE, punch);
+	memset(f->orig, 0, FILE_SIZE);
+	snap = open_snap(f);
+	for (uint64_t off = 0; off < FILE_SIZE; off += 4096)
+		change(f, off, off + 4096, overwrite);
+	assert_snap_is_original(f, snap);
+	printf("# %u extents after %d sequential writes into a hole\n",
+	       snap->extents->len, FILE_SIZE / 4096);
+	assert_int_equal(snap->extents->len, 1);
+	assert_int_equal(live_bytes(f), 0);
+	sfs_history_close(&f->h, f->store, snap);
+}
+
 /* Write c at off of the live file behind the history's back, mtime kept. */
 static void write_keep_mtime(struct fx *f, char c, off_t off)
 {
@@ -429,6 +453,7 @@ int main(void)
 		T(test_versions_see_their_own_content),
 		T(test_truncate_and_size),
 		T(test_holes_stay_holes),
+		T(test_filled_hole_is_one_extent),
 		T(test_out_of_band_change_fails_live_reads),
 		T(test_late_oob_event_spares_later_snapshots),
 		T(test_invalidated_snapshot_fails),
