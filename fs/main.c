@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -122,6 +123,22 @@ static int check_dev_fuse(void)
 }
 
 /*
+ * The default cap on preserved bytes: half the store's free space at mount.
+ * The daemon writes the store as root, past quotas and ext4's root reserve:
+ * without a cap, one user's overwrites under another's snapshots could fill
+ * SRC's filesystem for everyone. Past the cap the oldest snapshots are
+ * invalidated, writers never wait. -o max_preserve=0 means no cap.
+ */
+static uint64_t default_max_preserve(int dirfd)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(dirfd, &sv) == -1)
+		return 0;
+	return (uint64_t)sv.f_bavail * sv.f_frsize / 2;
+}
+
+/*
  * The snapshot store: anonymous files in -o store=DIR, or by default on
  * SRC's own filesystem (reflinks possible, nothing visible in SRC).
  */
@@ -139,6 +156,8 @@ static int open_store(struct sfs_fs *fs, const char *mnt)
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd == -1)
 		return fail("-o store=%s: %s", dir, strerror(errno));
+	if (!fs->opts.max_preserve_str)
+		fs->opts.max_preserve = default_max_preserve(dirfd);
 	fs->store = sfs_store_new(dirfd, err, sizeof(err));
 	close(dirfd);
 	if (!fs->store)

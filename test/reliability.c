@@ -23,6 +23,9 @@
  *      which the daemon served as plain live handles on whatever node they
  *      named: on a snapshot's node, its reads put live bytes into the
  *      snapshot's page cache, where the snapshot's own reader found them.
+ *   the store's default cap: the daemon writes preserved bytes as root,
+ *      past quotas and the root reserve; unset, max_preserve is half the
+ *      store's free space at mount (it was unlimited).
  *   SIGTERM with a stuck worker: SRC is itself a FUSE mount (kfuse_daemon)
  *      whose daemon is stopped, so a request through MNT blocks in the
  *      kernel; SIGTERM must still end stablefs (it once waited forever to
@@ -45,6 +48,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -613,6 +617,38 @@ static void test_open_without_largefile(void **state)
 	assert_int_equal(close(snap), 0);
 }
 
+/* ---- a default cap on preserved bytes -------------------------------- */
+
+static long long cap_of_mount(const char *opts)
+{
+	struct test_mount m = { 0 };
+	long long cap;
+
+	assert_int_equal(test_mount_prepare(&m, "cap"), 0);
+	if (test_mount_start(&m, opts)) {
+		test_mount_destroy(&m);
+		fail_msg("cannot mount with %s", opts ? opts : "defaults");
+	}
+	cap = mount_counter(m.mnt, "max_preserve");
+	assert_int_equal(test_mount_finish(&m), 0);
+	return cap;
+}
+
+static void test_store_has_a_default_cap(void **state)
+{
+	struct statvfs sv;
+	long long cap, free_bytes;
+
+	(void)state;
+	assert_int_equal(statvfs(tmp_base(), &sv), 0);
+	free_bytes = (long long)sv.f_bavail * (long long)sv.f_frsize;
+	cap = cap_of_mount(NULL);
+	printf("# default max_preserve %lld of %lld bytes free\n", cap, free_bytes);
+	assert_true(cap > free_bytes * 4 / 10 && cap < free_bytes * 6 / 10);
+	assert_int_equal(cap_of_mount("max_preserve=0"), 0);	/* no cap */
+	assert_int_equal(cap_of_mount("max_preserve=1M"), 1048576);
+}
+
 /* ---- SIGTERM while a worker is stuck -------------------------------- */
 
 static bool is_mount_of_type(const char *path, const char *type)
@@ -732,6 +768,7 @@ int main(void)
 						setup_single, teardown),
 		cmocka_unit_test_setup_teardown(test_open_without_largefile,
 						setup_long_timeout, teardown),
+		cmocka_unit_test(test_store_has_a_default_cap),
 		cmocka_unit_test(test_sigterm_with_stuck_worker),
 	};
 
