@@ -138,6 +138,13 @@ static uint64_t default_max_preserve(int dirfd)
 	return (uint64_t)sv.f_bavail * sv.f_frsize / 2;
 }
 
+static bool same_filesystem(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev;
+}
+
 /*
  * The snapshot store: anonymous files in -o store=DIR, or by default on
  * SRC's own filesystem (reflinks possible, nothing visible in SRC).
@@ -164,6 +171,11 @@ static int open_store(struct sfs_fs *fs, const char *mnt)
 		return fail("%s in '%s' (use -o store=DIR elsewhere, or -o snapshot=off)",
 			    err, dir);
 	sfs_store_set_max(fs->store, fs->opts.max_preserve);
+	/* Clones where SRC's files can be cloned into the store: the store
+	 * on SRC's filesystem (the default, or -o store= there). */
+	sfs_store_use_clones(fs->store, fs->opts.clone &&
+			     sfs_store_can_clone(fs->store) &&
+			     same_filesystem(fs->src_real, dir));
 	sfs_history_detect_oob(fs->opts.oob == SFS_OOB_DETECT);
 	return 0;
 }

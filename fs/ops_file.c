@@ -114,6 +114,28 @@ static bool kernel_internal_open(int flags)
 }
 
 /*
+ * The snapshot a read-only open gets: where the store takes clones, the
+ * history clones the file, which needs a readable fd (any_fd may be
+ * O_PATH).
+ */
+static struct sfs_snap *open_snapshot(struct sfs_fs *fs, struct sfs_inode *inode,
+				      int any_fd)
+{
+	struct sfs_history *h = sfs_inode_history(inode);
+	struct sfs_snap *s;
+	int fd;
+
+	if (!sfs_store_clones(fs->store))
+		return sfs_history_open(h, any_fd);
+	fd = sfs_open_data_fd(fs->inodes, inode);
+	s = sfs_history_open_in(h, fd >= 0 ? fs->store : NULL,
+				fd >= 0 ? fd : any_fd);
+	if (fd >= 0)
+		close(fd);
+	return s;
+}
+
+/*
  * Put an open on the right incarnation (inode_table.h): a read-only open
  * becomes a snapshot of the file as it is now (nothing is copied), one for
  * writing goes to the live node. ESTALE when the kernel must look the name
@@ -143,7 +165,7 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 		return err;
 	}
 	sfs_oob_watch_drain(fs->watch);
-	s = sfs_history_open(sfs_inode_history(inode), any_fd);
+	s = open_snapshot(fs, inode, any_fd);
 	if (!s)
 		return errno ? errno : ENOMEM;
 	err = sfs_node_open(fs->inodes, node, kernel_internal_open(flags) ?

@@ -36,6 +36,9 @@ size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size)
 	PUT(",\"bytes_preserved_total\":%llu", (unsigned long long)st.bytes_copied);
 	PUT(",\"bytes_reflinked_total\":%llu", (unsigned long long)st.bytes_reflinked);
 	PUT(",\"store_files\":%llu", (unsigned long long)st.files);
+	PUT(",\"snapshot_clones_total\":%llu", (unsigned long long)st.clones);
+	PUT(",\"bytes_cloned_total\":%llu", (unsigned long long)st.bytes_cloned);
+	PUT(",\"clones\":%d", sfs_store_clones(fs->store));
 	PUT(",\"max_preserve\":%llu", (unsigned long long)fs->opts.max_preserve);
 	PUT(",\"range_lock_waits\":%llu", (unsigned long long)rs.waits);
 	PUT(",\"range_lock_wait_ns\":%llu", (unsigned long long)rs.wait_ns);

@@ -18,6 +18,7 @@ static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("max_preserve=%s", max_preserve_str),
 	SFS_OPT("snapshot=%s", snapshot_str),
 	SFS_OPT("oob=%s", oob_str),
+	SFS_OPT("clone=%s", clone_str),
 	SFS_OPT("timeout=%s", timeout_str),
 	SFS_OPT("readahead_kb=%s", readahead_str),
 	SFS_OPT("max_threads=%s", max_threads_str),
@@ -103,6 +104,7 @@ int sfs_options_parse(struct fuse_args *args, struct sfs_options *opts,
 	memset(opts, 0, sizeof(*opts));
 	opts->snapshot = true;
 	opts->oob = SFS_OOB_DETECT;
+	opts->clone = true;
 	opts->timeout = 1.0;
 	opts->max_threads = 10;
 	if (fuse_opt_parse(args, opts, sfs_opt_spec, take_positional) == -1) {
@@ -198,6 +200,17 @@ int sfs_options_validate(struct sfs_options *opts, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (opts->clone_str) {
+		if (!strcmp(opts->clone_str, "auto"))
+			opts->clone = true;
+		else if (!strcmp(opts->clone_str, "off"))
+			opts->clone = false;
+		else {
+			sfs_printable(opts->clone_str, q, sizeof(q));
+			snprintf(err, errlen, "-o clone=%s: expected auto or off", q);
+			return -1;
+		}
+	}
 	if (opts->readahead_str) {
 		if (sfs_parse_size(opts->readahead_str, &n) || n == 0 || n > 1 << 20) {
 			sfs_printable(opts->readahead_str, q, sizeof(q));
@@ -241,6 +254,7 @@ void sfs_options_free(struct sfs_options *opts)
 	free(opts->max_preserve_str);
 	free(opts->snapshot_str);
 	free(opts->oob_str);
+	free(opts->clone_str);
 	free(opts->timeout_str);
 	free(opts->readahead_str);
 	free(opts->max_threads_str);
@@ -258,6 +272,8 @@ const char *sfs_options_help(void)
 	"                           default half the store's free space, 0: none)\n"
 	"    -o snapshot=on|off     copy-on-open for read-only opens (default on)\n"
 	"    -o oob=detect|ignore   changes made to SRC directly (default detect)\n"
+	"    -o clone=auto|off      snapshots as clones taken at open where the\n"
+	"                           store's filesystem can (XFS, btrfs; default auto)\n"
 	"    -o timeout=SECONDS     kernel entry/attribute cache time (default 1)\n"
 	"    -o readahead_kb=N      set the mount's read-ahead (default: the\n"
 	"                           kernel's 128; larger was slower here)\n"

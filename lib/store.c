@@ -14,7 +14,9 @@
 struct sfs_store {
 	int dirfd;			/* owned dup of the caller's */
 	uint64_t max_bytes;		/* 0: no cap */
+	bool clones;			/* snapshots are clones taken at open */
 	uint64_t bytes_live, bytes_copied, bytes_reflinked, files; /* atomic */
+	uint64_t clones_made, bytes_cloned;	/* atomic */
 };
 
 static int open_tmpfile(int dirfd)
@@ -132,6 +134,19 @@ static int copy_by_pread(int src, uint64_t src_off, int dst, uint64_t dst_off,
 	return 0;
 }
 
+/* Count len more bytes held, unless that passes the cap (EDQUOT). */
+static int reserve(struct sfs_store *s, uint64_t len)
+{
+	if (s->max_bytes &&
+	    __atomic_add_fetch(&s->bytes_live, len, __ATOMIC_RELAXED) > s->max_bytes) {
+		__atomic_sub_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
+		return EDQUOT;
+	}
+	if (!s->max_bytes)
+		__atomic_add_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
+	return 0;
+}
+
 int sfs_store_copy(struct sfs_store *s, int src, uint64_t src_off, int dst,
 		   uint64_t dst_off, uint64_t len)
 {
@@ -140,11 +155,9 @@ int sfs_store_copy(struct sfs_store *s, int src, uint64_t src_off, int dst,
 	int err = 0;
 
 	/* Reserve first: concurrent copies must not pass the cap together. */
-	if (s->max_bytes &&
-	    __atomic_add_fetch(&s->bytes_live, len, __ATOMIC_RELAXED) > s->max_bytes) {
-		__atomic_sub_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
-		return EDQUOT;
-	}
+	err = reserve(s, len);
+	if (err)
+		return err;
 	while (left) {
 		ssize_t n = copy_file_range(src, &in, dst, &out, left, 0);
 
@@ -164,16 +177,70 @@ int sfs_store_copy(struct sfs_store *s, int src, uint64_t src_off, int dst,
 		left -= (uint64_t)n;
 	}
 	if (err) {
-		if (s->max_bytes)
-			__atomic_sub_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
 		return err;
 	}
-	if (!s->max_bytes)
-		__atomic_add_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&s->bytes_copied, len, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&s->bytes_reflinked, shared_bytes(dst, dst_off, len),
 			   __ATOMIC_RELAXED);
 	return 0;
+}
+
+/*
+ * A clone shares every block with src until src changes, but it may come
+ * to hold all of them: it counts in full against the cap, as a copy would.
+ */
+int sfs_store_clone(struct sfs_store *s, int src, int dst, uint64_t dst_off,
+		    uint64_t len)
+{
+	struct file_clone_range r = {
+		.src_fd = src, .src_offset = 0, .src_length = 0, /* to EOF */
+		.dest_offset = dst_off,
+	};
+	int err = reserve(s, len);
+
+	if (err)
+		return err;
+	if (ioctl(dst, FICLONERANGE, &r) == -1) {
+		err = errno;
+		__atomic_sub_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
+		return err;
+	}
+	__atomic_add_fetch(&s->clones_made, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&s->bytes_cloned, len, __ATOMIC_RELAXED);
+	/* Preserved bytes, every one a shared extent. */
+	__atomic_add_fetch(&s->bytes_copied, len, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&s->bytes_reflinked, len, __ATOMIC_RELAXED);
+	return 0;
+}
+
+void sfs_store_use_clones(struct sfs_store *s, bool on)
+{
+	s->clones = on;
+}
+
+bool sfs_store_clones(struct sfs_store *s)
+{
+	return s && s->clones;
+}
+
+/*
+ * Can files of the store's filesystem be cloned into store files? Probed
+ * on two anonymous files of its own (a block of data cloned).
+ */
+bool sfs_store_can_clone(struct sfs_store *s)
+{
+	static const char block[4096];
+	int a = open_tmpfile(s->dirfd), b = open_tmpfile(s->dirfd);
+	bool ok = a >= 0 && b >= 0 &&
+		  pwrite(a, block, sizeof(block), 0) == (ssize_t)sizeof(block) &&
+		  ioctl(b, FICLONE, a) == 0;
+
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
+	return ok;
 }
 
 void sfs_store_release(struct sfs_store *s, int fd, uint64_t off, uint64_t len)
@@ -189,4 +256,6 @@ void sfs_store_stats_get(struct sfs_store *s, struct sfs_store_stats *out)
 	out->bytes_copied = __atomic_load_n(&s->bytes_copied, __ATOMIC_RELAXED);
 	out->bytes_reflinked = __atomic_load_n(&s->bytes_reflinked, __ATOMIC_RELAXED);
 	out->files = __atomic_load_n(&s->files, __ATOMIC_RELAXED);
+	out->clones = __atomic_load_n(&s->clones_made, __ATOMIC_RELAXED);
+	out->bytes_cloned = __atomic_load_n(&s->bytes_cloned, __ATOMIC_RELAXED);
 }

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -74,11 +76,23 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int setup_xfs(void **state)
+static int setup_xfs_with(void **state, const char *opts)
 {
 	if (system("command -v mkfs.xfs >/dev/null 2>&1"))
 		return 0;	/* the test skips */
-	return setup_fs(state, "mkfs.xfs -q -m reflink=1", 3072, NULL);
+	return setup_fs(state, "mkfs.xfs -q -m reflink=1", 3072, opts);
+}
+
+/* Snapshots preserved range by range, as on every filesystem. */
+static int setup_xfs(void **state)
+{
+	return setup_xfs_with(state, "clone=off");
+}
+
+/* Snapshots taken as clones at open (the default where SRC can). */
+static int setup_xfs_clones(void **state)
+{
+	return setup_xfs_with(state, NULL);
 }
 
 static int setup_small_ext4(void **state)
@@ -195,6 +209,97 @@ static void test_xfs_preserves_by_reflink(void **state)
 	close(w);
 }
 
+#define SMALL (32u << 20)	/* whole CHUNKs */
+
+/* The open-time bytes of the file, checked through a snapshot fd. */
+static void assert_reads_seed(int fd, uint64_t len, unsigned seed)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, (off_t)len);
+	assert_true(has_pattern(fd, len, seed));
+}
+
+/*
+ * With clones, a snapshot never reads the live file again: writers that
+ * write to SRC directly -- even with an fd opened before the mount, which
+ * no watch can see -- change nothing a snapshot reads, and nothing fails.
+ */
+static void test_xfs_clone_immune_to_writers_in_src(void **state)
+{
+	struct fixture *f = *state;
+	char src[PATH_MAX + 8], mnt[PATH_MAX + 8], unrelated[PATH_MAX + 8];
+	int early, r1, r2, w;
+
+	if (!f || !f->m.mounted)
+		skip();
+	assert_int_equal(mount_counter(f->m.mnt, "clones"), 1);
+	snprintf(src, sizeof(src), "%s/db", f->m.src);
+	snprintf(mnt, sizeof(mnt), "%s/db", f->m.mnt);
+	snprintf(unrelated, sizeof(unrelated), "%s/other", f->m.src);
+	/* A writer whose fd predates this mount: remount stablefs after. */
+	early = open(src, O_RDWR | O_CREAT, 0644);
+	assert_true(early >= 0);
+	assert_int_equal(write_pattern(early, SMALL, 1), 0);
+	r1 = open(mnt, O_RDONLY);
+	assert_true(r1 >= 0);
+	/* In SRC, behind the mount: rewrite, truncate, punch, extend. */
+	assert_int_equal(write_pattern(early, SMALL, 2), 0);
+	r2 = open(mnt, O_RDONLY);		/* a snapshot of seed 2 */
+	assert_true(r2 >= 0);
+	assert_int_equal(ftruncate(early, SMALL / 2), 0);
+	assert_int_equal(fallocate(early, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				   0, 1 << 20), 0);
+	w = open(src, O_RDWR);			/* a fresh fd in SRC too */
+	assert_true(w >= 0);
+	assert_int_equal(write_pattern(w, SMALL, 3), 0);
+	close(w);
+	assert_reads_seed(r1, SMALL, 1);
+	assert_reads_seed(r2, SMALL, 2);
+	printf("# xfs clones: %lld snapshots cloned (%lld bytes), eio_reads %lld, "
+	       "oob_changes %lld\n", mount_counter(f->m.mnt, "snapshot_clones_total"),
+	       mount_counter(f->m.mnt, "bytes_cloned_total"),
+	       mount_counter(f->m.mnt, "eio_reads"),
+	       mount_counter(f->m.mnt, "oob_changes"));
+	assert_int_equal(mount_counter(f->m.mnt, "snapshot_clones_total"), 2);
+	assert_int_equal(mount_counter(f->m.mnt, "eio_reads"), 0);
+	close(r1);
+	close(r2);
+	close(early);
+	/* Space comes back once the snapshots are closed. */
+	for (int i = 0; i < 100 && mount_counter(f->m.mnt, "bytes_preserved") != 0; i++)
+		usleep(10000);
+	assert_int_equal(mount_counter(f->m.mnt, "bytes_preserved"), 0);
+	(void)unrelated;
+}
+
+/* The control: without clones the same writes in SRC fail reads (EIO). */
+static void test_xfs_without_clones_detects(void **state)
+{
+	struct fixture *f = *state;
+	char src[PATH_MAX + 8], mnt[PATH_MAX + 8];
+	unsigned char buf[4096];
+	int r, w;
+
+	if (!f || !f->m.mounted)
+		skip();
+	assert_int_equal(mount_counter(f->m.mnt, "clones"), 0);
+	snprintf(src, sizeof(src), "%s/db", f->m.src);
+	snprintf(mnt, sizeof(mnt), "%s/db", f->m.mnt);
+	w = open(src, O_RDWR | O_CREAT, 0644);
+	assert_true(w >= 0);
+	assert_int_equal(write_pattern(w, SMALL, 1), 0);
+	r = open(mnt, O_RDONLY);
+	assert_true(r >= 0);
+	assert_int_equal(write_pattern(w, SMALL, 2), 0);
+	errno = 0;
+	assert_int_equal(pread(r, buf, sizeof(buf), 0), -1);
+	assert_int_equal(errno, EIO);
+	close(r);
+	close(w);
+}
+
 static void test_enospc_invalidates_snapshot_not_writer(void **state)
 {
 	struct fixture *f = *state;
@@ -241,6 +346,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_xfs_preserves_by_reflink,
+						setup_xfs, teardown),
+		cmocka_unit_test_setup_teardown(test_xfs_clone_immune_to_writers_in_src,
+						setup_xfs_clones, teardown),
+		cmocka_unit_test_setup_teardown(test_xfs_without_clones_detects,
 						setup_xfs, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc_invalidates_snapshot_not_writer,
 						setup_small_ext4, teardown),

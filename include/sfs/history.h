@@ -39,6 +39,7 @@ struct sfs_extent {
 struct sfs_snap {
 	uint64_t version;
 	uint64_t size;			/* file size at open */
+	bool cloned;			/* all of it is a clone in the store */
 	struct timespec mtime, ctime;	/* at open, what fstat reports */
 	unsigned refs;			/* open snapshot handles */
 	bool oob;			/* SRC changed behind our back: live
@@ -139,6 +140,13 @@ bool sfs_history_busy(struct sfs_history *h);
  * change of ours that completes meanwhile, and look like one from outside.
  */
 struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd);
+/*
+ * The same; where s takes clones (sfs_store_use_clones), a new snapshot is
+ * a clone of the file in s at once (fd must then be readable) and never
+ * reads the live file.
+ */
+struct sfs_snap *sfs_history_open_in(struct sfs_history *h,
+				     struct sfs_store *s, int fd);
 void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
 		       struct sfs_snap *snap);
 

@@ -21,6 +21,7 @@ struct sfs_options {
 	char *store;		/* -o store=DIR, or NULL for O_TMPFILE on SRC */
 	uint64_t max_preserve;	/* bytes; 0 = no cap */
 	bool snapshot;		/* -o snapshot=on|off */
+	bool clone;		/* -o clone=auto|off: snapshots as clones */
 	enum sfs_oob_mode oob;
 	bool nonempty;		/* -o nonempty: allow a non-empty MNT */
 	double timeout;		/* -o timeout=SECONDS: entry/attr cache */
@@ -32,6 +33,7 @@ struct sfs_options {
 	char *max_preserve_str;
 	char *snapshot_str;
 	char *oob_str;
+	char *clone_str;
 	char *timeout_str;
 	char *readahead_str;
 	char *max_threads_str;

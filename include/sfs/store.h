@@ -19,6 +19,8 @@ struct sfs_store_stats {
 	uint64_t bytes_copied;		/* ever preserved, total */
 	uint64_t bytes_reflinked;	/* of which shared extents, not copies */
 	uint64_t files;			/* open store files */
+	uint64_t clones;		/* snapshots taken as clones, total */
+	uint64_t bytes_cloned;		/* their sizes, total */
 };
 
 /*
@@ -49,6 +51,21 @@ void sfs_store_file_close(struct sfs_store *s, int fd);
  */
 int sfs_store_copy(struct sfs_store *s, int src, uint64_t src_off, int dst,
 		   uint64_t dst_off, uint64_t len);
+
+/*
+ * Clone all of src into dst (a store file) at dst_off (block-aligned):
+ * FICLONERANGE, sharing every extent (XFS with reflink, btrfs), in one
+ * atomic step against writers of src. len (src's size) counts against the
+ * cap. 0 or a positive errno (EOPNOTSUPP, EXDEV, EINVAL: no clones here).
+ */
+int sfs_store_clone(struct sfs_store *s, int src, int dst, uint64_t dst_off,
+		    uint64_t len);
+
+/* Can the store's filesystem clone its files (probed)? */
+bool sfs_store_can_clone(struct sfs_store *s);
+/* Take snapshots as clones at open (s may be NULL: no). */
+void sfs_store_use_clones(struct sfs_store *s, bool on);
+bool sfs_store_clones(struct sfs_store *s);
 
 /* Give back len preserved bytes at off of a store file (punches a hole). */
 void sfs_store_release(struct sfs_store *s, int fd, uint64_t off, uint64_t len);
