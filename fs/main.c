@@ -286,6 +286,7 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	res = serve(fs->se, cmd, fs->opts.max_threads) < 0 ? 1 : 0;
 	sfs_oob_watch_stop(fs->watch);
 	fs->watch = NULL;
+	sfs_locks_shutdown();
 	sfs_handles_close_all(fs);
 out_unmount:
 	fuse_session_unmount(fs->se);

@@ -65,6 +65,12 @@ static void drop_append(int fd, int flags)
  * the round trip does nothing, and skipping it (FOPEN_NOFLUSH, honoured
  * without writeback caching, which we never ask for) took one of the six
  * requests of a create and one of the four of an open+close.
+ *
+ * But POSIX locks taken through the mount are held by the daemon
+ * (ops_lock.c), and the kernel sends no unlock at close for them: FLUSH,
+ * naming the closing process, is their only release (fuse_setlk() returns
+ * early for FL_CLOSE_POSIX, "handled by the flush method"). So when the
+ * kernel sends us POSIX locks every close costs that round trip again.
  */
 static bool flush_is_noop(int fd)
 {
@@ -84,12 +90,12 @@ static bool flush_is_noop(int fd)
 }
 
 /* fd: the backing file just opened. */
-static void set_open_flags(struct fuse_file_info *fi, int flags, int fd,
-			   bool keep_cache)
+static void set_open_flags(struct sfs_fs *fs, struct fuse_file_info *fi,
+			   int flags, int fd, bool keep_cache)
 {
 	fi->direct_io = (flags & O_DIRECT) || (flags & O_ACCMODE) != O_RDONLY;
 	fi->keep_cache = keep_cache;
-	fi->noflush = flush_is_noop(fd);
+	fi->noflush = !fs->posix_locks && flush_is_noop(fd);
 	/* The backing FS answers lseek (SEEK_DATA/SEEK_HOLE need us). */
 	fi->nonseekable = 0;
 }
@@ -261,7 +267,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			sfs_node_release(fs->inodes, node);
 		return (void)fuse_reply_err(req, err);
 	}
-	set_open_flags(fi, fi->flags, fd, keep_cache);
+	set_open_flags(fs, fi, fi->flags, fd, keep_cache);
 	reply_opened(req, fi, f, NULL);
 }
 
@@ -327,7 +333,7 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		sfs_itable_forget(fs->inodes, node, 1);
 		return (void)fuse_reply_err(req, err == ESTALE ? EAGAIN : err);
 	}
-	set_open_flags(fi, fi->flags, fd, keep_cache);
+	set_open_flags(fs, fi, fi->flags, fd, keep_cache);
 	reply_opened(req, fi, f, &e);
 }
 
@@ -431,9 +437,14 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 
 void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct sfs_file *f = sfs_file_of(fi);
+	int res;
+
+	/* The closing process's POSIX locks on the file (ops_lock.c). */
+	sfs_locks_flush(f, fi->lock_owner);
 	/* close() of a duplicate: what the backing FS does at close (NFS
-	 * flushes, POSIX lock release) happens at the caller's close. */
-	int res = close(dup(sfs_file_of(fi)->fd));
+	 * flushes) happens at the caller's close. */
+	res = close(dup(f->fd));
 
 	fuse_reply_err(req, res == -1 ? errno : 0);
 }
@@ -446,6 +457,7 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * instructions away from done, so yielding beats a condvar per read. */
 	while (__atomic_load_n(&f->inflight, __ATOMIC_ACQUIRE))
 		sched_yield();
+	sfs_locks_release(f);
 	file_free(req, f);
 	fuse_reply_err(req, 0);
 }
