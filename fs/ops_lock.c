@@ -78,6 +78,7 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static GHashTable *owners;	/* struct owner (its own key); table_lock */
 static struct waiter *waiters;	/* threads waiting now; table_lock */
 static unsigned nwaiters;	/* those, and threads not listed yet; table_lock */
+static bool shutting_down;	/* table_lock */
 static pthread_once_t signal_once = PTHREAD_ONCE_INIT;
 
 static guint owner_hash(gconstpointer p)
@@ -318,22 +319,19 @@ static void waiter_finish(struct waiter *w, int err)
 
 	__atomic_store_n(&w->woke, true, __ATOMIC_RELEASE);
 	fuse_req_interrupt_func(w->req, NULL, NULL);
-	if (w->owner) {
-		pthread_mutex_lock(&table_lock);
-		/* Closed (flushed) while we waited: what we got is not the
-		 * owner's. EINTR makes the kernel restart the call (or report
-		 * EINTR if a signal is pending). */
-		if (!err && w->owner->dropped) {
-			struct flock all = { .l_type = F_UNLCK };
-
-			fcntl(w->fd, F_OFD_SETLK, &all);
-			err = EINTR;
-		}
-		pthread_mutex_unlock(&table_lock);
+	if (w->owner)
 		owner_put(w->owner);
-	} else {
+	else
 		close(w->fd);
-	}
+	/*
+	 * Cut short by the end of the session, not by a signal: EINTR would
+	 * reach the caller as ERESTARTSYS (512), which only a pending signal
+	 * turns into a restart or EINTR. The connection is going away.
+	 */
+	pthread_mutex_lock(&table_lock);
+	if (err == EINTR && shutting_down)
+		err = ENOTCONN;
+	pthread_mutex_unlock(&table_lock);
 	fuse_reply_err(w->req, err);
 	pthread_mutex_lock(&table_lock);
 	for (p = &waiters; *p != w; p = &(*p)->next)
@@ -342,6 +340,48 @@ static void waiter_finish(struct waiter *w, int err)
 	nwaiters--;
 	pthread_mutex_unlock(&table_lock);
 	free(w);
+}
+
+/*
+ * A POSIX wait granted on an owner fd that a FLUSH dropped meanwhile: the
+ * process closed the file in another thread while this one waited. POSIX
+ * keeps such a wait going and grants it to the process; so does this, to
+ * the owner the process is now: this fd again if it has none (the close
+ * dropped every other lock on it), else the new owner's fd, where the wait
+ * starts over (returns true). After the session's end: nothing held,
+ * *err ENOTCONN.
+ */
+static bool waiter_rebind(struct waiter *w, int *err)
+{
+	struct owner *o = w->owner, *cur;
+	struct flock undo = w->fl;
+	bool again = false;
+
+	undo.l_type = F_UNLCK;
+	pthread_mutex_lock(&table_lock);
+	if (!o->dropped) {
+		pthread_mutex_unlock(&table_lock);
+		return false;
+	}
+	cur = shutting_down ? NULL : g_hash_table_lookup(owners, o);
+	if (shutting_down) {
+		fcntl(w->fd, F_OFD_SETLK, &undo);
+		*err = ENOTCONN;
+	} else if (!cur) {
+		o->dropped = false;
+		o->file = NULL;		/* a POSIX owner: ends at a FLUSH */
+		o->refs++;
+		g_hash_table_add(owners, o);
+	} else {
+		fcntl(w->fd, F_OFD_SETLK, &undo);
+		cur->refs++;
+		owner_unref_locked(o);
+		w->owner = cur;
+		w->fd = cur->fd;
+		again = true;
+	}
+	pthread_mutex_unlock(&table_lock);
+	return again;
 }
 
 static void *waiter_main(void *arg)
@@ -361,7 +401,9 @@ static void *waiter_main(void *arg)
 	waiters = w;
 	pthread_mutex_unlock(&table_lock);
 	fuse_req_interrupt_func(w->req, waiter_interrupted, w);
-	err = waiter_wait(w);
+	do
+		err = waiter_wait(w);
+	while (!err && w->owner && waiter_rebind(w, &err));
 	if (!err && w->owner)
 		owner_note_lock(w->owner, &w->fl, ctx);
 	waiter_finish(w, err);
@@ -504,7 +546,9 @@ void sfs_locks_flush(struct sfs_file *f, uint64_t lock_owner)
 	o = owners ? g_hash_table_lookup(owners, &key) : NULL;
 	if (o) {
 		g_hash_table_remove(owners, o);
-		__atomic_sub_fetch(&o->file->lock_owners, 1, __ATOMIC_RELAXED);
+		if (o->file)
+			__atomic_sub_fetch(&o->file->lock_owners, 1,
+					   __ATOMIC_RELAXED);
 		owner_drop_locked(o);
 	}
 	pthread_mutex_unlock(&table_lock);
@@ -550,6 +594,9 @@ void sfs_locks_shutdown(void)
 {
 	const struct timespec ms = { .tv_nsec = 1000000 };
 
+	pthread_mutex_lock(&table_lock);
+	shutting_down = true;
+	pthread_mutex_unlock(&table_lock);
 	for (;;) {
 		pthread_mutex_lock(&table_lock);
 		if (!nwaiters)

@@ -17,6 +17,10 @@
  *   stat and read; all six get the lock in turn afterwards.
  *   A signal to a blocked waiter interrupts it (EINTR); the mount works on.
  *   A holder that exits leaves no locks behind.
+ *   A thread's F_SETLKW goes on when another thread of the process closes
+ *   the file, and is then the process's lock.
+ *   SIGTERM to the daemon while a waiter blocks: the waiter gets ENOTCONN,
+ *   the daemon exits cleanly.
  *
  * flock locks and OFD locks belong to an open file description, which the
  * kernel releases (RELEASE) asynchronously after the last close: the cases
@@ -29,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -618,6 +623,65 @@ static void test_exit_releases(void **state)
 	tclose(f, fd);
 }
 
+struct thread_wait {
+	int fd;
+	int err;
+};
+
+static void *wait_posix(void *arg)
+{
+	struct thread_wait *t = arg;
+
+	t->err = do_lock(t->fd, K_POSIX, F_WRLCK, 0, 0, true);
+	return NULL;
+}
+
+/*
+ * One thread of this process waits (F_SETLKW) while another closes a
+ * different fd of the file, which drops the process's POSIX locks: the
+ * wait goes on and, granted, is the process's lock like any other.
+ */
+static void test_wait_survives_close(void **state)
+{
+	struct fixture *f = *state;
+	struct job hp = { f->file, O_RDWR, K_POSIX, F_WRLCK, 0, 0, false };
+	struct job probe = { f->file, O_RDONLY, K_POSIX, F_RDLCK, 0, 0, false };
+	struct thread_wait t = { .err = -1 };
+	struct kid *h = holder(f, &hp), *p;
+	pthread_t th;
+
+	t.fd = must_open(f, f->file, O_RDWR);
+	assert_int_equal(pthread_create(&th, NULL, wait_posix, &t), 0);
+	sleep_ms(BLOCKED_MS);
+	tclose(f, must_open(f, f->file, O_RDONLY));	/* a FLUSH for us */
+	sleep_ms(50);
+	assert_int_equal(kid_cmd(h, 'U'), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(t.err, 0);
+	p = kid_start(f, &probe);	/* another process: must conflict */
+	assert_true(is_conflict(kid_recv(p, REPLY_MS)));
+	kid_exit(p);
+	kid_exit(h);
+	tclose(f, t.fd);
+}
+
+/* The daemon told to stop while a waiter blocks: the waiter gets an error
+ * (not ERESTARTSYS leaking out as 512) and the daemon exits cleanly. */
+static void test_stop_with_waiter(void **state)
+{
+	struct fixture *f = *state;
+	struct job wf = { f->file, O_RDONLY, K_FLOCK, F_WRLCK, 0, 0, true };
+	int s = must_open(f, f->src_file, O_RDONLY);
+	struct kid *w;
+
+	assert_int_equal(do_lock(s, K_FLOCK, F_WRLCK, 0, 0, false), 0);
+	w = waiter(f, &wf);
+	assert_int_equal(kill(f->m.pid, SIGTERM), 0);
+	assert_int_equal(kid_recv(w, REPLY_MS), ENOTCONN);
+	kid_exited(w);
+	tclose(f, s);
+}
+
 #define CASE(name, fn, tc) \
 	{ name, fn, setup, teardown, (void *)(tc) }
 
@@ -636,6 +700,9 @@ int main(void)
 		     &tc_two_threads),
 		CASE("signal interrupts", test_signal_interrupts_waiter, &tc_default),
 		CASE("exit releases", test_exit_releases, &tc_default),
+		CASE("wait survives a close", test_wait_survives_close,
+		     &tc_default),
+		CASE("stop with a waiter", test_stop_with_waiter, &tc_default),
 	};
 	const char *filter = getenv("SFS_TEST_FILTER");
 
