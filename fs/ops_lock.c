@@ -76,6 +76,7 @@ struct waiter {
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static GHashTable *owners;	/* struct owner (its own key); table_lock */
+static unsigned nowners;	/* its size; atomic, written under table_lock */
 static struct waiter *waiters;	/* threads waiting now; table_lock */
 static unsigned nwaiters;	/* those, and threads not listed yet; table_lock */
 static bool shutting_down;	/* table_lock */
@@ -93,6 +94,13 @@ static gboolean owner_equal(gconstpointer a, gconstpointer b)
 	const struct owner *x = a, *y = b;
 
 	return x->inode == y->inode && x->id == y->id;
+}
+
+/* Under table_lock, after every change of owners. */
+static void owners_counted(void)
+{
+	__atomic_store_n(&nowners, owners ? g_hash_table_size(owners) : 0,
+			 __ATOMIC_RELEASE);
 }
 
 /* Under table_lock; the last ref closes the fd, and with it the owner's locks. */
@@ -187,6 +195,7 @@ static struct owner *owner_get(struct sfs_file *f, uint64_t id, bool create)
 		o->refs++;
 	} else {
 		g_hash_table_add(owners, fresh);
+		owners_counted();
 		__atomic_add_fetch(&f->lock_owners, 1, __ATOMIC_RELAXED);
 		o = fresh;
 		fresh = NULL;
@@ -372,6 +381,7 @@ static bool waiter_rebind(struct waiter *w, int *err)
 		o->file = NULL;		/* a POSIX owner: ends at a FLUSH */
 		o->refs++;
 		g_hash_table_add(owners, o);
+		owners_counted();
 	} else {
 		fcntl(w->fd, F_OFD_SETLK, &undo);
 		cur->refs++;
@@ -542,10 +552,16 @@ void sfs_locks_flush(struct sfs_file *f, uint64_t lock_owner)
 {
 	struct owner key = { .inode = f->inode, .id = lock_owner }, *o;
 
+	/* Every close comes here: no global lock while nobody holds locks.
+	 * A lock request racing a close by the same owner may go either
+	 * way, as it may on any filesystem. */
+	if (!__atomic_load_n(&nowners, __ATOMIC_ACQUIRE))
+		return;
 	pthread_mutex_lock(&table_lock);
 	o = owners ? g_hash_table_lookup(owners, &key) : NULL;
 	if (o) {
 		g_hash_table_remove(owners, o);
+		owners_counted();
 		if (o->file)
 			__atomic_sub_fetch(&o->file->lock_owners, 1,
 					   __ATOMIC_RELAXED);
@@ -573,7 +589,8 @@ void sfs_locks_release(struct sfs_file *f)
 		return;
 	pthread_mutex_lock(&table_lock);
 	g_hash_table_foreach_remove(owners, first_locked_through, f);
-	f->lock_owners = 0;
+	owners_counted();
+	__atomic_store_n(&f->lock_owners, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&table_lock);
 }
 
@@ -613,6 +630,7 @@ void sfs_locks_shutdown(void)
 		g_hash_table_foreach_remove(owners, drop_any, NULL);
 		g_hash_table_destroy(owners);
 		owners = NULL;
+		owners_counted();
 	}
 	pthread_mutex_unlock(&table_lock);
 }
