@@ -138,7 +138,9 @@ static void owner_drop_locked(struct owner *o)
  * owner can take both kinds of lock whatever handle it uses next (the
  * backing kernel checks the fd's mode); else the mode f was opened with.
  * While it is open the file counts as open for writing (execve of it gets
- * ETXTBSY), as for virtiofsd's lock fds.
+ * ETXTBSY), as for virtiofsd's lock fds. O_NONBLOCK: a lease on SRC makes
+ * the open fail (EWOULDBLOCK) instead of holding a worker until it breaks;
+ * it does not change how fcntl locks wait.
  */
 static int owner_fd_open(const struct sfs_file *f)
 {
