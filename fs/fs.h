@@ -28,6 +28,7 @@ struct sfs_fs {
 	bool switch_creds;		/* running as root: act as each caller */
 	bool apply_umask;		/* DONT_MASK: the caller's umask is ours to apply */
 	bool quotas_on;			/* SRC's filesystem enforced quotas at mount */
+	bool posix_locks;		/* POSIX locks are ours: FLUSH must come */
 	char bdi_path[96];		/* the mount's read_ahead_kb in sysfs */
 	unsigned conn_minor;		/* its FUSE connection (0: unknown) */
 	char *mountpoint;		/* canonical MNT, for shutdown.c */
@@ -50,6 +51,8 @@ struct sfs_file {
 	 * this to drop to zero so neither is freed under such a read.
 	 */
 	unsigned inflight;		/* atomic */
+	/* Lock owners that first locked through this handle (ops_lock.c). */
+	unsigned lock_owners;		/* atomic */
 };
 
 extern const struct fuse_lowlevel_ops sfs_ops;
@@ -306,6 +309,17 @@ void sfs_op_lseek(fuse_req_t, fuse_ino_t, off_t, int, struct fuse_file_info *);
 void sfs_op_copy_file_range(fuse_req_t, fuse_ino_t, off_t,
 			    struct fuse_file_info *, fuse_ino_t, off_t,
 			    struct fuse_file_info *, size_t, int);
+
+void sfs_op_flock(fuse_req_t, fuse_ino_t, struct fuse_file_info *, int);
+void sfs_op_getlk(fuse_req_t, fuse_ino_t, struct fuse_file_info *,
+		  struct flock *);
+void sfs_op_setlk(fuse_req_t, fuse_ino_t, struct fuse_file_info *,
+		  struct flock *, int);
+/* A handle's FLUSH (one close) and RELEASE end its owners' locks; at the
+ * end of the session, waits are cut short and every lock fd closed. */
+void sfs_locks_flush(struct sfs_file *f, uint64_t lock_owner);
+void sfs_locks_release(struct sfs_file *f);
+void sfs_locks_shutdown(void);
 
 void sfs_op_ioctl(fuse_req_t, fuse_ino_t, unsigned int, void *,
 		  struct fuse_file_info *, unsigned, const void *, size_t, size_t);

@@ -333,6 +333,7 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	sfs_shutdown_done();
 	sfs_oob_watch_stop(fs->watch);
 	fs->watch = NULL;
+	sfs_locks_shutdown();
 	sfs_handles_close_all(fs);
 out_unmount:
 	fuse_session_unmount(fs->se);

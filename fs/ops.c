@@ -29,6 +29,13 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want |= conn->capable & (FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK);
 	fs->apply_umask = conn->want & FUSE_CAP_DONT_MASK;
 	/*
+	 * Locks: the kernel would keep them per FUSE inode, and a file is
+	 * several of those (its incarnations); ops_lock.c takes them on the
+	 * backing file instead, where all opens and SRC's lockers meet.
+	 */
+	conn->want |= conn->capable & (FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
+	fs->posix_locks = conn->want & FUSE_CAP_POSIX_LOCKS;
+	/*
 	 * The daemon writes as root, and root keeps set-id bits on write
 	 * (CAP_FSETID). Without HANDLE_KILLPRIV the kernel clears some itself
 	 * with a SETATTR when an unprivileged caller truncates or chowns; the
@@ -79,4 +86,7 @@ const struct fuse_lowlevel_ops sfs_ops = {
 	.listxattr = sfs_op_listxattr,
 	.removexattr = sfs_op_removexattr,
 	.ioctl = sfs_op_ioctl,
+	.flock = sfs_op_flock,
+	.getlk = sfs_op_getlk,
+	.setlk = sfs_op_setlk,
 };

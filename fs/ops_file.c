@@ -65,6 +65,12 @@ static void drop_append(int fd, int flags)
  * the round trip does nothing, and skipping it (FOPEN_NOFLUSH, honoured
  * without writeback caching, which we never ask for) took one of the six
  * requests of a create and one of the four of an open+close.
+ *
+ * But POSIX locks taken through the mount are held by the daemon
+ * (ops_lock.c), and the kernel sends no unlock at close for them: FLUSH,
+ * naming the closing process, is their only release (fuse_setlk() returns
+ * early for FL_CLOSE_POSIX, "handled by the flush method"). So when the
+ * kernel sends us POSIX locks every close costs that round trip again.
  */
 static bool flush_is_noop(int fd)
 {
@@ -84,12 +90,12 @@ static bool flush_is_noop(int fd)
 }
 
 /* fd: the backing file just opened. */
-static void set_open_flags(struct fuse_file_info *fi, int flags, int fd,
-			   bool keep_cache)
+static void set_open_flags(struct sfs_fs *fs, struct fuse_file_info *fi,
+			   int flags, int fd, bool keep_cache)
 {
 	fi->direct_io = (flags & O_DIRECT) || (flags & O_ACCMODE) != O_RDONLY;
 	fi->keep_cache = keep_cache;
-	fi->noflush = flush_is_noop(fd);
+	fi->noflush = !fs->posix_locks && flush_is_noop(fd);
 	/* The backing FS answers lseek (SEEK_DATA/SEEK_HOLE need us). */
 	fi->nonseekable = 0;
 }
@@ -212,16 +218,20 @@ void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f)
 	free(f);
 }
 
-static void file_free(fuse_req_t req, struct sfs_file *f)
+static void file_free(struct sfs_fs *fs, struct sfs_file *f)
 {
 	sfs_handle_track_file(f, false);
-	sfs_file_close(sfs_fs_of(req), f);
+	sfs_file_close(fs, f);
 }
 
-/* Reply to open/create; if the opener is gone, nobody will release f. */
+/*
+ * Reply to open/create; if the opener is gone, nobody will release f.
+ * The reply frees req whatever it returns: fs is taken before.
+ */
 static void reply_opened(fuse_req_t req, struct fuse_file_info *fi,
 			 struct sfs_file *f, const struct fuse_entry_param *e)
 {
+	struct sfs_fs *fs = sfs_fs_of(req);
 	int res;
 
 	fi->fh = (uintptr_t)f;
@@ -229,9 +239,9 @@ static void reply_opened(fuse_req_t req, struct fuse_file_info *fi,
 	if (res == -ENOENT) {
 		struct sfs_node *node = f->node;
 
-		file_free(req, f);
+		file_free(fs, f);
 		if (e)
-			sfs_itable_forget(sfs_fs_of(req)->inodes, node, 1);
+			sfs_itable_forget(fs->inodes, node, 1);
 	}
 }
 
@@ -320,7 +330,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			sfs_node_release(fs->inodes, node);
 		return sfs_reply_err_after(req, &ev, err);
 	}
-	set_open_flags(fi, fi->flags, fd, keep_cache);
+	set_open_flags(fs, fi, fi->flags, fd, keep_cache);
 	o->fi = *fi;
 	o->f = f;
 	sfs_reply_after(req, &ev, send_open_reply, o);
@@ -398,7 +408,7 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		sfs_itable_forget(fs->inodes, node, 1);
 		return (void)fuse_reply_err(req, err == ESTALE ? EAGAIN : err);
 	}
-	set_open_flags(fi, fi->flags, fd, keep_cache);
+	set_open_flags(fs, fi, fi->flags, fd, keep_cache);
 	reply_opened(req, fi, f, &e);
 }
 
@@ -482,9 +492,14 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 
 void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct sfs_file *f = sfs_file_of(fi);
+	int res;
+
+	/* The closing process's POSIX locks on the file (ops_lock.c). */
+	sfs_locks_flush(f, fi->lock_owner);
 	/* close() of a duplicate: what the backing FS does at close (NFS
-	 * flushes, POSIX lock release) happens at the caller's close. */
-	int res = close(dup(sfs_file_of(fi)->fd));
+	 * flushes) happens at the caller's close. */
+	res = close(dup(f->fd));
 
 	fuse_reply_err(req, res == -1 ? errno : 0);
 }
@@ -497,7 +512,8 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * instructions away from done, so yielding beats a condvar per read. */
 	while (__atomic_load_n(&f->inflight, __ATOMIC_ACQUIRE))
 		sched_yield();
-	file_free(req, f);
+	sfs_locks_release(f);
+	file_free(sfs_fs_of(req), f);
 	fuse_reply_err(req, 0);
 }
 
