@@ -36,6 +36,22 @@ void test_fusermount(const char *flags, const char *mnt)
 		waitpid(pid, NULL, 0);
 }
 
+void test_abort_connection(unsigned minor)
+{
+	char p[128];
+	int fd;
+
+	snprintf(p, sizeof(p), "/sys/fs/fuse/connections/%u/abort", minor);
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1)
+			printf("# abort %s: %s\n", p, strerror(errno));
+		close(fd);
+	} else {
+		printf("# cannot open %s: %s\n", p, strerror(errno));
+	}
+}
+
 static void detach_all_live(void)
 {
 	for (int i = 0; i < MAX_LIVE; i++) {
