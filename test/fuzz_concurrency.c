@@ -467,6 +467,16 @@ static void keep_small(int fd)
 			return;
 }
 
+/* An offset that mostly falls inside fd's file (or just past it). */
+static long off_in(struct child *c, int fd)
+{
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) || st.st_size <= 0 || !(rnd(&c->seed) & 7))
+		return rnd_off(&c->seed, MAX_FILE);
+	return rnd_off(&c->seed, st.st_size + 1);
+}
+
 static const int open_variants[] = {
 	O_RDONLY, O_RDONLY, O_RDONLY, O_RDWR, O_WRONLY, O_RDWR | O_TRUNC,
 	O_WRONLY | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR | O_CREAT,
@@ -506,7 +516,7 @@ static int op_read(struct child *c)
 	bool fresh;
 	struct held *h;
 	int fd = get_fd(c, readable, O_RDONLY, &fresh, &h);
-	long off = rnd_off(&c->seed, MAX_FILE);
+	long off = off_in(c, fd);
 	long len = 1 + rnd_below(&c->seed, MAX_IO);
 	ssize_t n;
 	int err;
@@ -541,9 +551,10 @@ static int op_splice(struct child *c)
 {
 	bool fresh;
 	struct held *h;
-	int fd = get_fd(c, readable, O_RDONLY, &fresh, &h);
+	int fd = get_fd(c, rnd(&c->seed) & 1 ? snapshot_fd : readable, O_RDONLY,
+			&fresh, &h);
 	bool snap = h && snapshot_fd(h);
-	loff_t off = rnd_off(&c->seed, MAX_FILE), o = off;
+	loff_t off = off_in(c, fd), o = off;
 	long len = 1 + rnd_below(&c->seed, 64 * KiB - 1);
 	int p[2] = { -1, -1 }, err = 0;
 	ssize_t n;
@@ -606,7 +617,7 @@ static int op_sendfile(struct child *c)
 	struct held *h;
 	int in = get_fd(c, readable, O_RDONLY, &fresh, &h);
 	int name = (int)rnd_below(&c->seed, N_NAMES), out, err = 0;
-	off_t off = rnd_off(&c->seed, MAX_FILE);
+	off_t off = off_in(c, in);
 	long len = 1 + rnd_below(&c->seed, MAX_IO);
 	char p[PATH_MAX];
 
@@ -710,7 +721,7 @@ static int op_fallocate(struct child *c)
 	struct held *h;
 	int fd = get_fd(c, writable, O_RDWR, &fresh, &h), err = 0;
 	bool punch = rnd(&c->seed) & 1;
-	long off = rnd_off(&c->seed, MAX_FILE);
+	long off = off_in(c, fd);
 	long len = 1 + rnd_below(&c->seed, 64 * KiB);
 
 	set_what(c, "fallocate %s %s fd %d off %ld len %ld",
@@ -734,7 +745,7 @@ static int op_copy(struct child *c)
 {
 	int a, b, in, out, err = 0;
 	char pa[PATH_MAX], pb[PATH_MAX];
-	loff_t oi = rnd_off(&c->seed, MAX_FILE), oo = rnd_off(&c->seed, MAX_FILE);
+	loff_t oi, oo;
 	long len = 1 + rnd_below(&c->seed, 64 * KiB);
 
 	if (rnd(&c->seed) & 1) {
@@ -746,8 +757,7 @@ static int op_copy(struct child *c)
 	}
 	name_path(c, a, pa);
 	name_path(c, b, pb);
-	set_what(c, "copy_file_range f%d@%lld -> f%d@%lld len %ld", a,
-		 (long long)oi, b, (long long)oo, len);
+	set_what(c, "copy_file_range f%d -> f%d: opening", a, b);
 	in = open(pa, (rnd(&c->seed) & 1 ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (in < 0)
 		return -1;
@@ -758,6 +768,10 @@ static int op_copy(struct child *c)
 		errno = err;
 		return -1;
 	}
+	oi = off_in(c, in);
+	oo = off_in(c, out);
+	set_what(c, "copy_file_range f%d@%lld -> f%d@%lld len %ld", a,
+		 (long long)oi, b, (long long)oo, len);
 	if (copy_file_range(in, &oi, out, &oo, (size_t)len, 0) < 0)
 		err = errno;
 	close(in);
@@ -1123,10 +1137,21 @@ static void child_main(struct child *c)
 		sleep_us(rnd_below(&c->seed, 1000));
 	}
 	for (int i = 0; i < HELD; i++) {
-		/* Last look at every snapshot still open. */
-		if (!atomic_load(&sh->stop) && snapshot_fd(&c->h[i]) && c->h[i].hashed)
+		/* Last look at every snapshot still open (watched too). */
+		if (!atomic_load(&sh->stop) && snapshot_fd(&c->h[i]) &&
+		    c->h[i].hashed) {
+			set_what(c, "final reread of the snapshot of f%d",
+				 c->h[i].name);
+			atomic_store(&c->st->op_start_ms, now_ms());
+			atomic_store(&c->st->op, OP_REREAD);
 			check_snapshot(c, &c->h[i]);
+			atomic_store(&c->st->op, -1);
+		}
+		set_what(c, "close fd %d", c->h[i].fd);
+		atomic_store(&c->st->op_start_ms, now_ms());
+		atomic_store(&c->st->op, OP_OPEN);
 		drop(&c->h[i]);
+		atomic_store(&c->st->op, -1);
 	}
 	close(c->mnt_fd);
 	atomic_store(&c->st->done, true);
