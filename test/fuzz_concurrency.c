@@ -113,6 +113,7 @@
 #define NOBODY 65534
 #define MAX_REPORTS 20
 #define LOCK_SLOTS 1024
+#define LOCK_EXCL (-1000000)	/* a lock_slot holder: held exclusively */
 #define XATTR_DIGEST "user.stablefs.xxh3"
 
 /*
@@ -202,7 +203,8 @@ struct child_state {
 
 struct lock_slot {
 	atomic_ulong ino;		/* 0: free */
-	atomic_int holder[2];		/* pid holding [flock, posix] excl. */
+	/* [flock, posix]: number of shared holders, or LOCK_EXCL. */
+	atomic_int holder[2];
 };
 
 struct shared {
@@ -906,31 +908,67 @@ static atomic_int *lock_holder(unsigned long ino, int kind)
 	return NULL;	/* table full: no check */
 }
 
+/* Note that we now hold the lock (excl or shared); false: a conflict. */
+static bool lock_enter(atomic_int *holder, bool excl, int *seen)
+{
+	int v = atomic_load(holder);
+
+	if (excl) {
+		*seen = 0;
+		return atomic_compare_exchange_strong(holder, seen, LOCK_EXCL);
+	}
+	for (;;) {
+		*seen = v;
+		if (v < 0)
+			return false;
+		if (atomic_compare_exchange_weak(holder, &v, v + 1))
+			return true;
+	}
+}
+
 /*
- * Take an exclusive lock (flock, F_SETLK or F_OFD_SETLK; blocking ones
- * under alarm()), note it in shared memory - nobody else may hold it now -
- * hold it a little, then let go. The lock is only held inside this op.
+ * Take a lock on any fd - flock, F_SETLK or F_OFD_SETLK, exclusive on a
+ * writable fd half the time, else shared; blocking ones under alarm() -,
+ * note it in shared memory (by st_ino: one file, whatever FUSE node the
+ * fd is on), where no conflicting holder may be noted now, hold it a
+ * little, then let go. The lock only lives inside this op.
  */
 static int op_lock(struct child *c)
 {
 	static const char *const how[] = { "flock", "F_SETLK", "F_OFD_SETLK" };
 	int kind = (int)rnd_below(&c->seed, 3);
 	bool block = rnd(&c->seed) & 1;
-	bool fresh;
+	bool fresh, excl;
 	struct held *h;
-	int fd = get_fd(c, writable, O_RDWR, &fresh, &h), rc, err = 0;
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd = get_fd(c, any_fd, rnd(&c->seed) & 1 ? O_RDONLY : O_RDWR,
+			&fresh, &h), rc, err = 0;
+	int flags = h ? h->flags : 0;
+	struct flock fl = { .l_whence = SEEK_SET };
 	struct stat st;
 	atomic_int *holder = NULL;
 
-	set_what(c, "%s%s %s fd %d", how[kind], block ? " (blocking)" : "",
-		 fresh ? "fresh" : "held", fd);
-	if (fd < 0)
+	if (fd < 0) {
+		set_what(c, "%s: open", how[kind]);
 		return -1;
+	}
+	if (fresh)
+		flags = fcntl(fd, F_GETFL);
+	/* POSIX locks need the access: F_WRLCK a writable fd, F_RDLCK a
+	 * readable one. */
+	if (acc(flags) == O_RDONLY)
+		excl = kind == 0 && rnd(&c->seed) & 1;
+	else if (acc(flags) == O_WRONLY)
+		excl = true;
+	else
+		excl = rnd(&c->seed) & 1;
+	fl.l_type = excl ? F_WRLCK : F_RDLCK;
+	set_what(c, "%s %s%s on %s fd %d (flags %#x)", how[kind],
+		 excl ? "exclusive" : "shared", block ? " (blocking)" : "",
+		 fresh ? "fresh" : "held", fd, flags);
 	if (block)
 		alarm(ALARM_SECONDS);
 	if (kind == 0)
-		rc = flock(fd, LOCK_EX | (block ? 0 : LOCK_NB));
+		rc = flock(fd, (excl ? LOCK_EX : LOCK_SH) | (block ? 0 : LOCK_NB));
 	else if (kind == 1)
 		rc = fcntl(fd, block ? F_SETLKW : F_SETLK, &fl);
 	else
@@ -944,21 +982,27 @@ static int op_lock(struct child *c)
 	if (fstat(fd, &st) == 0)
 		holder = lock_holder((unsigned long)st.st_ino, kind ? 1 : 0);
 	if (holder) {
-		int other = 0;
+		int seen;
 
 		atomic_fetch_add(&sh->lock_checks, 1);
-		if (!atomic_compare_exchange_strong(holder, &other, c->st->pid)) {
+		if (!lock_enter(holder, excl, &seen)) {
 			atomic_fetch_add(&sh->lock_bad, 1);
 			if (may_report())
-				say("# LOCK: child %d got %s on ino %lu while "
-				    "pid %d holds it", c->id, how[kind],
-				    (unsigned long)st.st_ino, other);
+				say("# LOCK: child %d got %s %s on ino %lu (fd flags "
+				    "%#x) while another process holds it %s", c->id,
+				    how[kind], excl ? "exclusive" : "shared",
+				    (unsigned long)st.st_ino, flags,
+				    seen < 0 ? "exclusively" : "shared");
 			holder = NULL;
 		}
 	}
 	sleep_us(rnd_below(&c->seed, 10000));
-	if (holder)
-		atomic_store(holder, 0);
+	if (holder) {
+		if (excl)
+			atomic_store(holder, 0);
+		else
+			atomic_fetch_sub(holder, 1);
+	}
 	if (kind == 0) {
 		flock(fd, LOCK_UN);
 	} else {
@@ -1353,7 +1397,7 @@ static void print_counts(void)
 		printf("%s\n", line);
 	}
 	printf("# checks: %ld snapshot re-reads, %ld spliced ranges, %ld "
-	       "digests by xattr, %ld exclusive locks\n",
+	       "digests by xattr, %ld locks held\n",
 	       atomic_load(&sh->snap_checks), atomic_load(&sh->splice_checks),
 	       atomic_load(&sh->xattr_checks), atomic_load(&sh->lock_checks));
 	printf("# failures: %ld data, %ld lock, %ld unexpected errors, %ld "
