@@ -36,20 +36,24 @@ void test_fusermount(const char *flags, const char *mnt)
 		waitpid(pid, NULL, 0);
 }
 
-void test_abort_connection(unsigned minor)
+int test_abort_connection(unsigned minor)
 {
 	char p[128];
-	int fd;
+	int fd, rc = 0;
 
 	snprintf(p, sizeof(p), "/sys/fs/fuse/connections/%u/abort", minor);
 	fd = open(p, O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		if (write(fd, "1", 1) != 1)
+		if (write(fd, "1", 1) != 1) {
 			printf("# abort %s: %s\n", p, strerror(errno));
+			rc = -1;
+		}
 		close(fd);
 	} else {
 		printf("# cannot open %s: %s\n", p, strerror(errno));
+		rc = -1;
 	}
+	return rc;
 }
 
 static void detach_all_live(void)

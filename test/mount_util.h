@@ -58,9 +58,10 @@ const char *test_stablefs_bin(void);
 /*
  * Abort the FUSE connection with this device minor (minor(st_dev) of the
  * mount): /sys/fs/fuse/connections/<minor>/abort. For a hung daemon: every
- * request in flight fails with ECONNABORTED. Says on stdout if it cannot.
+ * request in flight fails with ECONNABORTED. Says on stdout if it cannot,
+ * and returns -1 then.
  */
-void test_abort_connection(unsigned minor);
+int test_abort_connection(unsigned minor);
 
 /* fusermount3 flags mnt (e.g. "-u", "-uz"), its output discarded. */
 void test_fusermount(const char *flags, const char *mnt);
