@@ -2,7 +2,7 @@
  * Concurrency fuzzer on a real mount.
  *
  * One stablefs mount (-o allow_other) on fresh temporary directories.
- * N_CHILDREN forked processes - some of them switched to user nobody
+ * Several forked processes (SFS_FUZZ_CHILDREN) - some of them switched to user nobody
  * (65534) after the mount - run random operations on a handful of names in
  * a world-writable directory, so that they collide all the time: opens of
  * every access mode (O_TRUNC, O_APPEND, O_CREAT, O_RDONLY|O_TRUNC), reads,
@@ -26,8 +26,9 @@
  *     bytes (XXH3-128) every time it is read whole; its user.stablefs.xxh3
  *     (through /proc/self/fd/N) must be that digest; bytes spliced from it
  *     into a pipe and drained later must equal a pread of the same range;
- *   - two processes holding the same exclusive lock at once (flock, or a
- *     POSIX/OFD write lock) on the same file (by st_ino);
+ *   - two processes holding conflicting locks at once (flock, or POSIX/OFD
+ *     record locks: exclusive against anything) on one file (by st_ino,
+ *     whatever FUSE node each fd is on);
  *   - an error no random operation can legitimately get (see legit_errno()).
  *
  * Errors that ARE legitimate outcomes of random operations are counted
@@ -48,8 +49,8 @@
  *   EOPNOTSUPP name_to_handle_at/open_by_handle_at or a fallocate mode the
  *              mount does not offer;
  *   EEXIST     O_CREAT|O_EXCL of a name that exists;
- *   EXDEV      copy_file_range the kernel will not do (counted: it falls
- *              back to nothing, we do not copy by hand);
+ *   EXDEV      copy_file_range refused by the kernel (it normally falls
+ *              back to a copy by itself; counted if it ever shows);
  *   ESTALE from open_by_handle_at only: the file the handle names was
  *              unlinked meanwhile (that is what ESTALE means there).
  * Not legitimate (fail): EIO (no max_preserve cap and nothing changes SRC
@@ -58,8 +59,8 @@
  * so nothing may answer them), EFAULT, ENOMEM, anything else.
  * ESTALE from anything else: the daemon answers ESTALE to an open that
  * landed on the wrong incarnation and the kernel is meant to retry with a
- * fresh LOOKUP; it should never reach a user. It is counted and reported; with
- * SFS_FUZZ_ESTALE=fail it fails the test.
+ * fresh LOOKUP; it should never reach a user. It is counted and reported;
+ * with SFS_FUZZ_ESTALE=fail it fails the test.
  *
  * Environment:
  *   SFS_FUZZ_SECONDS   duration (default 60)
