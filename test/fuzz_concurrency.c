@@ -1183,7 +1183,8 @@ static void child_main(struct child *c)
 		enum op op = choose(c);
 		int rc, err;
 
-		c->st->what[0] = '\0';
+		/* Until the op says more (its fd may be a fresh open). */
+		set_what(c, "%s: opening an fd", op_name[op]);
 		atomic_store(&c->st->op_start_ms, now_ms());
 		atomic_store(&c->st->op, (int)op);
 		errno = 0;
