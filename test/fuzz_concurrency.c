@@ -605,6 +605,10 @@ static int op_splice(struct child *c)
 	if (snap && n > 0) {
 		ssize_t m = pread(fd, c->buf2, (size_t)n, off);
 
+		if (m < 0) {
+			err = errno;
+			goto out;
+		}
 		atomic_fetch_add(&sh->splice_checks, 1);
 		if (m != n || memcmp(c->buf, c->buf2, (size_t)n)) {
 			atomic_fetch_add(&sh->data_bad, 1);
