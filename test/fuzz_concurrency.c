@@ -1302,13 +1302,13 @@ struct fixture {
 	pid_t kids[MAX_CHILDREN];
 };
 
-static int setup(void **state)
+static int teardown(void **state);
+
+static int setup_fixture(struct fixture *f)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
 	struct stat st;
 
-	*state = f;
-	if (!f || get_config(&f->cf))
+	if (get_config(&f->cf))
 		return -1;
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1341,6 +1341,21 @@ static int setup(void **state)
 			return -1;
 		}
 		close(fd);
+	}
+	return 0;
+}
+
+/* cmocka runs no teardown after a failed setup: clean up here then. */
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	*state = f;
+	if (!f)
+		return -1;
+	if (setup_fixture(f)) {
+		teardown(state);
+		return -1;
 	}
 	return 0;
 }
