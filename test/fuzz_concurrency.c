@@ -614,9 +614,10 @@ static int op_splice(struct child *c)
 			atomic_fetch_add(&sh->data_bad, 1);
 			if (may_report())
 				say("# DATA: child %d: %zd bytes spliced from the "
-				    "snapshot of f%d at %lld differ from a pread "
-				    "of them after the drain (%zd)", c->id, n,
-				    h->name, (long long)off, m);
+				    "snapshot of f%d (flags %#x) at %lld differ "
+				    "from a pread of them after the drain (%zd)",
+				    c->id, n, h->name, h->flags,
+				    (long long)off, m);
 		}
 	}
 out:
