@@ -69,7 +69,7 @@
  *                      "all" for every kind)
  *   SFS_FUZZ_CHILDREN  processes (default 6; every third one is nobody)
  *   SFS_FUZZ_ESTALE    "fail": an ESTALE fails the test
- *   SFS_FUZZ_MOUNT_OPTS  extra -o options (e.g. max_threads=2,fd_cache=4)
+ *   SFS_FUZZ_MOUNT_OPTS  extra -o options (e.g. max_threads=1,fd_cache=16)
  */
 #include <dirent.h>
 #include <errno.h>
