@@ -11,7 +11,7 @@
  * same files, rename over, unlink and recreate, reopen of an open fd
  * through /proc/self/fd/N, open_by_handle_at, flock/F_SETLK/F_OFD_SETLK
  * (also blocking, under alarm()), getxattr user.stablefs.xxh3,
- * stat/fstat/readdir.
+ * stat/fstat/readdir, and opens whose opener is SIGKILLed mid-way.
  *
  * What fails the test:
  *   - a hang: every child publishes in shared memory what it is doing and
@@ -126,7 +126,7 @@ enum op {
 	OP_OPEN, OP_RDTRUNC, OP_READ, OP_REREAD, OP_SPLICE, OP_SENDFILE,
 	OP_PWRITE, OP_APPEND, OP_TRUNCATE, OP_FALLOCATE, OP_COPY, OP_RENAME,
 	OP_UNLINK, OP_PROCREOPEN, OP_HANDLE, OP_LOCK, OP_XATTR, OP_STAT,
-	N_OPS
+	OP_KILLOPEN, N_OPS
 };
 
 static const char *const op_name[N_OPS] = {
@@ -138,6 +138,7 @@ static const char *const op_name[N_OPS] = {
 	[OP_RENAME] = "rename", [OP_UNLINK] = "unlink",
 	[OP_PROCREOPEN] = "procreopen", [OP_HANDLE] = "handle",
 	[OP_LOCK] = "lock", [OP_XATTR] = "xattr", [OP_STAT] = "stat",
+	[OP_KILLOPEN] = "killopen",
 };
 
 /* Relative weights: the fd-making and data ops a bit more often. */
@@ -146,7 +147,7 @@ static const int op_weight[N_OPS] = {
 	[OP_SPLICE] = 2, [OP_SENDFILE] = 2, [OP_PWRITE] = 3, [OP_APPEND] = 2,
 	[OP_TRUNCATE] = 1, [OP_FALLOCATE] = 1, [OP_COPY] = 2, [OP_RENAME] = 1,
 	[OP_UNLINK] = 1, [OP_PROCREOPEN] = 2, [OP_HANDLE] = 1, [OP_LOCK] = 2,
-	[OP_XATTR] = 2, [OP_STAT] = 2,
+	[OP_XATTR] = 2, [OP_STAT] = 2, [OP_KILLOPEN] = 1,
 };
 
 /*
@@ -1114,6 +1115,42 @@ static int op_stat(struct child *c)
 	}
 }
 
+/*
+ * An open interrupted by the opener's death: a grandchild opens (and
+ * closes) a name in a loop and is SIGKILLed after a moment, so that the
+ * daemon often answers an open whose opener is gone.
+ */
+static int op_killopen(struct child *c)
+{
+	int name = (int)rnd_below(&c->seed, N_NAMES);
+	int flags = open_variants[rnd_below(&c->seed,
+		(long)(sizeof(open_variants) / sizeof(open_variants[0])))];
+	long us = rnd_below(&c->seed, 3000);
+	char p[PATH_MAX];
+	pid_t pid;
+
+	name_path(c, name, p);
+	set_what(c, "open f%d flags %#x in a loop in a grandchild, SIGKILLed "
+		 "after %ld us", name, flags, us);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;) {
+			int fd = open(p, flags | O_CLOEXEC, 0666);
+
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	sleep_us(us);
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
 static int run_op(struct child *c, enum op op)
 {
 	switch (op) {
@@ -1135,6 +1172,7 @@ static int run_op(struct child *c, enum op op)
 	case OP_LOCK: return op_lock(c);
 	case OP_XATTR: return op_xattr(c);
 	case OP_STAT: return op_stat(c);
+	case OP_KILLOPEN: return op_killopen(c);
 	case N_OPS: break;
 	}
 	errno = EINVAL;
