@@ -151,8 +151,8 @@ static const int op_weight[N_OPS] = {
 };
 
 /*
- * The op kinds that ran clean for 60 s on the code of 2026-12-01 (seeds
- * 1-4, with and without ASan). Left out until their fixes land - the lead
+ * The op kinds that ran clean for 60 s on the code of 2026-12-01 (seed 1
+ * with and without ASan, seeds 2-4 in one of the two builds each). Left out until their fixes land - the lead
  * widens this list after merging them; each failed within 20 s (seed 1):
  *   procreopen  reopen through /proc/self/fd/N: heap-use-after-free in
  *               route_set() (lib/inode_table.c), daemon SIGSEGV;
