@@ -152,8 +152,9 @@ static const int op_weight[N_OPS] = {
 
 /*
  * The op kinds that ran clean for 60 s on the code of 2026-12-01 (seed 1
- * with and without ASan, seeds 2-4 in one of the two builds each). Left out until their fixes land - the lead
- * widens this list after merging them; each failed within 20 s (seed 1):
+ * with and without ASan, seeds 2-4 in one of the two builds each). Left
+ * out until their fixes land - the lead widens this list after merging
+ * them; each failed within 20-30 s (seed 1):
  *   procreopen  reopen through /proc/self/fd/N: heap-use-after-free in
  *               route_set() (lib/inode_table.c), daemon SIGSEGV;
  *   handle      open_by_handle_at (no LOOKUP either): the same crash;
@@ -163,7 +164,8 @@ static const int op_weight[N_OPS] = {
  *               opens racing renames/unlinks (ESTALE twice in a row,
  *               which also reaches processes as ESTALE);
  *   copy        copy_file_range A->B and B->A at once: the daemon
- *               deadlocks (hang report, connection aborted);
+ *               deadlocks (hang report, connection aborted; seen with
+ *               SFS_FUZZ_OPS=copy,pwrite,append in 30 s);
  *   rdtrunc     O_RDONLY|O_TRUNC bypasses the protocol: reads fail EIO;
  *   lock        locks split across incarnations: two processes hold
  *               conflicting locks on one file.
