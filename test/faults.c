@@ -235,23 +235,6 @@ static bool mounted_at(const char *path, bool prefix)
 	return found;
 }
 
-/* Abort a FUSE connection by its device minor (a hung daemon). */
-static void abort_connection(unsigned minor)
-{
-	char p[128];
-	int fd;
-
-	snprintf(p, sizeof(p), "/sys/fs/fuse/connections/%u/abort", minor);
-	fd = open(p, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (write(fd, "1", 1) != 1)
-			printf("# abort %s: %s\n", p, strerror(errno));
-		close(fd);
-	} else {
-		printf("# cannot open %s: %s\n", p, strerror(errno));
-	}
-}
-
 /*
  * Names in dir other than "." and ".."; nonzero count of entries not in
  * the allowed list is returned, and each is printed.
@@ -385,7 +368,7 @@ static int teardown(void **state)
 		if (test_is_stablefs_mount(f->m.mnt)) {
 			fprintf(stderr, "leaked mount %s\n", f->m.mnt);
 			if (f->fuse_minor)
-				abort_connection(f->fuse_minor);
+				test_abort_connection(f->fuse_minor);
 			umount2(f->m.mnt, MNT_DETACH);
 			rc = -1;
 		}
@@ -826,7 +809,7 @@ static void run_kill9(struct fixture *f, int run)
 		printf("# BUG: daemon pid %d not dead 10 s after SIGKILL; aborting conn %u\n",
 		       f->m.pid, f->fuse_minor);
 		if (f->fuse_minor)
-			abort_connection(f->fuse_minor);
+			test_abort_connection(f->fuse_minor);
 		reaped = wait_pid_ms(f->m.pid, &status, 10000);
 	}
 	assert_true(reaped);

@@ -36,6 +36,26 @@ void test_fusermount(const char *flags, const char *mnt)
 		waitpid(pid, NULL, 0);
 }
 
+int test_abort_connection(unsigned minor)
+{
+	char p[128];
+	int fd, rc = 0;
+
+	snprintf(p, sizeof(p), "/sys/fs/fuse/connections/%u/abort", minor);
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1) {
+			printf("# abort %s: %s\n", p, strerror(errno));
+			rc = -1;
+		}
+		close(fd);
+	} else {
+		printf("# cannot open %s: %s\n", p, strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
 static void detach_all_live(void)
 {
 	for (int i = 0; i < MAX_LIVE; i++) {

@@ -55,6 +55,14 @@ int test_mount_finish(struct test_mount *m);
 /* Path of the stablefs binary under test ($STABLEFS_BIN or ./fs/stablefs). */
 const char *test_stablefs_bin(void);
 
+/*
+ * Abort the FUSE connection with this device minor (minor(st_dev) of the
+ * mount): /sys/fs/fuse/connections/<minor>/abort. For a hung daemon: every
+ * request in flight fails with ECONNABORTED. Says on stdout if it cannot,
+ * and returns -1 then.
+ */
+int test_abort_connection(unsigned minor);
+
 /* fusermount3 flags mnt (e.g. "-u", "-uz"), its output discarded. */
 void test_fusermount(const char *flags, const char *mnt);
 
