@@ -31,8 +31,10 @@ struct fd_cache {
 struct route {
 	struct sfs_node *node;
 	uint64_t expires_ns;
+	uint64_t set_ns;	/* when the ESTALE was decided */
 	bool looked_up;		/* a lookup has been steered by it */
 };
+
 
 struct sfs_inode_table {
 	/* Protects map, routes, every node and every nlookup. Taken before
@@ -68,6 +70,19 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The kernel retries an ESTALE'd open at once, within the same system
+ * call: a route older than this is not steering a retry any more (its
+ * retry failed, e.g. the name was gone), and the thread's next open is a
+ * new one, to be decided afresh.
+ */
+#define RETRY_WINDOW_NS 100000000ull
+
+static bool retry_pending(const struct route *r)
+{
+	return r && !r->looked_up && now_ns() - r->set_ns < RETRY_WINDOW_NS;
 }
 
 /* ------------------------------------------------------------------ */
@@ -523,7 +538,8 @@ static void route_set(struct sfs_inode_table *t, pid_t tid, struct sfs_node *n)
 	fd_hold(t, n->inode);
 	route_drop(t, GINT_TO_POINTER(tid));
 	r->node = n;
-	r->expires_ns = now_ns() + SFS_ROUTE_TTL_NS;
+	r->set_ns = now_ns();
+	r->expires_ns = r->set_ns + SFS_ROUTE_TTL_NS;
 	r->looked_up = false;
 	g_hash_table_insert(t->routes, GINT_TO_POINTER(tid), r);
 	t->redirects++;
@@ -608,6 +624,37 @@ struct sfs_node *sfs_itable_root(struct sfs_inode_table *t)
  * that shows an old version: then a live one (the write node, an unbound
  * one, or a new one), so that stat(2) by path shows the file as it is.
  */
+static struct sfs_node *find_node(struct sfs_inode *i, enum sfs_node_mode mode,
+				  uint64_t version)
+{
+	for (struct sfs_node *n = i->nodes; n; n = n->next)
+		if (n->mode == mode && (mode != SFS_NODE_READ ||
+					(n->version == version && n->snap)))
+			return n;
+	return NULL;
+}
+
+/*
+ * With the lock held: the retry of an open we routed to a node of another
+ * file looks i up: the name was renamed over or recreated in between.
+ * Give it a node its open can bind without a second ESTALE, which the
+ * kernel would pass to the caller: i's write node for a writer (or one
+ * that can become it), else a snapshot node of this version, or a fresh
+ * node either kind of open binds.
+ */
+static struct sfs_node *node_for_retry(struct sfs_inode_table *t,
+				       struct sfs_inode *i, struct route *r,
+				       uint64_t version)
+{
+	enum sfs_node_mode want = r->node->mode == SFS_NODE_WRITE ?
+				  SFS_NODE_WRITE : SFS_NODE_READ;
+	struct sfs_node *n = find_node(i, want, version);
+
+	/* The route stays unused: the retry looks the name up twice (K7),
+	 * and the second lookup must get such a node too. */
+	return n ? n : node_new(t, i);
+}
+
 static struct sfs_node *pick_node(struct sfs_inode_table *t, struct sfs_inode *i,
 				  pid_t tid, uint64_t version)
 {
@@ -620,6 +667,10 @@ static struct sfs_node *pick_node(struct sfs_inode_table *t, struct sfs_inode *i
 			r->looked_up = true;
 			return r->node;
 		}
+		if (retry_pending(r) && i->type == S_IFREG &&
+		    (n = node_for_retry(t, i, r, version)))
+			return n;
+		n = i->current;
 	}
 	if (n && (n->mode != SFS_NODE_READ || n->version == version))
 		return n;
@@ -814,15 +865,6 @@ static void bind_read(struct sfs_node *n, struct sfs_snap *snap)
 	n->snap = snap;
 }
 
-static struct sfs_node *find_node(struct sfs_inode *i, enum sfs_node_mode mode,
-				  uint64_t version)
-{
-	for (struct sfs_node *n = i->nodes; n; n = n->next)
-		if (n->mode == mode && (mode != SFS_NODE_READ ||
-					(n->version == version && n->snap)))
-			return n;
-	return NULL;
-}
 
 /*
  * A READ open. Joining a node that shows this very version lets the kernel
@@ -916,25 +958,40 @@ static bool unroutable_retry(struct sfs_inode_table *t, struct sfs_node *n,
 {
 	struct route *r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
 
-	return r && r->node != n && r->node->inode == n->inode && !r->looked_up;
+	return retry_pending(r) && r->node != n && r->node->inode == n->inode;
 }
 
 /*
- * Such a reopen names n itself, the node of a file already open. Read-only,
- * it reads what n shows: a snapshot's reopen is that snapshot (as a dup
- * would be), a live node's the live file. For writing, a live node will
- * do (every live node's cache is evicted on change), but not a snapshot's:
- * the kernel would cache live bytes among the snapshot's pages (EBUSY).
+ * Such a reopen names n itself, the node of a file already open:
+ * - read-only on a snapshot's node: that snapshot (as a dup would be);
+ * - read-only on a live node nobody uses since the kernel got its
+ *   attributes: bound to a snapshot as any read-only open;
+ * - read-only on a live node in use: no snapshot can be had here, and a
+ *   live handle would break the promise of read-only opens (G2): EBUSY.
+ *   Only the kernel's own opens (SFS_OPEN_READ_IN_PLACE: ioctls, which
+ *   never read; a 32-bit open(2) looks the same) get the live file;
+ * - for writing on a live node: fine (every live node is evicted on
+ *   change); on a snapshot's node: the kernel would cache live bytes
+ *   among the snapshot's pages: EBUSY.
+ * The same holds for the rare retry that lands on a node another thread's
+ * lookup of the name gave (the VFS shares parallel lookups of one name).
  */
 static int open_in_place(struct sfs_inode_table *t, struct sfs_node *n,
 			 enum sfs_open_kind kind, struct sfs_snap *snap,
 			 bool *keep_cache)
 {
+	struct sfs_history *h = sfs_inode_history(n->inode);
+
 	*keep_cache = false;
-	if (snap)
-		sfs_history_close(sfs_inode_history(n->inode), t->store, snap);
-	if (n->mode != SFS_NODE_READ)
+	if (n->mode != SFS_NODE_READ && kind == SFS_OPEN_READ && snap &&
+	    n->nopen == 0 && n->pins == 0 && n->told_version == snap->version) {
+		bind_read(n, snap);
 		return 0;
+	}
+	if (snap)
+		sfs_history_close(h, t->store, snap);
+	if (n->mode != SFS_NODE_READ)
+		return kind == SFS_OPEN_READ ? EBUSY : 0;
 	if (kind == SFS_OPEN_WRITE)
 		return EBUSY;
 	if (!n->snap)
@@ -964,10 +1021,11 @@ int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *n,
 		fd_hold(t, n->inode);
 		n->inode->current = n;
 	}
-	/* A route is used up by the open it steered, and one no lookup
+	/* A route is used up by the open it steered (or by the retry's open
+	 * of whatever file the name named by then), and one no lookup
 	 * followed is of no use: the kernel does not retry twice. */
 	r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
-	if (r && r->node->inode == n->inode && (in_place || !err))
+	if (r && (in_place || !err))
 		route_drop(t, GINT_TO_POINTER(tid));
 	if (shown)
 		*shown = !err && n->mode == SFS_NODE_READ ? n->snap : NULL;

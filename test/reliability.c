@@ -209,7 +209,7 @@ static int reads_as(const char *path, const char *want)
 static int proc_reopen_script(const char *dir)
 {
 	char g[PATH_MAX], f[PATH_MAX], proc[64];
-	int fd, w;
+	int fd, fd2, w;
 
 	/* echo one > g; exec 3< g; echo x > /proc/self/fd/3 */
 	if (make(dir, "g", "one\n", g))
@@ -243,13 +243,20 @@ static int proc_reopen_script(const char *dir)
 		return 9;
 	if (reads_as(f, "one\ntwo\nthree\n"))	/* by name: the live file */
 		return 10;
-	/* A reopen of a writer's fd reads the live file. */
+	/* A read-only reopen of a writer's fd: no snapshot can be had on the
+	 * writer's node, and a live read-only fd would break G2: EBUSY. */
 	w = open(f, O_RDWR);
 	if (w < 0)
 		return 11;
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", w);
-	if (append(f, "four\n") || reads_as(proc, "one\ntwo\nthree\nfour\n"))
+	if (append(f, "four\n") || open(proc, O_RDONLY) != -1 || errno != EBUSY)
 		return 12;
+	/* ...and a writable one works. */
+	if (reads_as(f, "one\ntwo\nthree\nfour\n") ||
+	    (fd2 = open(proc, O_WRONLY | O_APPEND)) < 0 ||
+	    write_all(fd2, "five\n", 5) || close(fd2) ||
+	    reads_as(f, "one\ntwo\nthree\nfour\nfive\n"))
+		return 13;
 	close(w);
 	close(fd);
 	return 0;

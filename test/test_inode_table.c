@@ -400,6 +400,53 @@ static void test_write_reopen_of_snapshot_without_lookup(void **state)
 	assert_int_equal(sfs_itable_count(f->t), 1);
 }
 
+/*
+ * open(2) races a rename: we route the ESTALE'd open to a node of file a,
+ * but by the kernel's retry the name names file b. b's current node may
+ * be a snapshot node: a writer would be told ESTALE a second time, which
+ * reaches the caller. The retry's lookup of b gets a node its open binds.
+ */
+static void test_retry_after_rename_opens(void **state)
+{
+	struct fixture *f = *state;
+	struct sfs_node *a, *b, *n;
+	bool keep;
+
+	create(f, "a");
+	create(f, "b");
+	a = lookup(f, "a");
+	b = lookup_as(f, "b", TID + 9);
+	assert_int_equal(open_read(f, a, TID + 9, &keep), 0);
+	assert_int_equal(open_read(f, b, TID + 9, &keep), 0);	/* b: a READ node */
+	/* A writer's open of "a": ESTALE, routed to a's write node... */
+	assert_int_equal(open_write(f, a, TID), ESTALE);
+	/* ...and "b" was renamed over "a": the retry looks up b. */
+	n = lookup(f, "b");
+	assert_ptr_not_equal(n, b);
+	assert_int_equal(open_write(f, n, TID), 0);
+	assert_int_equal(n->mode, SFS_NODE_WRITE);
+	/* The same for a reader, on a snapshot node of an old version. */
+	assert_int_equal(open_write(f, a, TID + 1), ESTALE);	/* a changes */
+	sfs_itable_forget(f->t, lookup_as(f, "a", TID + 1), 1);
+	struct sfs_node *w = lookup_as(f, "a", TID + 1);
+	assert_int_equal(open_write(f, w, TID + 1), 0);
+	bump_version(a);
+	assert_int_equal(open_read(f, a, TID + 2, &keep), ESTALE);
+	struct sfs_node *r = lookup_as(f, "b", TID + 2);
+	assert_int_equal(open_read(f, r, TID + 2, &keep), 0);
+	sfs_node_release(f->t, r);
+	sfs_node_release(f->t, w);
+	sfs_node_release(f->t, n);
+	sfs_node_release(f->t, b);
+	sfs_node_release(f->t, a);
+	sfs_itable_forget(f->t, r, 1);
+	sfs_itable_forget(f->t, w, 1);
+	sfs_itable_forget(f->t, n, 1);
+	sfs_itable_forget(f->t, b, 1);
+	sfs_itable_forget(f->t, a, 1);
+	assert_int_equal(sfs_itable_count(f->t), 1);
+}
+
 static void test_first_open_binds_unbound_node(void **state)
 {
 	struct fixture *f = *state;
@@ -622,6 +669,7 @@ int main(void)
 		T(test_routed_retry_always_opens),
 		T(test_read_reopen_without_lookup_joins_snapshot),
 		T(test_write_reopen_of_snapshot_without_lookup),
+		T(test_retry_after_rename_opens),
 		T(test_writers_share_one_live_node),
 		T(test_first_open_binds_unbound_node),
 		T(test_fds_beyond_budget_are_reopened),
