@@ -1,7 +1,7 @@
 /*
  * How every modification of file data through MNT is applied, so that bytes
- * already delivered to a pipe never change (SPEC G1) and snapshots keep
- * reading what they opened (G2):
+ * already delivered to a pipe never change (G1) and snapshots keep reading
+ * what they opened (G2; both in doc/guarantees.md):
  *
  *   1. lock the affected range of the backing inode exclusively: this waits
  *      until every read that spliced backing pages of that range into a

@@ -203,8 +203,9 @@ static void reply_attr_of(fuse_req_t req, struct sfs_node *node, int fd)
 }
 
 /*
- * Never ESTALE here (SPEC K7: fstat sends GETATTR without a handle, and an
- * ESTALE would break it on old fds): a snapshot node answers its version.
+ * Never ESTALE here (K7 in doc/kernel-facts.md: fstat sends GETATTR without
+ * a handle, and an ESTALE would break it on old fds): a snapshot node
+ * answers its version.
  */
 void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {

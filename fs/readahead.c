@@ -1,10 +1,10 @@
 /*
  * Read-ahead of the mount (-o readahead_kb=N). A FUSE mount's
  * backing_dev_info starts with read_ahead_kb = 128, and the kernel caps it
- * at INIT to what it offered. SPEC K8 saw a passthrough_ll mount read
- * faster with 4096; for stablefs it was slower here (1 GiB splice reads:
- * hot 2,440-2,720 MiB/s at 128 against 1,630-1,760 at 4096; cold 2,589
- * against 1,644), so the default leaves the kernel's value. The
+ * at INIT to what it offered. K8 (doc/kernel-facts.md) saw a passthrough_ll
+ * mount read faster with 4096; for stablefs it was slower here (1 GiB
+ * splice reads: hot 2,440-2,720 MiB/s at 128 against 1,630-1,760 at 4096;
+ * cold 2,589 against 1,644), so the default leaves the kernel's value. The
  * value lives in /sys/class/bdi/MAJOR:MINOR/read_ahead_kb, MAJOR:MINOR
  * being the mount's anonymous device. It can only be raised after the
  * kernel has processed our INIT reply, i.e. from the first request after

@@ -1,5 +1,5 @@
 /*
- * The command line of the stablefs binary (SPEC §1): every refused
+ * The command line of the stablefs binary (doc/stablefs.1): every refused
  * invocation exits non-zero with exactly one line "stablefs: ..." on stderr
  * naming the problem and mounts nothing; -h/-V; daemonizing only once
  * mounted; SIGTERM/SIGINT/fusermount3 -u detach cleanly; an fstab line

@@ -1,9 +1,9 @@
 /*
- * No path escapes SRC (SPEC G4): symlinks inside SRC are passed through as
- * they are, never followed by the daemon itself; ".." at the mount root
- * stays in the caller's view; a directory swapped for a symlink to an
- * outside directory, while requests race with the swap, never makes the
- * daemon create, truncate or remove anything outside SRC.
+ * No path escapes SRC (G4 in doc/guarantees.md): symlinks inside SRC are
+ * passed through as they are, never followed by the daemon itself; ".." at
+ * the mount root stays in the caller's view; a directory swapped for a
+ * symlink to an outside directory, while requests race with the swap, never
+ * makes the daemon create, truncate or remove anything outside SRC.
  *
  * Who follows a symlink: for open(MNT/link), MNT/link/name and the like the
  * *kernel* reads the link through FUSE (READLINK) and resolves the target in

@@ -15,7 +15,7 @@
  *    model at splice time and the pipe is drained only some operations
  *    later, after the file may have been overwritten, punched, truncated,
  *    collapsed, copied into, renamed over... On raw ext4 that changes the
- *    bytes in the pipe (SPEC K1); through stablefs it must not.
+ *    bytes in the pipe (K1, doc/kernel-facts.md); through stablefs it must not.
  *  - G2 (-Z): an O_RDONLY open is a snapshot; it is re-read (pread, splice,
  *    mmap, fstat) some operations later and must equal the model at open.
  *
@@ -201,7 +201,7 @@ static long max_l(long a, long b)
 /*
  * An offset in [0, limit]: page-aligned 3/8 of the time and a page boundary
  * +-1 another 1/8, because alignment decides whether the kernel can drop a
- * whole folio or must zero part of it in place (SPEC K1/K4).
+ * whole folio or must zero part of it in place (K1/K4, doc/kernel-facts.md).
  */
 static long rnd_off(struct fsx *s, long limit)
 {
@@ -699,7 +699,7 @@ enum fill_kind { FILL_SPLICE, FILL_SENDFILE, FILL_TEE };
 
 /*
  * tee(2) the pipe's references into a second pipe, then splice those into
- * a third: both the original and the twice-moved copy are kept (SPEC S3).
+ * a third: both the original and the twice-moved copy are kept (S3).
  */
 static void tee_and_keep(struct fsx *s, int p1, int file, long off, long len)
 {
@@ -901,7 +901,7 @@ static int op_write(struct fsx *s, int file)
 	long off, len;
 
 	pick_write(s, f, &off, &len);
-	if (at_end) {	/* SEEK_END must find the true end (SPEC S5) */
+	if (at_end) {	/* SEEK_END must find the true end (S5) */
 		off = f->size;
 		len = min_l(len, s->o.maxlen - off);
 	}

@@ -8,7 +8,7 @@
  *      model is exact. Once with the op sequence of run 2, once with every
  *      op (ext4 does collapse/insert, which FUSE refuses);
  *   2. raw ext4, seed 1, pipes drained late: must report a MISMATCH in a
- *      delayed pipe (SPEC K1) - the checker has teeth;
+ *      delayed pipe (K1, doc/kernel-facts.md) - the checker has teeth;
  *   3. stablefs, exactly run 2's arguments: must pass. Run 2 leaves out
  *      collapse/insert so that both filesystems answer every op alike and
  *      the op sequences are identical: stablefs passes the very ops on
@@ -321,7 +321,7 @@ static void test_raw_detects(void **state)
 	skip_if_needed(f);
 	rc = run_fsx(f, &out, SAME_OPS_ARGS, "-q", NULL);
 	if (rc == 0)
-		fail_msg("raw ext4: no mismatch: kernel changed (re-check SPEC K1) "
+		fail_msg("raw ext4: no mismatch: kernel changed (re-check K1) "
 			 "or fsx lost its teeth");
 	assert_int_equal(rc, 1);
 	assert_non_null(strstr(out, "fsx: MISMATCH"));

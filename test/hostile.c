@@ -1,5 +1,6 @@
 /*
- * Hostile input (SPEC §1 errors, G4 fidelity at the edges).
+ * Hostile input (command-line errors of doc/stablefs.1, G4 fidelity at the
+ * edges: doc/guarantees.md).
  *
  *  1. Option fuzzing: ~300 generated bad invocations (garbage bytes with
  *     non-UTF-8 and newlines, 64 KiB values, overflow, negative, hex, float,

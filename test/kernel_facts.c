@@ -1,5 +1,5 @@
 /*
- * Kernel facts K1-K3, K6 and K7 of SPEC.md section 3, as self-checking
+ * Kernel facts K1-K3, K6 and K7 of doc/kernel-facts.md, as self-checking
  * tests (S8); K4 and K5 are in kernel_facts_fuse.c (they need a naive
  * daemon). K6 - the daemon's own reply pipe holds backing page-cache pages
  * until the kernel copies them out - is K1 seen from the daemon: libfuse
@@ -19,7 +19,8 @@
  *   modify the file,
  *   only then drain the pipe,
  *   count how many drained bytes differ from what the file held at splice time.
- * Each test prints what it observed ("# ...") and asserts what SPEC states.
+ * Each test prints what it observed ("# ...") and asserts what
+ * doc/kernel-facts.md states.
  *
  * Measured while writing this (6.18.44): the folio size decides the aligned
  * cases, and it depends on how the data entered the page cache - a big
@@ -137,7 +138,7 @@ static int mod_truncate_unaligned(const struct target *t)
 }
 
 /*
- * Page-aligned, 16 KiB into the range. SPEC K2 says the pipe survived this;
+ * Page-aligned, 16 KiB into the range. K2 first said the pipe survived this;
  * measured: only with small folios - a large one is zeroed in place like
  * the aligned punch above.
  */
@@ -205,7 +206,7 @@ static const char *const fill_name[] = {
 	[FILL_READ_IN] = "read in",
 };
 
-/* One case: a modification and the range of changed bytes SPEC predicts. */
+/* One case: a modification and the range of changed bytes the fact gives. */
 struct kcase {
 	const char *what;
 	int (*modify)(const struct target *);
@@ -343,7 +344,7 @@ static void check_case(const char *dir, const char *fs, enum fill fill,
 			same++;
 		}
 		if (o.changed < c->min || o.changed > c->max)
-			fail_msg("%s: %s: %ld bytes changed, SPEC predicts %ld..%ld",
+			fail_msg("%s: %s: %ld bytes changed, expected %ld..%ld",
 				 fs, label, o.changed, c->min, c->max);
 	}
 	if (same != REPEAT)
@@ -525,7 +526,7 @@ static void test_k1_ext4(void **state)
 	CHECK_CASES(f, FILL_READ_IN, k1_any_folio);
 }
 
-/* SPEC K1: on ext4 even a 4 KiB-aligned punch changed piped data. */
+/* K1: on ext4 even a 4 KiB-aligned punch changed piped data. */
 static void test_k1_ext4_large_folios(void **state)
 {
 	CHECK_CASES((const struct fixture *)*state, FILL_WRITTEN, k1_large_folio);
@@ -563,7 +564,7 @@ static void test_k2_ext4_odirect(void **state)
 }
 
 /*
- * SPEC K2 says a page-aligned ftruncate did not change the pipe. Measured:
+ * K2 first said a page-aligned ftruncate did not change the pipe. Measured:
  * true only for small folios (data read in); for a freshly written file
  * (2 MiB folios) it zeroes in place, see test_k1_ext4_large_folios.
  */

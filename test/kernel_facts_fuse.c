@@ -1,5 +1,5 @@
 /*
- * Kernel facts K4 and K5 of SPEC.md section 3, as self-checking tests (S8).
+ * Kernel facts K4 and K5 of doc/kernel-facts.md, as self-checking tests (S8).
  *
  * They are facts about FUSE itself: what the kernel does to the page cache
  * of a FUSE inode - and so to pipes that hold its pages after splice(2) -
@@ -21,7 +21,8 @@
  *   pattern, and check that the modification reached the backing file
  *   (so "pipe intact" never just means "nothing happened").
  * Each case runs REPEAT times on fresh mounts, prints what it observed
- * ("# ...") and asserts what SPEC states - it held in every run here.
+ * ("# ...") and asserts what doc/kernel-facts.md states - it held in every
+ * run here.
  *
  * Needs root (mount(2) through libfuse) and /dev/fuse; else skipped (77).
  * The daemon is $KFUSE_BIN (default ./test/kfuse_daemon).
@@ -198,7 +199,7 @@ static const struct row rows[] = {
 	{ "K4c", { DIO, NULL }, &mmap_store, ENODEV, 0, 0 },
 	/*
 	 * K4: after the SETATTR reply the kernel zeroes the tail of the page
-	 * holding the new EOF in place (SPEC: 3996 = 4096 - 100 bytes), also
+	 * holding the new EOF in place (K4: 3996 = 4096 - 100 bytes), also
 	 * when the truncating handle is direct_io.
 	 */
 	{ "K4d", { NULL }, &truncate_in_range, 0, PAGE - 100, SPLICE_LEN - 100 },
@@ -524,7 +525,7 @@ static void test_row(void **state)
 				 r->expect_errno ? strerror(r->expect_errno) :
 						   "success");
 		if (o.c.changed < r->min || o.c.changed > r->max)
-			fail_msg("%s: %s: %ld piped bytes changed, SPEC predicts "
+			fail_msg("%s: %s: %ld piped bytes changed, expected "
 				 "%ld..%ld", r->fact, r->mod->name, o.c.changed,
 				 r->min, r->max);
 	}

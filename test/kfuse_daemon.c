@@ -1,12 +1,13 @@
 /*
  * kfuse_daemon: a deliberately naive FUSE daemon for kernel_facts_fuse.c.
  *
- * SPEC K4 and K5 are facts about FUSE itself: what the kernel does to the
- * FUSE inode's page cache (and so to pipes holding its pages after splice)
- * when a file is written, mapped, truncated or punched. stablefs hides those
- * effects by design, so they are measured on this daemon instead. It serves
- * ONE regular file, "f", at the root of the mount, backed by a file given on
- * the command line, and does nothing to protect pipes unless told to:
+ * K4 and K5 (doc/kernel-facts.md) are facts about FUSE itself: what the
+ * kernel does to the FUSE inode's page cache (and so to pipes holding its
+ * pages after splice) when a file is written, mapped, truncated or punched.
+ * stablefs hides those effects by design, so they are measured on this daemon
+ * instead. It serves ONE regular file, "f", at the root of the mount, backed
+ * by a file given on the command line, and does nothing to protect pipes
+ * unless told to:
  *
  *   kfuse_daemon BACKING MNT [--direct-io-writes] [--evict-before-truncate]
  *                            [--evict-before-punch]

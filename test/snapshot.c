@@ -1,5 +1,6 @@
 /*
- * Copy-on-open snapshots (SPEC G2, G3, G5; acceptance scenarios S4, S5, S7).
+ * Copy-on-open snapshots (G2, G3, G5; acceptance scenarios S4, S5, S7: see
+ * doc/guarantees.md).
  *
  * A regular file opened O_RDONLY through MNT is a snapshot of the file at
  * open(): read, pread, splice, mmap MAP_PRIVATE and fstat's size show the

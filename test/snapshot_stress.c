@@ -1,5 +1,6 @@
 /*
- * Snapshots under concurrency (SPEC G2, G5; acceptance scenario S6).
+ * Snapshots under concurrency (G2, G5; acceptance scenario S6: see
+ * doc/guarantees.md).
  *
  * One stablefs mount, FILES files (at most MAX_SIZE each). N_WRITERS writer
  * threads change them at random through MNT - pwrite, truncate shrink and
@@ -21,7 +22,7 @@
  * passthrough, readers see writes) reported 2644 mismatches in 4 s.
  *
  * SFS_STRESS_SECONDS sets the duration of the run on a default mount
- * (default 60, as SPEC S6 asks); the -o oob=ignore run takes a third of it
+ * (default 60, as S6 asks); the -o oob=ignore run takes a third of it
  * (see main()).
  */
 #include <errno.h>
@@ -61,7 +62,7 @@
 #define MAX_APPEND (64 * KiB)
 #define N_WRITERS 3
 #define N_READERS 4
-#define DEFAULT_SECONDS 60	/* SPEC S6 on the default mount */
+#define DEFAULT_SECONDS 60	/* S6 on the default mount */
 #define STALL_SECONDS 60
 #define MAX_REPORTS 10
 #define XATTR_DIGEST "user.stablefs.xxh3"

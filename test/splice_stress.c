@@ -1,5 +1,6 @@
 /*
- * Stable splice under concurrency (SPEC G1, scenario S3 multi-threaded).
+ * Stable splice under concurrency (G1, scenario S3 multi-threaded: see
+ * doc/guarantees.md).
  *
  * 8 splicer threads fill pipes from random ranges of one file and drain them
  * late; 4 modifier threads meanwhile change random ranges of that file with
@@ -14,7 +15,7 @@
  * from the file, copies the expected bytes from the model, releases the
  * mutex - so the expectation is exact: G1 is about what happens AFTER the
  * splice returned - then sleeps 0-20 ms and only then drains and compares,
- * while modifiers change the very pages its pipe references (SPEC K1).
+ * while modifiers change the very pages its pipe references (K1).
  *
  * Two runs of the same harness:
  *   - raw ext4, short (3 s): must find at least one mismatch, which proves
@@ -767,7 +768,7 @@ static void test_raw_ext4_detects(void **state)
 	assert_true(atomic_load(&r->splices) > 0);
 	if (atomic_load(&r->mismatches) == 0)
 		fail_msg("raw ext4: no mismatch in %ld splices: kernel changed: "
-			 "re-check SPEC K1 (or the checker lost its teeth)",
+			 "re-check K1 (or the checker lost its teeth)",
 			 atomic_load(&r->splices));
 }
 

@@ -1,5 +1,5 @@
 /*
- * Stable splice (SPEC G1, acceptance scenarios S1-S3).
+ * Stable splice (G1, acceptance scenarios S1-S3: doc/guarantees.md).
  *
  * G1: bytes delivered by splice(2) / sendfile(2) / tee(2) of a spliced pipe
  * from a file in MNT never change after the call returns, whatever is later
@@ -10,10 +10,10 @@
  * differ from what the file held when the pipe was filled. The same code
  * runs on three targets:
  *   - a raw ext4 directory and a fresh raw tmpfs: there the kernel hands
- *     the pipe *references* to page-cache folios (SPEC K1), so every
- *     modification that rewrites or zeroes those folios in place must show
- *     up as changed bytes. If it no longer does, the scenario has lost its
- *     teeth: "kernel changed: re-check SPEC K1".
+ *     the pipe *references* to page-cache folios (K1 in
+ *     doc/kernel-facts.md), so every modification that rewrites or zeroes
+ *     those folios in place must show up as changed bytes. If it no longer
+ *     does, the scenario has lost its teeth: "kernel changed: re-check K1".
  *   - a stablefs mount over an ext4 directory: zero bytes may change, ever.
  *
  * The matrix: rows = modification, columns = how the pipe is filled
@@ -594,11 +594,11 @@ static void judge_cell(enum target_kind k, const struct row *r, enum filler how,
 		bad_cell(t, "%s: %ld piped bytes changed (G1 violated)", name,
 			 o->changed);
 	else if (e == CORRUPT && o->changed == 0)
-		bad_cell(t, "%s: raw pipe intact: kernel changed: re-check SPEC K1",
+		bad_cell(t, "%s: raw pipe intact: kernel changed: re-check K1",
 			 name);
 	else if (e == INTACT && o->changed)
 		bad_cell(t, "%s: %ld bytes changed where the raw kernel left the "
-			 "pipe intact before: re-check SPEC K1/K2", name,
+			 "pipe intact before: re-check K1/K2", name,
 			 o->changed);
 }
 
@@ -700,7 +700,7 @@ static void run_wilcox(const struct fixture *f)
 	if (bad)
 		fail_msg("S1 Wilcox: %d bad filler(s) on %s%s", bad,
 			 target_name[f->kind], f->kind == T_STABLEFS ? "" :
-			 " (raw intact: kernel changed: re-check SPEC K1)");
+			 " (raw intact: kernel changed: re-check K1)");
 }
 
 /* ------------------------------------------------------------------ */

@@ -131,7 +131,7 @@ static uint64_t used_bytes(const char *path)
 	return (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize;
 }
 
-#define BIG (1ull << 30)		/* SPEC: a 1 GiB rewrite under a snapshot */
+#define BIG (1ull << 30)		/* a 1 GiB rewrite (doc/performance.md) */
 #define CHUNK (16u << 20)
 
 /* Write len bytes of pattern seed at 0 of fd, a chunk at a time. */

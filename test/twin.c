@@ -1,5 +1,5 @@
 /*
- * Twin conformance test (SPEC G4, passthrough fidelity).
+ * Twin conformance test (G4 in doc/guarantees.md, passthrough fidelity).
  *
  * One scripted sequence of filesystem operations runs twice: once in a raw
  * directory on the backing filesystem, once inside a stablefs mount of
@@ -15,7 +15,7 @@
  *
  * Also avoided on purpose: reading through an O_RDONLY handle that was
  * opened before a change made elsewhere -- such a handle is a snapshot
- * (SPEC G2) and differs from the raw twin by design.
+ * (G2 in doc/guarantees.md) and differs from the raw twin by design.
  *
  * Lines never depend on an earlier outcome for their presence: a failed
  * open just makes the following fd ops log -EBADF, so both logs always have
@@ -1418,7 +1418,7 @@ static void s_modes(void)
 /*
  * Several handles and names of one inode must agree at once (no stale
  * attribute or data cache).  Only O_RDWR/O_WRONLY handles here: an O_RDONLY
- * handle is a snapshot by design (SPEC G2) and would differ on purpose.
+ * handle is a snapshot by design (G2) and would differ on purpose.
  */
 static void s_coherence(void)
 {

@@ -14,16 +14,16 @@
  * closed. Without handles every entry keeps its fd, as passthrough_ll does.
  *
  * Incarnations. The kernel caches file pages per FUSE inode and a splice
- * hands those pages out (SPEC K3), so one FUSE inode's page cache may only
- * ever hold one version of the file. A regular file is therefore shown to
- * the kernel as one or more nodes (nodeids), each an incarnation of the
- * backing inode:
+ * hands those pages out (K3 in doc/kernel-facts.md), so one FUSE inode's
+ * page cache may only ever hold one version of the file. A regular file is
+ * therefore shown to the kernel as one or more nodes (nodeids), each an
+ * incarnation of the backing inode:
  *   - UNBOUND: looked up, never opened;
  *   - READ at version v: opened read-only; its cache and attributes show v
  *     for its whole life (snapshots);
  *   - WRITE: the live file; at most one per backing inode.
  * An open that lands on a node of the wrong kind is answered ESTALE; the
- * kernel then looks the name up again (SPEC K7) and this thread's lookup is
+ * kernel then looks the name up again (K7) and this thread's lookup is
  * routed to the right node. Other inodes have a single node.
  */
 #ifndef SFS_INODE_TABLE_H

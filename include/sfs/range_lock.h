@@ -2,7 +2,8 @@
  * Byte-range locks on one backing inode: shared for reads (held from before
  * the backing fd is spliced into the reply pipe until the reply has been
  * copied into the kernel), exclusive for modifications, which therefore wait
- * for every outstanding daemon pipe reference in their range (SPEC K6).
+ * for every outstanding daemon pipe reference in their range (K6,
+ * doc/kernel-facts.md).
  *
  * Grants are first-come first-served among overlapping requests: a request
  * waits for every earlier request it conflicts with, granted or not, so a
