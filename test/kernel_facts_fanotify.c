@@ -1,0 +1,1231 @@
+/*
+ * Kernel facts for preserving bytes before an out-of-band writer changes
+ * SRC: fanotify pre-content events (FAN_PRE_ACCESS, Linux 6.14+), measured
+ * on fresh loop filesystems (ext4, XFS with reflink, btrfs) and on tmpfs.
+ * No stablefs mount: these are facts about the kernel a design would rest
+ * on, asserted as observed on 6.18 so that a kernel behaving otherwise
+ * fails here first.
+ *
+ * Shape of every scenario: a file of FILE_LEN known bytes is made before
+ * any fanotify group exists; then the group (FAN_CLASS_PRE_CONTENT) and its
+ * mark; then a child process (the out-of-band writer) opens the file and
+ * does one operation while this process reads the events. At the first
+ * event for the file the test waits a little, and checks that the writer
+ * is still inside its syscall and that the file (read through the event's
+ * fd) still has its old bytes and size; only then does it answer.
+ *
+ * Nothing can hang: events are read with poll() timeouts, children die by
+ * alarm(), the group fd is closed in the teardown (which allows every
+ * pending event), children are killed by their pid, and every loop device
+ * is detached by the name losetup gave it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fanotify.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mount_util.h"
+#include "test_util.h"
+
+/* ---- what bookworm's headers (linux 6.1) do not have yet ------------- */
+
+#ifndef FAN_PRE_ACCESS
+#define FAN_PRE_ACCESS 0x00100000
+#endif
+#ifndef FAN_CLASS_PRE_CONTENT
+#define FAN_CLASS_PRE_CONTENT 0x00000008
+#endif
+#ifndef FAN_EVENT_INFO_TYPE_RANGE
+#define FAN_EVENT_INFO_TYPE_RANGE 6
+#endif
+#ifndef FAN_DENY_ERRNO
+#define FAN_DENY_ERRNO(err) (FAN_DENY | ((((uint32_t)(err)) & 0xff) << 24))
+#endif
+#ifndef FAN_MARK_IGNORE
+#define FAN_MARK_IGNORE 0x00000400
+#endif
+#ifndef FAN_MARK_IGNORE_SURV
+#define FAN_MARK_IGNORE_SURV (FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY)
+#endif
+#ifndef FAN_MARK_EVICTABLE
+#define FAN_MARK_EVICTABLE 0x00000200
+#endif
+#ifndef FAN_REPORT_TID
+#define FAN_REPORT_TID 0x00000100
+#endif
+
+/* The range info record of a pre-content event (uapi 6.14). */
+struct kf_range_info {
+	struct fanotify_event_info_header hdr;
+	uint32_t pad;
+	uint64_t offset;
+	uint64_t count;
+};
+
+#define FILE_LEN 65536L
+#define PAGE 4096L
+/* How long a pending event is left unanswered before the checks. */
+#define HOLD_MS 200
+/* How long "no (more) events" is waited for. */
+#define QUIET_MS 300
+/* A child that is still blocked after this is killed by its alarm. */
+#define CHILD_ALARM_S 20
+
+/* ---- the filesystems ------------------------------------------------- */
+
+struct fsfix {
+	const char *type;
+	char base[PATH_MAX - 64];
+	char image[PATH_MAX];
+	char mnt[PATH_MAX];
+	char dev[64];		/* the loop device we attached, or "" */
+	bool mounted;
+	int group;		/* a group fd the test holds, or -1 */
+	pid_t kids[8];		/* children to kill (by pid) in the teardown */
+	int nkids;
+};
+
+static int run(const char *fmt, ...)
+{
+	char cmd[PATH_MAX * 3];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static int setup_fs(void **state, const char *type, const char *mkfs, int mib)
+{
+	struct fsfix *f = calloc(1, sizeof(*f));
+	FILE *p;
+
+	*state = f;
+	f->type = type;
+	f->group = -1;
+	snprintf(f->base, sizeof(f->base), "%s/kfan.XXXXXX", tmp_base());
+	if (!mkdtemp(f->base))
+		return -1;
+	snprintf(f->mnt, sizeof(f->mnt), "%s/mnt", f->base);
+	snprintf(f->image, sizeof(f->image), "%s/image", f->base);
+	if (mkdir(f->mnt, 0755))
+		return -1;
+	if (!mkfs) {
+		if (mount("tmpfs", f->mnt, "tmpfs", 0, "size=64m"))
+			return -1;
+		f->mounted = true;
+		return 0;
+	}
+	if (run("command -v %s >/dev/null 2>&1", mkfs)) {
+		printf("# %s: %s not installed\n", type, mkfs);
+		return 0;	/* the test skips */
+	}
+	if (run("truncate -s %dM '%s' && %s '%s' >/dev/null 2>&1", mib,
+		f->image, mkfs, f->image))
+		return -1;
+	{
+		char cmd[PATH_MAX + 64];
+
+		snprintf(cmd, sizeof(cmd), "losetup -f --show '%s'", f->image);
+		p = popen(cmd, "r");
+	}
+	if (!p || !fgets(f->dev, sizeof(f->dev), p)) {
+		if (p)
+			pclose(p);
+		f->dev[0] = 0;
+		return -1;
+	}
+	pclose(p);
+	f->dev[strcspn(f->dev, "\n")] = 0;
+	if (strncmp(f->dev, "/dev/loop", 9)) {
+		f->dev[0] = 0;
+		return -1;
+	}
+	if (mount(f->dev, f->mnt, type, 0, NULL)) {
+		fprintf(stderr, "mount %s on %s: %s\n", f->dev, f->mnt, strerror(errno));
+		return -1;
+	}
+	f->mounted = true;
+	return 0;
+}
+
+static int setup_ext4(void **s) { return setup_fs(s, "ext4", "mkfs.ext4 -q -F", 64); }
+static int setup_xfs(void **s) { return setup_fs(s, "xfs", "mkfs.xfs -q -f -m reflink=1", 320); }
+static int setup_btrfs(void **s) { return setup_fs(s, "btrfs", "mkfs.btrfs -q -f", 160); }
+static int setup_tmpfs(void **s) { return setup_fs(s, "tmpfs", NULL, 0); }
+
+static void forget_kid(struct fsfix *f, pid_t pid)
+{
+	for (int i = 0; i < f->nkids; i++)
+		if (f->kids[i] == pid)
+			f->kids[i] = f->kids[--f->nkids];
+}
+
+static int teardown(void **state)
+{
+	struct fsfix *f = *state;
+
+	if (!f)
+		return 0;
+	/* Closing the group allows whatever a child still waits for. */
+	close_fd(&f->group);
+	for (int i = 0; i < f->nkids; i++) {
+		int st;
+
+		kill(f->kids[i], SIGKILL);
+		wait_pid_ms(f->kids[i], &st, 5000);
+	}
+	if (f->mounted && umount2(f->mnt, 0)) {
+		fprintf(stderr, "umount %s: %s, detaching\n", f->mnt, strerror(errno));
+		umount2(f->mnt, MNT_DETACH);
+	}
+	if (f->dev[0] && run("losetup -d '%s'", f->dev))
+		fprintf(stderr, "losetup -d %s failed\n", f->dev);
+	unlink(f->image);
+	rmdir(f->mnt);
+	rmdir(f->base);
+	free(f);
+	return 0;
+}
+
+static void require_fs(struct fsfix *f)
+{
+	if (!f->mounted)
+		skip();
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+static void make_file(const char *path, long len, bool fresh)
+{
+	unsigned char *buf = malloc(len);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	assert_non_null(buf);
+	assert_true(fd >= 0);
+	fill_pattern(buf, 0, len, fresh);
+	assert_int_equal(pwrite_all(fd, buf, len, 0), 0);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+	free(buf);
+}
+
+/* Does fd hold exactly FILE_LEN bytes of the (old) pattern? */
+static bool has_old_bytes(int fd)
+{
+	unsigned char buf[FILE_LEN], want[FILE_LEN];
+	struct stat st;
+
+	if (fstat(fd, &st) || st.st_size != FILE_LEN ||
+	    pread(fd, buf, FILE_LEN, 0) != FILE_LEN)
+		return false;
+	fill_pattern(want, 0, FILE_LEN, false);
+	return memcmp(buf, want, FILE_LEN) == 0;
+}
+
+static ino_t ino_of(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? 0 : st.st_ino;
+}
+
+/* ---- fanotify --------------------------------------------------------- */
+
+static int fan_group(unsigned extra, unsigned event_flags)
+{
+	return fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | extra,
+			     event_flags);
+}
+
+/* A group with a filesystem mark on dir's filesystem; asserted to work. */
+static __attribute__((unused)) int fs_group(struct fsfix *f, unsigned extra, unsigned event_flags)
+{
+	int g = fan_group(extra, event_flags);
+
+	assert_true(g >= 0);
+	f->group = g;
+	assert_int_equal(fanotify_mark(g, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+				       FAN_PRE_ACCESS, AT_FDCWD, f->mnt), 0);
+	return g;
+}
+
+struct ev {
+	uint64_t mask;
+	int fd;
+	pid_t pid;
+	ino_t ino;
+	bool range;
+	uint64_t off, count;
+};
+
+/* Events that arrive within timeout_ms (then whatever else is queued). */
+static int get_events(int g, struct ev *out, int max, int timeout_ms)
+{
+	char buf[8192] __attribute__((aligned(8)));
+	struct pollfd pfd = { .fd = g, .events = POLLIN };
+	struct fanotify_event_metadata *m;
+	ssize_t len;
+	int n = 0;
+
+	if (poll(&pfd, 1, timeout_ms) <= 0)
+		return 0;
+	len = read(g, buf, sizeof(buf));
+	if (len <= 0)
+		return 0;
+	for (m = (void *)buf; FAN_EVENT_OK(m, len) && n < max; m = FAN_EVENT_NEXT(m, len)) {
+		struct ev *e = &out[n++];
+		char *p = (char *)m + m->metadata_len, *end = (char *)m + m->event_len;
+		struct stat st;
+
+		memset(e, 0, sizeof(*e));
+		e->mask = m->mask;
+		e->fd = m->fd;
+		e->pid = m->pid;
+		if (m->fd >= 0 && !fstat(m->fd, &st))
+			e->ino = st.st_ino;
+		while (p + sizeof(struct fanotify_event_info_header) <= end) {
+			struct fanotify_event_info_header *h = (void *)p;
+
+			if (h->len == 0)
+				break;
+			if (h->info_type == FAN_EVENT_INFO_TYPE_RANGE) {
+				struct kf_range_info r;
+
+				memcpy(&r, p, sizeof(r));
+				e->range = true;
+				e->off = r.offset;
+				e->count = r.count;
+			}
+			p += h->len;
+		}
+	}
+	return n;
+}
+
+/* ---- the writer: a child doing one operation --------------------------- */
+
+struct ctx {
+	const char *path;	/* the file under test */
+	const char *other;	/* a second file with fresh bytes */
+	int prog_w;		/* progress markers, one byte each */
+	int go_r;		/* a byte here lets a gated child go on */
+	volatile pid_t *tid_out; /* shared page: the writing thread's tid */
+};
+
+typedef int (*op_fn)(const struct ctx *c);
+
+struct kid {
+	pid_t pid;
+	int res_r, prog_r, go_w;
+	bool done;
+	int rc, err;
+};
+
+static void mark(const struct ctx *c, char m)
+{
+	if (write(c->prog_w, &m, 1) != 1)
+		_exit(3);
+}
+
+static void gate(const struct ctx *c)
+{
+	char b;
+
+	if (read(c->go_r, &b, 1) != 1)
+		_exit(4);
+}
+
+static struct kid spawn(struct fsfix *f, op_fn op, const struct ctx *tmpl)
+{
+	int res[2], prog[2], go[2];
+	struct kid k = { 0 };
+
+	assert_int_equal(pipe2(res, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(prog, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	fflush(stdout);
+	k.pid = fork();
+	assert_true(k.pid >= 0);
+	if (k.pid == 0) {
+		struct ctx c = *tmpl;
+		int out[2];
+
+		alarm(CHILD_ALARM_S);
+		close(res[0]);
+		close(prog[0]);
+		close(go[1]);
+		if (f->group >= 0)
+			close(f->group);
+		c.prog_w = prog[1];
+		c.go_r = go[0];
+		errno = 0;
+		out[0] = op(&c);
+		out[1] = errno;
+		_exit(write(res[1], out, sizeof(out)) == sizeof(out) ? 0 : 2);
+	}
+	f->kids[f->nkids++] = k.pid;
+	close(res[1]);
+	close(prog[1]);
+	close(go[0]);
+	k.res_r = res[0];
+	k.prog_r = prog[0];
+	k.go_w = go[1];
+	return k;
+}
+
+/* Has the child finished its operation (waiting up to ms)? */
+static bool kid_done(struct kid *k, int ms)
+{
+	struct pollfd p = { .fd = k->res_r, .events = POLLIN };
+	int out[2];
+
+	if (k->done)
+		return true;
+	if (poll(&p, 1, ms) <= 0)
+		return false;
+	if (read(k->res_r, out, sizeof(out)) == sizeof(out)) {
+		k->rc = out[0];
+		k->err = out[1];
+	} else {
+		k->rc = -999;	/* died without a result */
+		k->err = 0;
+	}
+	k->done = true;
+	return true;
+}
+
+/* The last progress marker the child wrote so far (0 if none). */
+static char kid_progress(struct kid *k, int ms)
+{
+	struct pollfd p = { .fd = k->prog_r, .events = POLLIN };
+	char b, last = 0;
+
+	while (poll(&p, 1, ms) > 0 && read(k->prog_r, &b, 1) == 1) {
+		last = b;
+		ms = 0;
+	}
+	return last;
+}
+
+static void kid_go(struct kid *k)
+{
+	assert_int_equal(write(k->go_w, "g", 1), 1);
+}
+
+static void kid_reap(struct fsfix *f, struct kid *k)
+{
+	int st;
+
+	if (!kid_done(k, 10000))
+		kill(k->pid, SIGKILL);
+	assert_true(wait_pid_ms(k->pid, &st, 10000));
+	forget_kid(f, k->pid);
+	close(k->res_r);
+	close(k->prog_r);
+	close(k->go_w);
+}
+
+/* /proc/<pid>/task/<tid>/syscall of a blocked task, newline stripped. */
+static void read_syscall(pid_t pid, pid_t tid, char *out, size_t cap)
+{
+	char path[64];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+	out[0] = 0;
+	fp = fopen(path, "r");
+	if (!fp)
+		return;
+	if (!fgets(out, (int)cap, fp))
+		out[0] = 0;
+	fclose(fp);
+	out[strcspn(out, "\n")] = 0;
+}
+
+/* ---- operations ---------------------------------------------------------- */
+
+static int open_rw(const struct ctx *c)
+{
+	return open(c->path, O_RDWR | O_CLOEXEC);
+}
+
+static int op_pwrite1(const struct ctx *c)
+{
+	int fd = open_rw(c);
+
+	return fd < 0 ? -1 : (int)pwrite(fd, "X", 1, 5000);
+}
+
+static int op_pwrite10k(const struct ctx *c)
+{
+	static unsigned char buf[10000];
+	int fd = open_rw(c);
+
+	fill_pattern(buf, 4096, sizeof(buf), true);
+	return fd < 0 ? -1 : (int)pwrite(fd, buf, sizeof(buf), 4096);
+}
+
+static int op_pread(const struct ctx *c)
+{
+	char buf[100];
+	int fd = open(c->path, O_RDONLY | O_CLOEXEC);
+
+	return fd < 0 ? -1 : (int)pread(fd, buf, sizeof(buf), 3000);
+}
+
+static int trunc_fd(const struct ctx *c, off_t len)
+{
+	int fd = open_rw(c);
+
+	return fd < 0 ? -1 : ftruncate(fd, len);
+}
+
+static int op_trunc60000(const struct ctx *c) { return trunc_fd(c, 60000); }
+static int op_trunc0(const struct ctx *c) { return trunc_fd(c, 0); }
+static int op_trunc32k(const struct ctx *c) { return trunc_fd(c, 32768); }
+static int op_extend(const struct ctx *c) { return trunc_fd(c, 100000); }
+static int op_truncate_path(const struct ctx *c) { return truncate(c->path, 60000); }
+
+static int op_punch(const struct ctx *c)
+{
+	int fd = open_rw(c);
+
+	return fd < 0 ? -1 : fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 5000, 10000);
+}
+
+static int op_zero(const struct ctx *c)
+{
+	int fd = open_rw(c);
+
+	return fd < 0 ? -1 : fallocate(fd, FALLOC_FL_ZERO_RANGE, 5000, 10000);
+}
+
+static int op_otrunc(const struct ctx *c)
+{
+	return open(c->path, O_WRONLY | O_TRUNC | O_CLOEXEC) < 0 ? -1 : 0;
+}
+
+static int op_cfr(const struct ctx *c)
+{
+	int in = open(c->other, O_RDONLY | O_CLOEXEC), out = open_rw(c);
+	loff_t ioff = 0, ooff = 4096;
+
+	if (in < 0 || out < 0)
+		return -1;
+	return (int)copy_file_range(in, &ioff, out, &ooff, 8192, 0);
+}
+
+static int op_clone_into(const struct ctx *c)
+{
+	int in = open(c->other, O_RDONLY | O_CLOEXEC), out = open_rw(c);
+	struct file_clone_range r = { .src_offset = 0, .src_length = 8192,
+				      .dest_offset = 8192 };
+
+	if (in < 0 || out < 0)
+		return -1;
+	r.src_fd = in;
+	return ioctl(out, FICLONERANGE, &r);
+}
+
+static int op_rename_over(const struct ctx *c)
+{
+	return rename(c->other, c->path);
+}
+
+static int op_unlink(const struct ctx *c)
+{
+	return unlink(c->path);
+}
+
+/* Markers: m = before mmap(), f = before the store (fault), s = before msync. */
+static int op_mmap_write(const struct ctx *c)
+{
+	int fd = open_rw(c);
+	char *p;
+
+	if (fd < 0)
+		return -1;
+	mark(c, 'm');
+	p = mmap(NULL, FILE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	mark(c, 'f');
+	p[8192 + 5] = 'Z';
+	mark(c, 's');
+	if (msync(p, FILE_LEN, MS_SYNC))
+		return -1;
+	mark(c, 'e');
+	return 0;
+}
+
+/* ---- one scenario ---------------------------------------------------------- */
+
+#define MAXEV 16
+
+struct sc_opts {
+	uint32_t response;	/* the answer to events on the file */
+	unsigned init_flags;	/* extra fanotify_init() flags */
+	uint64_t mask;		/* of the filesystem mark; 0: FAN_PRE_ACCESS */
+	bool close_group;	/* at the first event close the group, no answer */
+	volatile pid_t *tid;	/* shared page: a threaded writer's tid */
+};
+
+struct outcome {
+	int nev;		/* events on the file under test */
+	int nother;		/* events on other files */
+	struct ev ev[MAXEV];	/* ... the former, in order */
+	char phase[MAXEV];	/* the child's progress marker at each */
+	bool checked;		/* a first event was held and checked */
+	bool blocked;		/* ... the writer was still in its syscall */
+	bool old_bytes;		/* ... the event fd read the old bytes, size */
+	bool pid_ok;		/* every event named the writer's pid */
+	pid_t writer, task;	/* the writer's pid, the blocked task's tid */
+	char syscall[160];	/* /proc/<pid>/task/<tid>/syscall while held */
+	int resp_err;		/* errno of writing the response, or 0 */
+	long close_ms;		/* close_group: close -> writer done, or -1 */
+	int rc, err;		/* the writer's result */
+	bool changed;		/* the file no longer has its old bytes */
+	bool other_range;	/* first event on the other file had a range */
+	uint64_t other_off, other_count;
+};
+
+/* Answer; if the kernel refuses the answer, allow, so nothing hangs. */
+static int respond(int g, struct ev *e, uint32_t response)
+{
+	struct fanotify_response r = { .fd = e->fd, .response = response };
+	int err = 0;
+
+	if (write(g, &r, sizeof(r)) != sizeof(r)) {
+		err = errno;
+		r.response = FAN_ALLOW;
+		if (write(g, &r, sizeof(r)) != sizeof(r))
+			fprintf(stderr, "FAN_ALLOW refused: %s\n", strerror(errno));
+	}
+	close(e->fd);
+	e->fd = -1;
+	return err;
+}
+
+/*
+ * Make the file(s), the group with a filesystem mark, run op in a child and
+ * answer every event on the file (other files: FAN_ALLOW). The group is
+ * closed before returning.
+ */
+static void scenario(struct fsfix *f, op_fn op, const struct sc_opts *so,
+		     struct outcome *o)
+{
+	char path[PATH_MAX], other[PATH_MAX];
+	struct ctx c = { .path = path, .other = other, .tid_out = so->tid };
+	ino_t ino;
+	struct kid k;
+	long end;
+	int fd;
+
+	memset(o, 0, sizeof(*o));
+	o->pid_ok = true;
+	o->close_ms = -1;
+	path_in(path, f->mnt, "target");
+	path_in(other, f->mnt, "other");
+	make_file(path, FILE_LEN, false);
+	make_file(other, FILE_LEN, true);
+	ino = ino_of(path);
+	f->group = fan_group(so->init_flags, O_RDONLY | O_LARGEFILE);
+	assert_true(f->group >= 0);
+	assert_int_equal(fanotify_mark(f->group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+				       so->mask ? so->mask : FAN_PRE_ACCESS,
+				       AT_FDCWD, f->mnt), 0);
+	if (so->tid)
+		*so->tid = 0;
+	k = spawn(f, op, &c);
+	o->writer = k.pid;
+	end = now_ms() + 8000;
+	while (f->group >= 0 && now_ms() < end) {
+		struct ev evs[MAXEV];
+		int n = get_events(f->group, evs, MAXEV, k.done ? QUIET_MS : 100);
+
+		if (n == 0) {
+			if (k.done)
+				break;
+			kid_done(&k, 0);
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			struct ev *e = &evs[i];
+
+			if (e->pid != k.pid)
+				o->pid_ok = false;
+			if (f->group < 0 || e->ino != ino) {
+				if (o->nother++ == 0) {
+					o->other_range = e->range;
+					o->other_off = e->off;
+					o->other_count = e->count;
+				}
+				if (f->group >= 0)
+					respond(f->group, e, FAN_ALLOW);
+				else
+					close(e->fd);
+				continue;
+			}
+			if (!o->checked) {
+				sleep_ms(HOLD_MS);
+				o->checked = true;
+				o->blocked = !kid_done(&k, 0);
+				o->old_bytes = has_old_bytes(e->fd);
+				o->task = so->tid && *so->tid ? *so->tid : k.pid;
+				read_syscall(k.pid, o->task, o->syscall, sizeof(o->syscall));
+			}
+			if (o->nev < MAXEV) {
+				o->phase[o->nev] = kid_progress(&k, 0);
+				o->ev[o->nev++] = *e;
+			}
+			if (so->close_group) {
+				long t0 = now_ms();
+
+				close(e->fd);
+				close_fd(&f->group);	/* as if the daemon died */
+				if (kid_done(&k, 5000))
+					o->close_ms = now_ms() - t0;
+				continue;
+			}
+			if (!o->resp_err)
+				o->resp_err = respond(f->group, e, so->response);
+			else
+				respond(f->group, e, so->response);
+		}
+		kid_done(&k, 0);
+	}
+	kid_reap(f, &k);
+	o->rc = k.rc;
+	o->err = k.err;
+	close_fd(&f->group);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	o->changed = fd < 0 || !has_old_bytes(fd);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	unlink(other);
+}
+
+static const struct sc_opts allow = { .response = FAN_ALLOW };
+
+static void print_outcome(const struct fsfix *f, const char *name, const struct outcome *o)
+{
+	char ranges[512] = "";
+	size_t l = 0;
+
+	for (int i = 0; i < o->nev && l < sizeof(ranges) - 64; i++)
+		l += snprintf(ranges + l, sizeof(ranges) - l, "%s%s%" PRIu64 "+%" PRIu64 "%s%c",
+			      i ? " " : "", o->ev[i].range ? "" : "norange:",
+			      o->ev[i].off, o->ev[i].count,
+			      o->phase[i] ? "@" : "", o->phase[i] ? o->phase[i] : ' ');
+	printf("# %-6s %-16s events=%d [%s] mask=%#" PRIx64 " held: blocked=%s old_bytes=%s"
+	       " | other-file events=%d%s | writer rc=%d errno=%s changed=%s\n",
+	       f->type, name, o->nev, ranges, o->nev ? o->ev[0].mask : 0,
+	       o->checked ? (o->blocked ? "yes" : "NO") : "-",
+	       o->checked ? (o->old_bytes ? "yes" : "NO") : "-",
+	       o->nother, "", o->rc, o->rc < 0 ? strerror(o->err) : "-",
+	       o->changed ? "yes" : "no");
+	if (o->syscall[0])
+		printf("#        held writer: pid %d, event pid %d, /proc/.../syscall: %s\n",
+		       (int)o->writer, o->nev ? (int)o->ev[0].pid : 0, o->syscall);
+	if (o->nother && o->other_range)
+		printf("#        (first other-file event range %" PRIu64 "+%" PRIu64 ")\n",
+		       o->other_off, o->other_count);
+}
+
+/* ---- expectations, as measured on 6.18 ---------------------------------- */
+
+/*
+ * One row per operation: the events on the file under test (count, first
+ * range), whether the change waited for the answer, the writer's result.
+ * A row whose nev is -1 is only recorded, not asserted.
+ */
+struct expect {
+	const char *name;
+	op_fn op;
+	int nev;
+	int64_t off, count;	/* of the first event; -1: not asserted */
+	int rc;			/* the writer's return value */
+};
+
+static const struct expect ops[] = {
+	/* Ranges are whole pages covering the bytes, for reads and writes. */
+	{ "pwrite1@5000", op_pwrite1, 1, 4096, 4096, 1 },
+	{ "pwrite10000@4096", op_pwrite10k, 1, 4096, 12288, 10000 },
+	{ "pread100@3000", op_pread, 1, 0, 4096, 100 },
+	/*
+	 * Truncation names only the page the new size falls in (count 0 when
+	 * that is page-aligned), not the bytes cut off: 65536 -> 60000 looks
+	 * exactly like a write to [57344, 61440).
+	 */
+	{ "ftrunc->60000", op_trunc60000, 1, 57344, 4096, 0 },
+	{ "truncate->60000", op_truncate_path, 1, 57344, 4096, 0 },
+	{ "ftrunc->0", op_trunc0, 1, 0, 0, 0 },
+	{ "ftrunc->32768", op_trunc32k, 1, 32768, 0, 0 },
+	{ "extend->100000", op_extend, 1, 98304, 4096, 0 },
+	{ "punch5000+10000", op_punch, 1, 4096, 12288, 0 },
+	{ "zero5000+10000", op_zero, 1, 4096, 12288, 0 },
+	/* No pre-content event at all: the bytes are gone unannounced. */
+	{ "open(O_TRUNC)", op_otrunc, 0, -1, -1, 0 },
+	/* Plus one event for the source file (0+8192). */
+	{ "copy_file_range", op_cfr, 1, 4096, 8192, 8192 },
+	/* ext4: EOPNOTSUPP before any event; XFS, btrfs: as copy_file_range. */
+	{ "FICLONERANGE", op_clone_into, 1, 8192, 8192, 0 },
+	/* Namespace operations: the victim's bytes get no event. */
+	{ "rename-over", op_rename_over, 0, -1, -1, 0 },
+	{ "unlink", op_unlink, 0, -1, -1, 0 },
+	/*
+	 * One event, at mmap() time, for the mapped length; none at the
+	 * page fault of the store, none at msync().
+	 */
+	{ "mmap-write", op_mmap_write, 1, 0, 65536, 0 },
+};
+
+/*
+ * Item 8: while the writer is held, /proc/<pid>/task/<tid>/syscall names
+ * the syscall and its arguments ("nr arg1 ... arg6 sp pc", hex args).
+ */
+static void check_syscall(op_fn op, const struct outcome *o)
+{
+	unsigned long a[6] = { 0 };
+	long nr = -1;
+
+	if (!o->syscall[0])
+		return;
+	sscanf(o->syscall, "%ld %lx %lx %lx %lx %lx %lx", &nr, &a[0], &a[1],
+	       &a[2], &a[3], &a[4], &a[5]);
+	if (op == op_pwrite10k) {
+		assert_int_equal(nr, SYS_pwrite64);
+		assert_int_equal(a[2], 10000);
+		assert_int_equal(a[3], 4096);
+	} else if (op == op_pwrite1) {
+		assert_int_equal(nr, SYS_pwrite64);
+		assert_int_equal(a[2], 1);
+		assert_int_equal(a[3], 5000);
+	} else if (op == op_pread) {
+		assert_int_equal(nr, SYS_pread64);
+		assert_int_equal(a[2], 100);
+		assert_int_equal(a[3], 3000);
+	} else if (op == op_trunc60000) {
+		assert_int_equal(nr, SYS_ftruncate);
+		assert_int_equal(a[1], 60000);
+	} else if (op == op_truncate_path) {
+		assert_int_equal(nr, SYS_truncate);
+		assert_int_equal(a[1], 60000);
+	} else if (op == op_extend) {
+		assert_int_equal(nr, SYS_ftruncate);
+		assert_int_equal(a[1], 100000);
+	} else if (op == op_punch || op == op_zero) {
+		assert_int_equal(nr, SYS_fallocate);
+		assert_int_equal(a[2], 5000);
+		assert_int_equal(a[3], 10000);
+	} else if (op == op_mmap_write) {
+		assert_int_equal(nr, SYS_mmap);
+		assert_int_equal(a[1], FILE_LEN);
+	}
+}
+
+static void run_ops(struct fsfix *f)
+{
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		struct outcome o;
+
+		scenario(f, ops[i].op, &allow, &o);
+		print_outcome(f, ops[i].name, &o);
+		if (o.nev > 0) {
+			/* Every event held back the change it announced. */
+			assert_true(o.checked);
+			assert_true(o.blocked);
+			assert_true(o.old_bytes);
+			assert_true(o.ev[0].range);
+			for (int j = 0; j < o.nev; j++)
+				assert_int_equal(o.ev[j].mask, FAN_PRE_ACCESS);
+		}
+		if (o.nev + o.nother > 0)
+			assert_true(o.pid_ok);
+		if (ops[i].op == op_clone_into && !strcmp(f->type, "ext4")) {
+			assert_int_equal(o.nev + o.nother, 0);
+			assert_int_equal(o.rc, -1);
+			assert_int_equal(o.err, EOPNOTSUPP);
+			continue;
+		}
+		assert_int_equal(o.rc, ops[i].rc);
+		if (ops[i].op == op_cfr || ops[i].op == op_clone_into) {
+			assert_int_equal(o.nother, 1);
+			assert_true(o.other_range);
+			assert_int_equal(o.other_off, 0);
+			assert_int_equal(o.other_count, 8192);
+		} else {
+			assert_int_equal(o.nother, 0);
+		}
+		if (ops[i].op == op_mmap_write)
+			assert_int_equal(o.phase[0], 'm');	/* in mmap() */
+		/* Every operation changed the file, announced or not. */
+		assert_int_equal(o.changed, ops[i].op != op_pread);
+		check_syscall(ops[i].op, &o);
+		if (ops[i].nev >= 0)
+			assert_int_equal(o.nev, ops[i].nev);
+		if (ops[i].off >= 0) {
+			assert_int_equal(o.ev[0].off, ops[i].off);
+			assert_int_equal(o.ev[0].count, ops[i].count);
+		}
+	}
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+/* Item 1: the group and a filesystem mark and an inode mark work. */
+static void marks_work(struct fsfix *f)
+{
+	char path[PATH_MAX];
+	int g;
+
+	path_in(path, f->mnt, "target");
+	make_file(path, FILE_LEN, false);
+	g = fan_group(0, O_RDONLY | O_LARGEFILE);
+	assert_true(g >= 0);
+	f->group = g;
+	assert_int_equal(fanotify_mark(g, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+				       FAN_PRE_ACCESS, AT_FDCWD, f->mnt), 0);
+	assert_int_equal(fanotify_mark(g, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, path), 0);
+	assert_int_equal(fanotify_mark(g, FAN_MARK_ADD | FAN_MARK_MOUNT,
+				       FAN_PRE_ACCESS, AT_FDCWD, f->mnt), 0);
+	close_fd(&f->group);
+	unlink(path);
+}
+
+static void test_ops(void **state)
+{
+	struct fsfix *f = *state;
+
+	require_fs(f);
+	marks_work(f);
+	run_ops(f);
+}
+
+
+/* ---- item 5: fds opened before the mark ---------------------------------- */
+
+/* Open, say 'o', wait for the go, pwrite one byte at 5000. */
+static int op_preopened_pwrite(const struct ctx *c)
+{
+	int fd = open_rw(c);
+
+	if (fd < 0)
+		return -1;
+	mark(c, 'o');
+	gate(c);
+	return (int)pwrite(fd, "X", 1, 5000);
+}
+
+/* Wait until the child's progress marker is want (or it is done). */
+static bool wait_progress(struct kid *k, char want, int ms)
+{
+	long end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		if (kid_progress(k, 50) == want)
+			return true;
+		if (kid_done(k, 0))
+			return false;
+	}
+	return false;
+}
+
+/* Answer every event with FAN_ALLOW until the child is done; the count. */
+static int pump(struct fsfix *f, struct kid *k, ino_t ino, int ms)
+{
+	long end = now_ms() + ms;
+	int count = 0;
+
+	while (now_ms() < end) {
+		struct ev evs[MAXEV];
+		int n = get_events(f->group, evs, MAXEV, k->done ? QUIET_MS : 100);
+
+		for (int i = 0; i < n; i++) {
+			if (evs[i].ino == ino)
+				count++;
+			respond(f->group, &evs[i], FAN_ALLOW);
+		}
+		if (n == 0 && k->done)
+			break;
+		kid_done(k, 0);
+	}
+	return count;
+}
+
+/* A writer whose fd was opened before the group and mark existed. */
+static int preopened(struct fsfix *f, bool inode_mark, int *fresh_events)
+{
+	char path[PATH_MAX];
+	struct ctx c = { .path = path };
+	struct kid k;
+	ino_t ino;
+	int n;
+
+	path_in(path, f->mnt, "target");
+	make_file(path, FILE_LEN, false);
+	ino = ino_of(path);
+	k = spawn(f, op_preopened_pwrite, &c);
+	assert_true(wait_progress(&k, 'o', 5000));
+	f->group = fan_group(0, O_RDONLY | O_LARGEFILE);
+	assert_true(f->group >= 0);
+	if (inode_mark)
+		assert_int_equal(fanotify_mark(f->group, FAN_MARK_ADD, FAN_PRE_ACCESS,
+					       AT_FDCWD, path), 0);
+	else
+		assert_int_equal(fanotify_mark(f->group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+					       FAN_PRE_ACCESS, AT_FDCWD, f->mnt), 0);
+	kid_go(&k);
+	n = pump(f, &k, ino, 5000);
+	kid_reap(f, &k);
+	assert_int_equal(k.rc, 1);
+	/* The control: the same write by a fresh open under the same mark. */
+	k = spawn(f, op_pwrite1, &c);
+	*fresh_events = pump(f, &k, ino, 5000);
+	kid_reap(f, &k);
+	assert_int_equal(k.rc, 1);
+	close_fd(&f->group);
+	unlink(path);
+	return n;
+}
+
+static void test_preopened_fds(void **state)
+{
+	struct fsfix *f = *state;
+	int fs_old, fs_new, ino_old, ino_new;
+
+	require_fs(f);
+	fs_old = preopened(f, false, &fs_new);
+	ino_old = preopened(f, true, &ino_new);
+	printf("# %s: fd opened before the mark: %d events (filesystem mark), %d (inode mark);"
+	       " opened after: %d, %d\n", f->type, fs_old, ino_old, fs_new, ino_new);
+	assert_int_equal(fs_old, 0);
+	assert_int_equal(ino_old, 0);
+	assert_int_equal(fs_new, 1);
+	assert_int_equal(ino_new, 1);
+}
+
+/* ---- items 6, 7, 8: deny, a dying listener, who is reported -------------- */
+
+static void test_deny(void **state)
+{
+	static const int errs[] = { EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT,
+				    EINVAL, EROFS, ENOMEM, EINTR, EFBIG };
+	struct fsfix *f = *state;
+	char ok[256] = "", bad[256] = "";
+	struct sc_opts so = { 0 };
+	struct outcome o;
+	int g;
+
+	require_fs(f);
+	/* Which errnos FAN_DENY_ERRNO takes: probe with fd FAN_NOFD. */
+	g = fan_group(0, O_RDONLY | O_LARGEFILE);
+	assert_true(g >= 0);
+	f->group = g;
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		struct fanotify_response r = { .fd = FAN_NOFD,
+					       .response = FAN_DENY_ERRNO(errs[i]) };
+		ssize_t w = write(g, &r, sizeof(r));
+		char *out = w < 0 && errno == EINVAL ? bad : ok;
+
+		snprintf(out + strlen(out), 256 - strlen(out), " %s(%s)",
+			 strerrorname_np(errs[i]), w < 0 ? strerrorname_np(errno) : "accepted");
+	}
+	close_fd(&f->group);
+	printf("# %s: FAN_DENY_ERRNO probe (fd FAN_NOFD): taken:%s; refused EINVAL:%s\n",
+	       f->type, ok, bad);
+
+	so.response = FAN_DENY;
+	scenario(f, op_pwrite1, &so, &o);
+	print_outcome(f, "pwrite FAN_DENY", &o);
+	assert_int_equal(o.nev, 1);
+	assert_int_equal(o.rc, -1);
+	assert_int_equal(o.err, EPERM);
+	assert_false(o.changed);
+
+	so.response = FAN_DENY_ERRNO(EIO);
+	scenario(f, op_pwrite1, &so, &o);
+	print_outcome(f, "pwrite DENY(EIO)", &o);
+	assert_int_equal(o.resp_err, 0);
+	assert_int_equal(o.rc, -1);
+	assert_int_equal(o.err, EIO);
+	assert_false(o.changed);
+
+	so.response = FAN_DENY_ERRNO(ENOSPC);
+	scenario(f, op_trunc60000, &so, &o);
+	print_outcome(f, "ftrunc DENY(ENOSPC)", &o);
+	assert_int_equal(o.resp_err, 0);
+	assert_int_equal(o.rc, -1);
+	assert_int_equal(o.err, ENOSPC);
+	assert_false(o.changed);
+
+	so.response = FAN_DENY_ERRNO(EAGAIN);
+	scenario(f, op_mmap_write, &so, &o);
+	print_outcome(f, "mmap DENY(EAGAIN)", &o);
+	assert_int_equal(o.rc, -1);
+	assert_int_equal(o.err, EAGAIN);
+	assert_false(o.changed);
+
+	/* A refused errno: the write() of the answer fails; we then allow. */
+	so.response = FAN_DENY_ERRNO(EINVAL);
+	scenario(f, op_pwrite1, &so, &o);
+	print_outcome(f, "pwrite DENY(EINVAL)", &o);
+	printf("#        answering FAN_DENY_ERRNO(EINVAL): %s\n",
+	       o.resp_err ? strerrorname_np(o.resp_err) : "accepted");
+	assert_int_equal(o.resp_err, EINVAL);
+	assert_int_equal(o.rc, 1);
+}
+
+static void test_listener_dies(void **state)
+{
+	struct fsfix *f = *state;
+	struct sc_opts so = { .close_group = true };
+	struct outcome o;
+
+	require_fs(f);
+	scenario(f, op_pwrite10k, &so, &o);
+	print_outcome(f, "group closed", &o);
+	printf("#        writer finished %ld ms after the group fd was closed\n", o.close_ms);
+	assert_int_equal(o.nev, 1);
+	assert_true(o.blocked);
+	assert_true(o.close_ms >= 0 && o.close_ms < 1000);
+	assert_int_equal(o.rc, 10000);	/* the pending event was allowed */
+	assert_true(o.changed);
+}
+
+static void *thread_pwrite(void *arg)
+{
+	const struct ctx *c = arg;
+	static unsigned char buf[10000];
+	long rc;
+	int fd = open_rw(c);
+
+	*c->tid_out = (pid_t)syscall(SYS_gettid);
+	fill_pattern(buf, 4096, sizeof(buf), true);
+	rc = fd < 0 ? -1 : pwrite(fd, buf, sizeof(buf), 4096);
+	return (void *)rc;
+}
+
+/* The pwrite from a second thread of the writer process. */
+static int op_thread_pwrite(const struct ctx *c)
+{
+	pthread_t t;
+	void *rc;
+
+	if (pthread_create(&t, NULL, thread_pwrite, (void *)c))
+		return -1;
+	pthread_join(t, &rc);
+	return (int)(long)rc;
+}
+
+static void test_pid_tid(void **state)
+{
+	struct fsfix *f = *state;
+	pid_t *tid = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct sc_opts so = { .response = FAN_ALLOW };
+	struct outcome o;
+	unsigned long a[6] = { 0 };
+	long nr = -1;
+
+	require_fs(f);
+	assert_true(tid != MAP_FAILED);
+	so.tid = tid;
+	scenario(f, op_thread_pwrite, &so, &o);
+	print_outcome(f, "thread pwrite", &o);
+	printf("#        without FAN_REPORT_TID: event pid %d, writer pid %d, thread %d\n",
+	       (int)o.ev[0].pid, (int)o.writer, (int)*tid);
+	assert_int_equal(o.nev, 1);
+	assert_int_equal(o.ev[0].pid, o.writer);
+	assert_true(*tid != o.writer);
+	sscanf(o.syscall, "%ld %lx %lx %lx %lx", &nr, &a[0], &a[1], &a[2], &a[3]);
+	assert_int_equal(nr, SYS_pwrite64);
+	assert_int_equal(a[2], 10000);
+	assert_int_equal(a[3], 4096);
+
+	so.init_flags = FAN_REPORT_TID;
+	scenario(f, op_thread_pwrite, &so, &o);
+	print_outcome(f, "thread REPORT_TID", &o);
+	printf("#        with FAN_REPORT_TID: event pid %d, writer pid %d, thread %d\n",
+	       (int)o.ev[0].pid, (int)o.writer, (int)*tid);
+	assert_int_equal(o.nev, 1);
+	assert_int_equal(o.ev[0].pid, *tid);
+	munmap(tid, PAGE);
+}
+
+/* tmpfs: the kernel refuses pre-content marks; record and assert errno. */
+static void test_tmpfs_refuses(void **state)
+{
+	struct fsfix *f = *state;
+	char path[PATH_MAX];
+	int g, r1, e1, r2, e2;
+
+	require_fs(f);
+	path_in(path, f->mnt, "target");
+	make_file(path, FILE_LEN, false);
+	g = fan_group(0, O_RDONLY | O_LARGEFILE);
+	assert_true(g >= 0);
+	f->group = g;
+	r1 = fanotify_mark(g, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_PRE_ACCESS, AT_FDCWD, f->mnt);
+	e1 = errno;
+	r2 = fanotify_mark(g, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, path);
+	e2 = errno;
+	printf("# tmpfs: filesystem mark %d (%s), inode mark %d (%s)\n",
+	       r1, r1 ? strerror(e1) : "ok", r2, r2 ? strerror(e2) : "ok");
+	close_fd(&f->group);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define ON_EXT4_AND_XFS(t) \
+		cmocka_unit_test_setup_teardown(t, setup_ext4, teardown), \
+		cmocka_unit_test_setup_teardown(t, setup_xfs, teardown)
+		ON_EXT4_AND_XFS(test_ops),
+		ON_EXT4_AND_XFS(test_preopened_fds),
+		ON_EXT4_AND_XFS(test_deny),
+		ON_EXT4_AND_XFS(test_listener_dies),
+		ON_EXT4_AND_XFS(test_pid_tid),
+		cmocka_unit_test_setup_teardown(test_ops, setup_btrfs, teardown),
+		cmocka_unit_test_setup_teardown(test_tmpfs_refuses, setup_tmpfs, teardown),
+	};
+	int g;
+
+	if (geteuid() != 0)
+		test_skip_all("needs root (loop devices, mounts, fanotify)");
+	g = fan_group(0, O_RDONLY | O_LARGEFILE);
+	if (g < 0 && errno == EINVAL)
+		test_skip_all("the kernel refuses FAN_CLASS_PRE_CONTENT groups (EINVAL)");
+	if (g < 0) {
+		printf("# fanotify_init(FAN_CLASS_PRE_CONTENT): %s\n", strerror(errno));
+		return 1;
+	}
+	close(g);
+	io_messages(true);
+	return cmocka_run_group_tests_name("kernel_facts_fanotify", tests, NULL, NULL);
+}
