@@ -126,11 +126,27 @@ static void emergency(int sig)
 			close(f->group);
 		for (int i = 0; i < f->nkids; i++)
 			kill(f->kids[i], SIGKILL);
-		if (f->mounted)
-			umount2(f->mnt, MNT_DETACH);
+		if (f->mounted && umount2(f->mnt, MNT_DETACH) == 0)
+			f->mounted = false;
+		if (!f->mounted) {
+			unlink(f->image);
+			rmdir(f->mnt);
+			rmdir(f->base);
+		}
 	}
-	signal(sig, SIG_DFL);
-	raise(sig);
+	if (getpid() == g_main_pid) {
+		static const char msg[] = "# killed: pending events allowed, children killed, mount detached\n";
+
+		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+			_exit(128 + sig);
+		if (!f || f->mounted) {
+			static const char m2[] = "# (no mount to detach, or detaching it failed)\n";
+
+			if (write(STDERR_FILENO, m2, sizeof(m2) - 1) < 0)
+				_exit(128 + sig);
+		}
+	}
+	_exit(128 + sig);
 }
 
 static int run(const char *fmt, ...)
