@@ -103,6 +103,8 @@ struct fsfix {
 	char mnt[PATH_MAX];
 	char dev[64];		/* the loop device we attached, or "" */
 	bool mounted;
+	char bind[PATH_MAX];	/* a bind mount of mnt, when bound */
+	bool bound;
 	int group;		/* a group fd the test holds, or -1 */
 	pid_t kids[8];		/* children to kill (by pid) in the teardown */
 	int nkids;
@@ -126,10 +128,13 @@ static void emergency(int sig)
 			close(f->group);
 		for (int i = 0; i < f->nkids; i++)
 			kill(f->kids[i], SIGKILL);
+		if (f->bound && umount2(f->bind, MNT_DETACH) == 0)
+			f->bound = false;
 		if (f->mounted && umount2(f->mnt, MNT_DETACH) == 0)
 			f->mounted = false;
 		if (!f->mounted) {
 			unlink(f->image);
+			rmdir(f->bind);
 			rmdir(f->mnt);
 			rmdir(f->base);
 		}
@@ -276,6 +281,12 @@ static int teardown(void **state)
 		kill(f->kids[i], SIGKILL);
 		wait_pid_ms(f->kids[i], &st, 5000);
 	}
+	if (f->bound && umount2(f->bind, 0)) {
+		fprintf(stderr, "umount %s: %s, detaching\n", f->bind, strerror(errno));
+		umount2(f->bind, MNT_DETACH);
+	}
+	if (f->bind[0])
+		rmdir(f->bind);
 	if (f->mounted && umount2(f->mnt, 0)) {
 		fprintf(stderr, "umount %s: %s, detaching\n", f->mnt, strerror(errno));
 		umount2(f->mnt, MNT_DETACH);
@@ -636,6 +647,38 @@ static int op_clone_into(const struct ctx *c)
 	return ioctl(out, FICLONERANGE, &r);
 }
 
+static int op_pwrite_1mib(const struct ctx *c)
+{
+	static unsigned char buf[1 << 20];
+	int fd = open_rw(c);
+
+	fill_pattern(buf, 100, sizeof(buf), true);
+	return fd < 0 ? -1 : (int)pwrite(fd, buf, sizeof(buf), 100);
+}
+
+static int op_odirect(const struct ctx *c)
+{
+	static unsigned char buf[4096] __attribute__((aligned(4096)));
+	int fd = open(c->path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+
+	fill_pattern(buf, 4096, sizeof(buf), true);
+	return fd < 0 ? -1 : (int)pwrite(fd, buf, sizeof(buf), 4096);
+}
+
+static int op_splice_in(const struct ctx *c)
+{
+	int fd = open_rw(c), p[2];
+	loff_t off = 5000;
+	char buf[100];
+
+	if (fd < 0 || pipe(p))
+		return -1;
+	memset(buf, 'S', sizeof(buf));
+	if (write(p[1], buf, sizeof(buf)) != sizeof(buf))
+		return -1;
+	return (int)splice(p[0], NULL, fd, &off, sizeof(buf), 0);
+}
+
 static int op_rename_over(const struct ctx *c)
 {
 	return rename(c->other, c->path);
@@ -862,6 +905,10 @@ static const struct expect ops[] = {
 	{ "pwrite1@5000", op_pwrite1, 1, 4096, 4096, 1 },
 	{ "pwrite10000@4096", op_pwrite10k, 1, 4096, 12288, 10000 },
 	{ "pread100@3000", op_pread, 1, 0, 4096, 100 },
+	/* One event for a large write, however many pages. */
+	{ "pwrite1MiB@100", op_pwrite_1mib, 1, 0, 1052672, 1 << 20 },
+	{ "O_DIRECT4096@4096", op_odirect, 1, 4096, 4096, 4096 },
+	{ "splice100@5000", op_splice_in, 1, 4096, 4096, 100 },
 	/*
 	 * Truncation names only the page the new size falls in (count 0 when
 	 * that is page-aligned), not the bytes cut off: 65536 -> 60000 looks
@@ -1618,29 +1665,38 @@ static void *cost_thread(void *arg)
 	return NULL;
 }
 
-/* Microseconds per 4 KiB pwrite on fd; events answered meanwhile. */
+/*
+ * Microseconds per 4 KiB pwrite on fd, the best of 3 runs of COST_WRITES
+ * (the machine is shared); events answered meanwhile, counted per run.
+ */
 static double cost_run(struct fsfix *f, int fd, int *events)
 {
-	struct cost c = { .fd = fd };
-	pthread_t t;
+	double best = 1e9;
 
-	*events = 0;
-	assert_int_equal(pthread_create(&t, NULL, cost_thread, &c), 0);
-	while (!c.done) {
-		struct ev evs[MAXEV];
-		int n;
+	for (int rep = 0; rep < 3; rep++) {
+		struct cost c = { .fd = fd };
+		pthread_t t;
 
-		if (f->group < 0) {
-			sleep_ms(10);
-			continue;
+		*events = 0;
+		assert_int_equal(pthread_create(&t, NULL, cost_thread, &c), 0);
+		while (!c.done) {
+			struct ev evs[MAXEV];
+			int n;
+
+			if (f->group < 0) {
+				sleep_ms(10);
+				continue;
+			}
+			n = get_events(f->group, evs, MAXEV, 20);
+			for (int i = 0; i < n; i++)
+				respond(f->group, &evs[i], FAN_ALLOW);
+			*events += n;
 		}
-		n = get_events(f->group, evs, MAXEV, 20);
-		for (int i = 0; i < n; i++)
-			respond(f->group, &evs[i], FAN_ALLOW);
-		*events += n;
+		pthread_join(t, NULL);
+		if (c.secs * 1e6 / COST_WRITES < best)
+			best = c.secs * 1e6 / COST_WRITES;
 	}
-	pthread_join(t, NULL);
-	return c.secs * 1e6 / COST_WRITES;
+	return best;
 }
 
 static void test_cost(void **state)
@@ -1676,7 +1732,7 @@ static void test_cost(void **state)
 	d = cost_run(f, old, &ed);
 	close(old);
 	close_fd(&f->group);
-	printf("# %s: 4 KiB pwrite x %d: no mark %.1f us (%d events); filesystem mark + "
+	printf("# %s: 4 KiB pwrite, best of 3 x %d: no mark %.1f us (%d events); filesystem mark + "
 	       "ignore mark on the inode %.1f us (%d events); filesystem mark, answered by "
 	       "another thread %.1f us (%d events); fd opened before the mark %.1f us (%d events)\n",
 	       f->type, COST_WRITES, a, ea, b, eb, c, ec, d, ed);
@@ -1685,6 +1741,125 @@ static void test_cost(void **state)
 	assert_int_equal(eb, 0);
 	assert_int_equal(ec, COST_WRITES);
 	assert_int_equal(ed, 0);
+	unlink(path);
+}
+
+/* ---- mount marks, bind mounts ----------------------------------------------- */
+
+/* Writes through a bind mount: seen by a mount mark on the other mount? */
+static void test_bind_mount(void **state)
+{
+	struct fsfix *f = *state;
+	char path[PATH_MAX], bpath[PATH_MAX];
+	struct ctx c = { 0 };
+	int n[2][2];		/* [mount mark, filesystem mark][via mnt, via bind] */
+	ino_t ino;
+
+	require_fs(f);
+	snprintf(f->bind, sizeof(f->bind), "%s/bind", f->base);
+	assert_int_equal(mkdir(f->bind, 0755), 0);
+	assert_int_equal(mount(f->mnt, f->bind, NULL, MS_BIND, NULL), 0);
+	f->bound = true;
+	path_in(path, f->mnt, "target");
+	path_in(bpath, f->bind, "target");
+	make_file(path, FILE_LEN, false);
+	ino = ino_of(path);
+	for (int fsmark = 0; fsmark <= 1; fsmark++) {
+		f->group = fan_group(0, O_RDONLY | O_LARGEFILE);
+		assert_true(f->group >= 0);
+		assert_int_equal(fanotify_mark(f->group, FAN_MARK_ADD |
+					       (fsmark ? FAN_MARK_FILESYSTEM : FAN_MARK_MOUNT),
+					       FAN_PRE_ACCESS, AT_FDCWD, f->mnt), 0);
+		for (int via = 0; via <= 1; via++) {
+			struct kid k;
+
+			c.path = via ? bpath : path;
+			k = spawn(f, op_pwrite1, &c);
+			n[fsmark][via] = pump(f, &k, ino, 5000);
+			kid_reap(f, &k);
+			assert_int_equal(k.rc, 1);
+		}
+		close_fd(&f->group);
+	}
+	printf("# %s: mount mark on MNT: %d events via MNT, %d via a bind mount of it; "
+	       "filesystem mark: %d, %d\n", f->type, n[0][0], n[0][1], n[1][0], n[1][1]);
+	assert_int_equal(n[0][0], 1);
+	assert_int_equal(n[0][1], 0);	/* a mount mark misses other mounts */
+	assert_int_equal(n[1][0], 1);
+	assert_int_equal(n[1][1], 1);
+	unlink(path);
+	assert_int_equal(umount2(f->bind, 0), 0);
+	f->bound = false;
+}
+
+/* ---- signals to a held writer ------------------------------------------------- */
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/* pwrite with a SIGUSR1 handler installed (no SA_RESTART). */
+static int op_sig_pwrite(const struct ctx *c)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	int fd = open_rw(c);
+
+	sigaction(SIGUSR1, &sa, NULL);
+	return fd < 0 ? -1 : (int)pwrite(fd, "X", 1, 5000);
+}
+
+static void test_signals(void **state)
+{
+	struct fsfix *f = *state;
+	char path[PATH_MAX];
+	struct ctx c = { .path = path };
+	bool usr1_ends, kill_ends;
+	struct ev e;
+	struct kid k;
+	int st, fd, resp_err;
+	bool unchanged;
+
+	require_fs(f);
+	path_in(path, f->mnt, "target");
+	make_file(path, FILE_LEN, false);
+	fs_group(f, 0, O_RDONLY | O_LARGEFILE);
+	k = spawn(f, op_sig_pwrite, &c);
+	assert_int_equal(get_events(f->group, &e, 1, 5000), 1);
+	assert_int_equal(kill(k.pid, SIGUSR1), 0);
+	usr1_ends = kid_done(&k, 500);
+	if (!usr1_ends) {
+		assert_int_equal(kill(k.pid, SIGKILL), 0);
+		kill_ends = wait_pid_ms(k.pid, &st, 2000);
+		if (kill_ends)
+			forget_kid(f, k.pid);
+	} else {
+		kill_ends = false;
+	}
+	resp_err = respond(f->group, &e, FAN_ALLOW);
+	close_fd(&f->group);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	unchanged = has_old_bytes(fd);
+	close(fd);
+	printf("# %s: held writer: a caught signal (SIGUSR1) %s; SIGKILL %s; the late "
+	       "FAN_ALLOW then: %s; file %s\n", f->type,
+	       usr1_ends ? "ends the wait" : "does not end the wait",
+	       kill_ends ? "ends it (the writer dies)" : "-",
+	       resp_err ? strerrorname_np(resp_err) : "accepted",
+	       unchanged ? "unchanged" : "changed");
+	if (!kill_ends)
+		kid_reap(f, &k);
+	else {
+		close(k.res_r);
+		close(k.prog_r);
+		close(k.go_w);
+	}
+	assert_false(usr1_ends);	/* the wait is killable only */
+	assert_true(kill_ends);
+	assert_true(unchanged);
+	/* The listener is not told: answering the dead writer's event works. */
+	assert_int_equal(resp_err, 0);
 	unlink(path);
 }
 
@@ -1726,6 +1901,8 @@ int main(void)
 		ON_EXT4_AND_XFS(test_self_io),
 		ON_EXT4_AND_XFS(test_ignore_marks),
 		ON_EXT4_AND_XFS(test_cost),
+		ON_EXT4_AND_XFS(test_bind_mount),
+		ON_EXT4_AND_XFS(test_signals),
 		cmocka_unit_test_setup_teardown(test_ops, setup_btrfs, teardown),
 		cmocka_unit_test_setup_teardown(test_tmpfs_refuses, setup_tmpfs, teardown),
 	};
