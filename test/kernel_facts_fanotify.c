@@ -20,7 +20,7 @@
  * is detached by the name losetup gave it (it also has autoclear, and a
  * SIGTERM/SIGINT/alarm handler detaches the mount if we are killed).
  *
- * The tests (doc/kernel-facts-fanotify.md has the measured table):
+ * The tests (doc/kernel-facts.md, K9, has the measured table):
  *   test_ops            per operation: events, ranges, writer held, old
  *                       bytes via the event fd, /proc/<pid>/syscall (ext4,
  *                       XFS, btrfs); marks on tmpfs refused (EOPNOTSUPP)
