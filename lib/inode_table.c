@@ -772,6 +772,19 @@ size_t sfs_itable_node_count(struct sfs_inode_table *t)
 	return n;
 }
 
+/* With the table's lock: i's nodes (only those not showing a snapshot:
+ * live_only) into out, at most max. */
+static size_t nodes_of(struct sfs_inode *i, bool live_only,
+		       struct sfs_node **out, size_t max)
+{
+	size_t n = 0;
+
+	for (struct sfs_node *p = i->nodes; p && n < max; p = p->next)
+		if (!live_only || p->mode != SFS_NODE_READ)
+			out[n++] = p;
+	return n;
+}
+
 /*
  * With the table's lock. Only a file with snapshots has anything to mark,
  * and its fd is held open by them: no other file's fd is reopened here.
@@ -809,8 +822,7 @@ size_t sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st,
 		struct sfs_inode *i = g_hash_table_lookup(t->map, &key);
 
 		if (i && mark_oob(t, i))
-			for (struct sfs_node *p = i->nodes; p && n < max; p = p->next)
-				nodes[n++] = p;
+			n = nodes_of(i, false, nodes, max);
 	} else {
 		g_hash_table_foreach(t->map, mark_oob_each, t);
 	}
@@ -821,11 +833,10 @@ size_t sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st,
 size_t sfs_itable_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
 			struct sfs_node **out, size_t max)
 {
-	size_t n = 0;
+	size_t n;
 
 	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
-	for (struct sfs_node *p = i->nodes; p && n < max; p = p->next)
-		out[n++] = p;
+	n = nodes_of(i, false, out, max);
 	sfs_mutex_unlock(&t->lock);
 	return n;
 }
@@ -833,12 +844,10 @@ size_t sfs_itable_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
 size_t sfs_itable_live_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
 			     struct sfs_node **out, size_t max)
 {
-	size_t n = 0;
+	size_t n;
 
 	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
-	for (struct sfs_node *p = i->nodes; p && n < max; p = p->next)
-		if (p->mode != SFS_NODE_READ)
-			out[n++] = p;
+	n = nodes_of(i, true, out, max);
 	sfs_mutex_unlock(&t->lock);
 	return n;
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -125,8 +126,14 @@ static int copy_by_pread(int src, uint64_t src_off, int dst, uint64_t dst_off,
 
 		if (n <= 0)
 			return n == 0 ? EIO : errno;
-		if (pwrite(dst, buf, (size_t)n, (off_t)dst_off) != n)
-			return errno ? errno : EIO;
+		for (ssize_t done = 0, w; done < n; done += w) {
+			w = pwrite(dst, buf + done, (size_t)(n - done),
+				   (off_t)dst_off + done);
+			if (w < 0)
+				return errno;
+			if (w == 0)
+				return ENOSPC;	/* a short write says no more */
+		}
 		src_off += (uint64_t)n;
 		dst_off += (uint64_t)n;
 		len -= (uint64_t)n;
@@ -177,6 +184,10 @@ int sfs_store_copy(struct sfs_store *s, int src, uint64_t src_off, int dst,
 		left -= (uint64_t)n;
 	}
 	if (err) {
+		/* What was copied before the failure (ENOSPC...) goes now, not
+		 * when the store file closes with the last snapshot. */
+		fallocate(dst, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)dst_off, (off_t)len);
 		__atomic_sub_fetch(&s->bytes_live, len, __ATOMIC_RELAXED);
 		return err;
 	}

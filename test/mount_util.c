@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -289,4 +291,35 @@ int test_mount_finish(struct test_mount *m)
 	}
 	test_mount_destroy(m);
 	return rc;
+}
+
+int test_run(const char *fmt, ...)
+{
+	char cmd[PATH_MAX * 2];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+int test_loop_src(struct test_mount *m, const char *mkfs, int size_mib)
+{
+	char image[PATH_MAX];
+
+	if (join_path(image, m->base, "image") ||
+	    test_run("truncate -s %dM '%s' && %s '%s' >/dev/null 2>&1", size_mib,
+		     image, mkfs, image) ||
+	    test_run("mount -o loop '%s' '%s'", image, m->src))
+		return -1;
+	m->loop_src = true;
+	return 0;
+}
+
+void test_loop_unmount(struct test_mount *m)
+{
+	if (m->loop_src)
+		umount2(m->src, MNT_DETACH);
+	m->loop_src = false;
 }

@@ -16,6 +16,7 @@ struct test_mount {
 	char mnt[PATH_MAX];	/* base/mnt: the mount point */
 	pid_t pid;		/* the daemon we started, or 0 */
 	bool mounted;
+	bool loop_src;		/* src is a loop filesystem (test_loop_src) */
 };
 
 /* Print the TAP "skip everything" plan and exit 77 (meson: skipped). */
@@ -51,6 +52,18 @@ void test_mount_destroy(struct test_mount *m);
  * not clean, or the mount is somehow still there.
  */
 int test_mount_finish(struct test_mount *m);
+
+/*
+ * A fresh filesystem on a loop device as m's SRC: an image of size_mib in
+ * m->base made by mkfs (e.g. "mkfs.xfs -q -m reflink=1"), mounted on
+ * m->src. 0 or -1. test_loop_unmount() detaches it (after the stablefs
+ * mount is gone); harmless if it was never mounted.
+ */
+int test_loop_src(struct test_mount *m, const char *mkfs, int size_mib);
+void test_loop_unmount(struct test_mount *m);
+
+/* system() of a printf-formatted command; its status. */
+int test_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Path of the stablefs binary under test ($STABLEFS_BIN or ./fs/stablefs). */
 const char *test_stablefs_bin(void);

@@ -33,20 +33,7 @@
 
 struct fixture {
 	struct test_mount m;
-	char image[PATH_MAX];
-	bool loop_mounted;
 };
-
-static int run(const char *fmt, ...)
-{
-	char cmd[PATH_MAX * 2];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
 
 static int setup(void **state)
 {
@@ -55,12 +42,8 @@ static int setup(void **state)
 	*state = f;
 	if (!f || test_mount_prepare(&f->m, "reserve"))
 		return -1;
-	snprintf(f->image, sizeof(f->image), "%s/image", f->m.base);
-	if (run("truncate -s 16M '%s' && mkfs.ext4 -q -F -m 25 '%s' >/dev/null 2>&1",
-		f->image, f->image) ||
-	    run("mount -o loop '%s' '%s'", f->image, f->m.src))
+	if (test_loop_src(&f->m, "mkfs.ext4 -q -F -m 25", 16))
 		return -1;
-	f->loop_mounted = true;
 	if (chmod(f->m.src, 01777))
 		return -1;
 	return test_mount_start(&f->m, "allow_other");
@@ -73,8 +56,7 @@ static int teardown(void **state)
 	if (!f)
 		return 0;
 	test_mount_stop(&f->m);
-	if (f->loop_mounted)
-		umount2(f->m.src, MNT_DETACH);
+	test_loop_unmount(&f->m);
 	test_mount_destroy(&f->m);
 	free(f);
 	return 0;

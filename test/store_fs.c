@@ -31,21 +31,7 @@
 
 struct fixture {
 	struct test_mount m;
-	char image[PATH_MAX];
-	bool loop_mounted;
 };
-
-/* Run a command quietly; its exit status. */
-static int run(const char *fmt, ...)
-{
-	char cmd[PATH_MAX * 2];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
 
 /* A fresh loop filesystem of size_mib on m.src, then stablefs over it. */
 static int setup_fs(void **state, const char *mkfs, int size_mib, const char *opts)
@@ -55,12 +41,8 @@ static int setup_fs(void **state, const char *mkfs, int size_mib, const char *op
 	*state = f;
 	if (geteuid() != 0 || test_mount_prepare(&f->m, "storefs"))
 		return -1;
-	snprintf(f->image, sizeof(f->image), "%s/image", f->m.base);
-	if (run("truncate -s %dM '%s' && %s '%s' >/dev/null 2>&1", size_mib,
-		f->image, mkfs, f->image) ||
-	    run("mount -o loop '%s' '%s'", f->image, f->m.src))
+	if (test_loop_src(&f->m, mkfs, size_mib))
 		return -1;
-	f->loop_mounted = true;
 	return test_mount_start(&f->m, opts);
 }
 
@@ -69,8 +51,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	test_mount_stop(&f->m);
-	if (f->loop_mounted)
-		umount2(f->m.src, MNT_DETACH);
+	test_loop_unmount(&f->m);
 	test_mount_destroy(&f->m);
 	free(f);
 	return 0;
@@ -315,7 +296,7 @@ static void test_enospc_invalidates_snapshot_not_writer(void **state)
 	snprintf(filler, sizeof(filler), "%s/filler", f->m.src);
 	assert_int_equal(write_file(src, len, 1, 0), 0);
 	/* Leave less free space than the file: preserving it cannot fit. */
-	run("fallocate -l $(( $(stat -f -c '%%a*%%S' '%s') - 4*1024*1024 )) '%s'",
+	test_run("fallocate -l $(( $(stat -f -c '%%a*%%S' '%s') - 4*1024*1024 )) '%s'",
 	    f->m.src, filler);
 	r = open(mnt, O_RDONLY);
 	w = open(mnt, O_RDWR);
