@@ -100,6 +100,9 @@ int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 	fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	err = fd == -1 ? errno : 0;
 	sfs_fd_put(req, parent);
+	if (err == ENOENT)	/* a retried open ends here: its route too */
+		sfs_itable_route_cancel(sfs_fs_of(req)->inodes,
+					fuse_req_ctx(req)->pid);
 	return err ? err : sfs_entry_from_fd(req, fd, e);
 }
 

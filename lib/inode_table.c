@@ -43,6 +43,7 @@ struct sfs_inode_table {
 	GHashTable *map;		/* struct sfs_inode* -> itself, by (dev, ino) */
 	GHashTable *orphans;		/* entries whose ino was reused meanwhile */
 	GHashTable *routes;		/* tid -> struct route* */
+	unsigned nroutes;		/* its size, read without the lock */
 	struct sfs_inode *root;
 	struct sfs_store *store;
 	uint64_t nodes, incarnations, redirects;
@@ -74,11 +75,13 @@ static uint64_t now_ns(void)
 
 /*
  * The kernel retries an ESTALE'd open at once, within the same system
- * call: a route older than this is not steering a retry any more (its
- * retry failed, e.g. the name was gone), and the thread's next open is a
- * new one, to be decided afresh.
+ * call: a route older than this is not steering a retry any more, and the
+ * thread's next open is a new one, to be decided afresh. (A retry whose
+ * lookup finds no name cancels its route at once: sfs_itable_route_cancel;
+ * one its open steered is dropped by that open.) Generous: on a loaded
+ * machine the retry's requests may wait long for a worker.
  */
-#define RETRY_WINDOW_NS 100000000ull
+#define RETRY_WINDOW_NS SFS_ROUTE_TTL_NS
 
 static bool retry_pending(const struct route *r)
 {
@@ -498,6 +501,7 @@ static void route_drop(struct sfs_inode_table *t, gpointer tid)
 	if (!r)
 		return;
 	g_hash_table_remove(t->routes, tid);
+	__atomic_sub_fetch(&t->nroutes, 1, __ATOMIC_RELAXED);
 	r->node->pins--;
 	sfs_inode_fd_put(t, r->node->inode);
 	dead = node_maybe_free(t, r->node);
@@ -542,6 +546,7 @@ static void route_set(struct sfs_inode_table *t, pid_t tid, struct sfs_node *n)
 	r->expires_ns = r->set_ns + SFS_ROUTE_TTL_NS;
 	r->looked_up = false;
 	g_hash_table_insert(t->routes, GINT_TO_POINTER(tid), r);
+	__atomic_add_fetch(&t->nroutes, 1, __ATOMIC_RELAXED);
 	t->redirects++;
 }
 
@@ -729,6 +734,15 @@ struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 	if (spare >= 0)
 		close(spare);
 	return n;
+}
+
+void sfs_itable_route_cancel(struct sfs_inode_table *t, pid_t tid)
+{
+	if (!__atomic_load_n(&t->nroutes, __ATOMIC_RELAXED))
+		return;
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
+	route_drop(t, GINT_TO_POINTER(tid));
+	sfs_mutex_unlock(&t->lock);
 }
 
 void sfs_itable_forget(struct sfs_inode_table *t, struct sfs_node *n,

@@ -162,6 +162,9 @@ struct sfs_node *sfs_itable_root(struct sfs_inode_table *t);
 struct sfs_node *sfs_itable_lookup(struct sfs_inode_table *t, int fd,
 				   const struct stat *st, pid_t tid);
 
+/* tid's lookup found no file: a route it had steers nothing any more. */
+void sfs_itable_route_cancel(struct sfs_inode_table *t, pid_t tid);
+
 /* Give back n lookups; nodes and entries are freed when none remain. */
 void sfs_itable_forget(struct sfs_inode_table *t, struct sfs_node *node,
 		       uint64_t n);
