@@ -412,8 +412,12 @@ static bool quotas_on(const char *src)
 
 	if (fd < 0)
 		return true;	/* cannot tell: assume they are */
+	/* QCMD() shifts Q_GETINFO (0x800005) out of an int (UBSan): the
+	 * same bits, computed unsigned. */
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]) && !on; i++)
-		on = syscall(SYS_quotactl_fd, fd, QCMD(Q_GETINFO, types[i]),
+		on = syscall(SYS_quotactl_fd, fd,
+			     (int)(((unsigned)Q_GETINFO << SUBCMDSHIFT) |
+				   ((unsigned)types[i] & SUBCMDMASK)),
 			     0, &info) == 0;
 	close(fd);
 	return on;
