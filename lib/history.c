@@ -731,6 +731,30 @@ static void drop_unused_chunks(struct sfs_history *h, struct sfs_store *s,
 	}
 }
 
+/*
+ * Extents one snapshot may hold: each costs the daemon about 66 bytes, and
+ * holes cost no store bytes, so max_preserve does not bound them (a file
+ * with holes scattered by writes under a snapshot). Past it the snapshot
+ * is invalidated, as past max_preserve: about 66 MiB per snapshot.
+ */
+static unsigned max_extents = 1u << 20;
+
+void sfs_history_set_max_extents(unsigned n)
+{
+	max_extents = n;
+}
+
+/* With the mutex held: p grew past max_extents. */
+static void too_many_extents(struct sfs_history *h, struct sfs_store *s,
+			     struct sfs_snap *p)
+{
+	if (p->readers)
+		return;		/* its store pages may sit in a pipe: next time */
+	p->invalid = "too many changed ranges to keep (memory)";
+	sfs_stat_add(SFS_STAT_INVALIDATED_CAP, 1);
+	snap_release_extents(h, s, p);
+}
+
 void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 			       int (*live_fd)(void *arg), void *arg,
 			       uint64_t off, uint64_t end)
@@ -791,6 +815,10 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 		g_array_free(gaps, TRUE);
 	}
 	drop_unused_chunks(h, s, bases);
+	/* After: releasing extents may free this change's chunks. */
+	for (struct sfs_snap *p = h->snaps; p; p = p->next)
+		if (!p->invalid && p->extents->len > max_extents)
+			too_many_extents(h, s, p);
 	sfs_mutex_unlock(&h->mutex);
 	g_array_free(all, TRUE);
 	g_array_free(pieces, TRUE);

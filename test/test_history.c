@@ -284,6 +284,35 @@ static void test_filled_hole_is_one_extent(void **state)
 	sfs_history_close(&f->h, f->store, snap);
 }
 
+/*
+ * Holes scattered by writes under a snapshot cost extents but no store
+ * bytes: past the extent cap the snapshot is invalidated (its reads fail)
+ * and its extents are given back, as past max_preserve.
+ */
+static void test_scattered_holes_are_capped(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *snap;
+	unsigned char buf[4096];
+	const char *why = NULL;
+	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
+
+	change(f, 0, FILE_SIZE, punch);
+	snap = open_snap(f);
+	sfs_history_set_max_extents(16);
+	/* Every other page: extents that never meet. */
+	for (uint64_t off = 0; off < FILE_SIZE; off += 8192)
+		change(f, off, off + 4096, overwrite);
+	sfs_history_set_max_extents(1u << 20);
+	printf("# %u extents left, invalid: %s\n", snap->extents->len,
+	       snap->invalid ? snap->invalid : "no");
+	assert_non_null(snap->invalid);
+	assert_int_equal(snap->extents->len, 0);
+	assert_int_equal(sfs_snap_plan(&f->h, snap, 0, sizeof(buf), segs, &why), EIO);
+	g_array_free(segs, TRUE);
+	sfs_history_close(&f->h, f->store, snap);
+}
+
 /* Write c at off of the live file behind the history's back, mtime kept. */
 static void write_keep_mtime(struct fx *f, char c, off_t off)
 {
@@ -454,6 +483,7 @@ int main(void)
 		T(test_truncate_and_size),
 		T(test_holes_stay_holes),
 		T(test_filled_hole_is_one_extent),
+		T(test_scattered_holes_are_capped),
 		T(test_out_of_band_change_fails_live_reads),
 		T(test_late_oob_event_spares_later_snapshots),
 		T(test_invalidated_snapshot_fails),

@@ -189,6 +189,10 @@ int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
  */
 bool sfs_history_mark_oob(struct sfs_history *h, int fd);
 
+/* Process-wide: extents one snapshot may hold before it is invalidated
+ * (default 1 Mi, about 66 MiB of the daemon's memory). For tests. */
+void sfs_history_set_max_extents(unsigned n);
+
 /* Take another ref on a snapshot someone holds. */
 void sfs_snap_ref(struct sfs_history *h, struct sfs_snap *snap);
 
