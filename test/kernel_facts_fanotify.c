@@ -172,17 +172,6 @@ static void emergency(int sig)
 	_exit(128 + sig);
 }
 
-static int run(const char *fmt, ...)
-{
-	char cmd[PATH_MAX * 3];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
 /* Detach the loop device when its last user (the mount) goes away. */
 static void set_autoclear(const char *dev)
 {
@@ -239,11 +228,11 @@ static int setup_fs(void **state, const char *type, const char *mkfs, int mib)
 		g_cur = f;
 		return 0;
 	}
-	if (run("command -v %s >/dev/null 2>&1", mkfs)) {
+	if (test_run("command -v %s >/dev/null 2>&1", mkfs)) {
 		printf("# %s: %s not installed\n", type, mkfs);
 		return 0;	/* the test skips */
 	}
-	if (run("truncate -s %dM '%s' && %s '%s' >/dev/null 2>&1", mib,
+	if (test_run("truncate -s %dM '%s' && %s '%s' >/dev/null 2>&1", mib,
 		f->image, mkfs, f->image))
 		return -1;
 	{
@@ -310,7 +299,7 @@ static int teardown(void **state)
 		umount2(f->mnt, MNT_DETACH);
 	}
 	/* Autoclear has normally detached it with the unmount already. */
-	if (f->dev[0] && loop_is_ours(f->dev, f->image) && run("losetup -d '%s'", f->dev))
+	if (f->dev[0] && loop_is_ours(f->dev, f->image) && test_run("losetup -d '%s'", f->dev))
 		fprintf(stderr, "losetup -d %s failed\n", f->dev);
 	g_cur = NULL;
 	unlink(f->image);

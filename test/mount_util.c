@@ -295,7 +295,7 @@ int test_mount_finish(struct test_mount *m)
 
 int test_run(const char *fmt, ...)
 {
-	char cmd[PATH_MAX * 2];
+	char cmd[PATH_MAX * 3];
 	va_list ap;
 
 	va_start(ap, fmt);
