@@ -233,11 +233,20 @@ void sfs_tune_readahead(struct sfs_fs *fs);
 void sfs_shutdown_watch_start(struct sfs_fs *fs);
 void sfs_shutdown_done(void);
 
-/* The fanotify watch on SRC (oob_watch.c); NULL where unavailable. */
+/*
+ * The fanotify watch on SRC (oob_watch.c); NULL where unavailable.
+ * preserve: hold changes to files with snapshots until preserved, where
+ * the kernel and SRC's filesystem allow (else it only detects them).
+ */
 struct oob_watch;
-struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs);
+struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs, bool preserve);
 void sfs_oob_watch_stop(struct oob_watch *w);
 void sfs_oob_watch_drain(struct oob_watch *w);
+bool sfs_oob_watch_preserves(const struct oob_watch *w);
+/* Around taking a snapshot of inode (fd: any fd of it): from arm on, its
+ * changes from outside are reported (w may be NULL). */
+void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd);
+void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode);
 
 /*
  * Handles the kernel may never release (handles.c): tracked from open to

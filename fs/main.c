@@ -176,7 +176,7 @@ static int open_store(struct sfs_fs *fs, const char *mnt)
 	sfs_store_use_clones(fs->store, fs->opts.clone &&
 			     sfs_store_can_clone(fs->store) &&
 			     same_filesystem(fs->src_real, dir));
-	sfs_history_detect_oob(fs->opts.oob == SFS_OOB_DETECT);
+	sfs_history_detect_oob(fs->opts.oob != SFS_OOB_IGNORE);
 	return 0;
 }
 
@@ -313,8 +313,8 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 		openlog("stablefs", LOG_PID, LOG_DAEMON);
 		log_to_syslog = true;
 	}
-	if (fs->store && fs->opts.oob == SFS_OOB_DETECT)
-		fs->watch = sfs_oob_watch_start(fs);
+	if (fs->store && fs->opts.oob != SFS_OOB_IGNORE)
+		fs->watch = sfs_oob_watch_start(fs, fs->opts.oob == SFS_OOB_PRESERVE);
 	/* Threads only now: fuse_daemonize() forks. */
 	sfs_shutdown_watch_start(fs);
 	if (sfs_evictor_start(fs)) {

@@ -1,73 +1,107 @@
 /*
- * Out-of-band changes, seen as they happen: a fanotify mark on SRC's whole
- * filesystem reports every FAN_MODIFY (write, truncate, fallocate) with the
- * pid that made it. Changes by this daemon are its own; any other one to a
- * file that has live snapshots marks them out-of-band at once
- * (lib/history.c), including changes the (mtime, size) check cannot see (a
- * write whose mtime is set back afterwards, or one racing our own change).
- * Where fanotify is not available (not root, kernel without it), that check
- * alone remains. Events arrive after the change, asynchronously: a read
- * that races the external write itself can still see it (G3's limit, in
- * doc/design.md).
+ * Out-of-band changes: writes to SRC that do not go through the mount.
+ *
+ * One fanotify group with a mark on SRC's whole filesystem. Two modes:
+ *
+ *   detect (-o oob=detect): FAN_MODIFY, reported after the change. A
+ *      change by another process to a file with open snapshots makes them
+ *      distrust the live file: their reads of live ranges fail EIO (G3 in
+ *      doc/guarantees.md). Events come late: a read racing the change
+ *      itself can still see it (doc/design.md).
+ *   preserve (-o oob=preserve): a pre-content group (K9 in
+ *      doc/kernel-facts.md). FAN_PRE_ACCESS and FAN_OPEN_PERM hold the
+ *      accessing thread before the access; for a file with snapshots the
+ *      handler preserves what the access may change, as for a change
+ *      through the mount, and only then allows it. FAN_MODIFY still
+ *      reports the changes nobody announced (fds opened before the mark
+ *      exists are invisible to pre-content events): those are detected.
+ *
+ * Cost. A filesystem mark reports every access of every file on SRC's
+ * filesystem, a permission event costs its process a round trip to us
+ * (12-20 us here) and a notification about 1 us. So a file that has no
+ * snapshot gets an evictable ignore mark at its first event, after which
+ * the kernel filters its events out (within a few tenths of a us of no
+ * watch at all); a snapshot's open removes it first (sfs_oob_watch_arm).
+ *
+ * Threads. The reader answers the daemon's own permission events at once:
+ * our own reads and writes of SRC raise them too, and a worker holding a
+ * range lock must never wait for a thread that may wait for that lock.
+ * Everything else goes to the handler (oob_events.c), which may wait for
+ * range locks and the store.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/fanotify.h>
-#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "oob_watch.h"
+#include "sfs/lock_order.h"
 
-#define MAX_NODES 64
+#define PERM_EVENTS (FAN_PRE_ACCESS | FAN_OPEN_PERM)
 
-struct oob_watch {
-	/* Held while events are read and handled, so that a drain returns
-	 * only once every event queued before it has been handled. */
-	pthread_mutex_t mutex;
-	int fan;		/* fanotify group (non-blocking) */
-	int stop;		/* eventfd: tells the thread to end */
-	pthread_t thread;
-	struct sfs_fs *fs;
-};
-
-/*
- * Events were lost (queue overflow, or an event the kernel could not give
- * us: it drops one whose fd it cannot open, EMFILE/ENFILE/ENOMEM). We
- * cannot tell which files changed, so no open snapshot trusts its live
- * ranges any more: failing reads beats serving a mix.
- */
-static void events_lost(struct oob_watch *w, const char *why)
+void sfs_oob_respond(struct oob_watch *w, int fd, uint32_t response)
 {
-	fuse_log(FUSE_LOG_ERR, "stablefs: fanotify events lost (%s): every "
-		 "open snapshot now distrusts its live ranges\n", why);
-	sfs_itable_mark_oob(w->fs->inodes, NULL, NULL, 0);
+	struct fanotify_response r = { .fd = fd, .response = response };
+
+	if (write(w->fan, &r, sizeof(r)) != sizeof(r))
+		fuse_log(FUSE_LOG_ERR, "stablefs: cannot answer a fanotify "
+			 "event: %s\n", strerror(errno));
 }
 
-static void handle_event(struct oob_watch *w, const struct fanotify_event_metadata *m)
+/* Is tid one of this daemon's threads? tgkill() checks it without /proc. */
+static bool own_thread(pid_t tid)
 {
-	struct sfs_node *nodes[MAX_NODES];
-	struct stat st;
+	return syscall(SYS_tgkill, getpid(), tid, 0) == 0;
+}
 
-	if (m->mask & FAN_Q_OVERFLOW) {
-		events_lost(w, "queue overflow");
-		return;
+static void parse_info(struct oob_event *e, const struct fanotify_event_metadata *m)
+{
+	const char *p = (const char *)m + m->metadata_len;
+	const char *end = (const char *)m + m->event_len;
+
+	while (p + sizeof(struct fanotify_event_info_header) <= end) {
+		const struct fanotify_event_info_header *h = (const void *)p;
+
+		if (h->len == 0 || p + h->len > end)
+			break;
+		if (h->info_type == FAN_EVENT_INFO_TYPE_RANGE &&
+		    h->len >= sizeof(struct oob_range_info)) {
+			const struct oob_range_info *r = (const void *)p;
+
+			e->has_range = true;
+			e->off = r->offset;
+			e->count = r->count;
+		}
+		p += h->len;
 	}
-	if (m->fd < 0)
-		return;
-	if (m->pid != getpid() && fstat(m->fd, &st) == 0)
-		sfs_evict_nodes_later(w->fs, nodes,
-				      sfs_itable_mark_oob(w->fs->inodes, &st,
-							  nodes, MAX_NODES));
-	close(m->fd);
 }
 
-/* Read and handle what is queued now. With w->mutex held. */
-static void handle_queued(struct oob_watch *w)
+static void forward(struct oob_watch *w, const struct fanotify_event_metadata *m)
+{
+	struct oob_event *e = g_new0(struct oob_event, 1);
+
+	e->mask = m->mask;
+	e->fd = m->fd;
+	e->tid = m->pid;
+	parse_info(e, m);
+	/* Our own accesses are allowed here and now; the handler only
+	 * decides whether the file can be ignored from now on. */
+	if (m->fd >= 0 && own_thread(m->pid)) {
+		e->own = true;
+		if (m->mask & PERM_EVENTS)
+			sfs_oob_respond(w, m->fd, FAN_ALLOW);
+	}
+	w->forwarded++;
+	g_async_queue_push(w->events, e);
+}
+
+/* Read what is queued in the group now and pass it on. With read_lock. */
+static void read_queued(struct oob_watch *w)
 {
 	char buf[8192] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
 	ssize_t n;
@@ -75,91 +109,192 @@ static void handle_queued(struct oob_watch *w)
 	while ((n = read(w->fan, buf, sizeof(buf))) > 0)
 		for (struct fanotify_event_metadata *m = (void *)buf;
 		     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
-			handle_event(w, m);
-	if (n == -1 && errno != EAGAIN && errno != EINTR)
-		events_lost(w, strerror(errno));
+			forward(w, m);
+	if (n == -1 && errno != EAGAIN && errno != EINTR) {
+		/* The handler says it: an overflow-like event. */
+		struct fanotify_event_metadata lost = {
+			.mask = FAN_Q_OVERFLOW, .fd = FAN_NOFD,
+		};
+
+		forward(w, &lost);
+	}
 }
 
-static void *watch_main(void *arg)
+static void *reader_main(void *arg)
 {
 	struct oob_watch *w = arg;
 	struct pollfd pfd[2] = { { w->fan, POLLIN, 0 }, { w->stop, POLLIN, 0 } };
 
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-			events_lost(w, "the watch stops");
+			struct fanotify_event_metadata lost = {
+				.mask = FAN_Q_OVERFLOW, .fd = FAN_NOFD,
+			};
+
+			pthread_mutex_lock(&w->read_lock);
+			forward(w, &lost);
+			pthread_mutex_unlock(&w->read_lock);
 			break;
 		}
 		if (pfd[1].revents)
 			break;
-		pthread_mutex_lock(&w->mutex);
-		handle_queued(w);
-		pthread_mutex_unlock(&w->mutex);
+		pthread_mutex_lock(&w->read_lock);
+		read_queued(w);
+		pthread_mutex_unlock(&w->read_lock);
 	}
 	return NULL;
 }
 
 /*
- * Events arrive late. Before a snapshot is taken, every change already
- * reported must be handled: one made before the open belongs to the
+ * Events arrive late. Before a snapshot is taken, every event already
+ * queued must be handled: a change made before the open belongs to the
  * snapshot's content, and must not be taken for a change after it.
  */
 void sfs_oob_watch_drain(struct oob_watch *w)
 {
+	uint64_t target;
+
 	if (!w)
 		return;
-	pthread_mutex_lock(&w->mutex);
-	handle_queued(w);
-	pthread_mutex_unlock(&w->mutex);
+	pthread_mutex_lock(&w->read_lock);
+	read_queued(w);
+	target = w->forwarded;
+	pthread_mutex_unlock(&w->read_lock);
+	pthread_mutex_lock(&w->done_lock);
+	while (w->handled < target)
+		pthread_cond_wait(&w->done_cond, &w->done_lock);
+	pthread_mutex_unlock(&w->done_lock);
 }
 
-struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs)
+/*
+ * Before a snapshot of inode is taken: changes from outside must reach us
+ * from now on, so its ignore mark goes (the handler adds none while
+ * oob_opening is set or snapshots live). fd: any fd of the file, O_PATH
+ * too (the mark is removed by path: fanotify_mark() takes no O_PATH fd).
+ * Pair with sfs_oob_watch_opened().
+ */
+void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd)
 {
-	struct oob_watch *w = calloc(1, sizeof(*w));
+	char path[64];
 
-	if (!w)
-		return NULL;
-	w->fs = fs;
-	pthread_mutex_init(&w->mutex, NULL);
-	/* No queue limit (root only): an overflow distrusts every snapshot,
-	 * and a busy filesystem fills the default 16,384 events quickly. */
-	w->fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK |
-			       FAN_UNLIMITED_QUEUE,
+	if (!w) {
+		__atomic_add_fetch(&inode->oob_opening, 1, __ATOMIC_ACQ_REL);
+		return;
+	}
+	sfs_mutex_lock(&w->mark_lock, SFS_RANK_OOB_MARKS);
+	/* Armed already while another open runs or snapshots live. */
+	if (__atomic_fetch_add(&inode->oob_opening, 1, __ATOMIC_ACQ_REL) == 0 &&
+	    !sfs_history_has_snaps(sfs_inode_history(inode))) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		/* ENOENT: no mark (never seen, or evicted with its inode). */
+		if (fanotify_mark(w->fan, FAN_MARK_REMOVE | FAN_MARK_IGNORE,
+				  w->mask, AT_FDCWD, path) && errno != ENOENT)
+			fuse_log(FUSE_LOG_ERR, "stablefs: cannot unignore a "
+				 "file for its snapshot: %s\n", strerror(errno));
+	}
+	sfs_mutex_unlock(&w->mark_lock);
+}
+
+void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode)
+{
+	(void)w;
+	__atomic_sub_fetch(&inode->oob_opening, 1, __ATOMIC_ACQ_REL);
+}
+
+bool sfs_oob_watch_preserves(const struct oob_watch *w)
+{
+	return w && w->preserve;
+}
+
+static int open_group(struct oob_watch *w, bool preserve)
+{
+	unsigned flags = FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_TID |
+			 (preserve ? FAN_CLASS_PRE_CONTENT : FAN_CLASS_NOTIF);
+
+	/* No queue or mark limits (root only): an overflow distrusts every
+	 * snapshot, and each file seen gets an ignore mark. */
+	w->fan = fanotify_init(flags | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS,
 			       O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	if (w->fan < 0)
-		w->fan = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK,
-				       O_RDONLY | O_LARGEFILE | O_CLOEXEC);
-	if (w->fan < 0 ||
-	    fanotify_mark(w->fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_MODIFY,
-			  AT_FDCWD, fs->src_real) < 0) {
+		return -1;
+	w->preserve = preserve;
+	w->mask = FAN_MODIFY | (preserve ? PERM_EVENTS : 0);
+	if (fanotify_mark(w->fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, w->mask,
+			  AT_FDCWD, w->fs->src_real) == 0)
+		return 0;
+	close(w->fan);
+	w->fan = -1;
+	return -1;
+}
+
+struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs, bool preserve)
+{
+	struct oob_watch *w = g_new0(struct oob_watch, 1);
+
+	w->fs = fs;
+	w->fan = -1;
+	w->stop = -1;
+	if (preserve && open_group(w, true)) {
+		fuse_log(FUSE_LOG_WARNING, "stablefs: -o oob=preserve: no "
+			 "pre-content watch on SRC (%s): changes made to SRC "
+			 "directly are detected, not preserved\n", strerror(errno));
+	}
+	if (w->fan < 0 && open_group(w, false)) {
 		fuse_log(FUSE_LOG_INFO, "stablefs: no fanotify watch on SRC (%s): "
 			 "out-of-band changes are seen by mtime and size only\n",
 			 strerror(errno));
-		goto fail;
+		g_free(w);
+		return NULL;
 	}
+	pthread_mutex_init(&w->read_lock, NULL);
+	pthread_mutex_init(&w->done_lock, NULL);
+	pthread_cond_init(&w->done_cond, NULL);
+	pthread_mutex_init(&w->mark_lock, NULL);
+	w->events = g_async_queue_new();
+	w->grants = g_array_new(FALSE, FALSE, sizeof(struct oob_grant *));
+	w->named = g_hash_table_new(NULL, NULL);
 	w->stop = eventfd(0, EFD_CLOEXEC);
-	if (w->stop < 0 || pthread_create(&w->thread, NULL, watch_main, w)) {
-		if (w->stop >= 0)
-			close(w->stop);
+	if (w->stop < 0 ||
+	    pthread_create(&w->handler, NULL, sfs_oob_handler_main, w))
+		goto fail;
+	if (pthread_create(&w->reader, NULL, reader_main, w)) {
+		struct oob_event *e = g_new0(struct oob_event, 1);
+
+		e->stop = true;
+		g_async_queue_push(w->events, e);
+		pthread_join(w->handler, NULL);
 		goto fail;
 	}
 	return w;
 fail:
-	if (w->fan >= 0)
-		close(w->fan);
-	free(w);
+	if (w->stop >= 0)
+		close(w->stop);
+	close(w->fan);
+	g_async_queue_unref(w->events);
+	g_array_free(w->grants, TRUE);
+	g_hash_table_destroy(w->named);
+	g_free(w);
 	return NULL;
 }
 
 void sfs_oob_watch_stop(struct oob_watch *w)
 {
+	struct oob_event *e;
 	uint64_t one = 1;
 
 	if (!w)
 		return;
 	if (write(w->stop, &one, sizeof(one)) == sizeof(one))
-		pthread_join(w->thread, NULL);
-	close(w->stop);
+		pthread_join(w->reader, NULL);
+	e = g_new0(struct oob_event, 1);
+	e->stop = true;
+	g_async_queue_push(w->events, e);
+	pthread_join(w->handler, NULL);
+	/* Closing the group allows whatever still waits for an answer. */
 	close(w->fan);
-	free(w);
+	close(w->stop);
+	g_async_queue_unref(w->events);
+	g_array_free(w->grants, TRUE);
+	g_hash_table_destroy(w->named);
+	g_free(w);
 }

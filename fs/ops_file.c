@@ -170,8 +170,10 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 		*bound = !err;
 		return err;
 	}
+	sfs_oob_watch_arm(fs->watch, inode, any_fd);
 	sfs_oob_watch_drain(fs->watch);
 	s = open_snapshot(fs, inode, any_fd);
+	sfs_oob_watch_opened(fs->watch, inode);
 	if (!s)
 		return errno ? errno : ENOMEM;
 	err = sfs_node_open(fs->inodes, node, kernel_internal_open(flags) ?

@@ -169,6 +169,16 @@ bool sfs_history_busy(struct sfs_history *h)
 	return busy;
 }
 
+bool sfs_history_has_snaps(struct sfs_history *h)
+{
+	bool snaps;
+
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	snaps = h->snaps != NULL;
+	sfs_mutex_unlock(&h->mutex);
+	return snaps;
+}
+
 static void set_base(struct sfs_history *h, const struct stat *st)
 {
 	h->base_known = true;

@@ -844,6 +844,43 @@ size_t sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st,
 	return n;
 }
 
+static bool watched(struct sfs_inode *i)
+{
+	struct sfs_data_state *d = data_if_any(i);
+
+	return __atomic_load_n(&i->oob_opening, __ATOMIC_ACQUIRE) ||
+	       (d && sfs_history_has_snaps(&d->history));
+}
+
+struct sfs_node *sfs_itable_hold_watched(struct sfs_inode_table *t,
+					 dev_t dev, ino_t ino)
+{
+	struct sfs_inode key = { .dev = dev, .ino = ino };
+	struct sfs_node *n = NULL;
+	struct sfs_inode *i;
+
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
+	i = g_hash_table_lookup(t->map, &key);
+	if (i && i->type == S_IFREG && i->nodes && watched(i)) {
+		n = i->nodes;
+		n->pins++;
+	}
+	sfs_mutex_unlock(&t->lock);
+	return n;
+}
+
+void sfs_itable_unhold(struct sfs_inode_table *t, struct sfs_node *n)
+{
+	struct sfs_inode *dead;
+
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
+	n->pins--;
+	dead = node_maybe_free(t, n);
+	sfs_mutex_unlock(&t->lock);
+	if (dead)
+		inode_free(t, dead);
+}
+
 size_t sfs_itable_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
 			struct sfs_node **out, size_t max)
 {

@@ -24,6 +24,7 @@ static const char *rank_name(enum sfs_lock_rank r)
 {
 	static const char *const names[] = {
 		[SFS_RANK_RANGE] = "range lock",
+		[SFS_RANK_OOB_MARKS] = "oob watch's mark lock",
 		[SFS_RANK_TABLE] = "inode table lock",
 		[SFS_RANK_HISTORY] = "history mutex",
 		[SFS_RANK_HISTORIES] = "all-histories lock",

@@ -194,9 +194,11 @@ int sfs_options_validate(struct sfs_options *opts, char *err, size_t errlen)
 			opts->oob = SFS_OOB_DETECT;
 		else if (!strcmp(opts->oob_str, "ignore"))
 			opts->oob = SFS_OOB_IGNORE;
+		else if (!strcmp(opts->oob_str, "preserve"))
+			opts->oob = SFS_OOB_PRESERVE;
 		else {
 			sfs_printable(opts->oob_str, q, sizeof(q));
-			snprintf(err, errlen, "-o oob=%s: expected detect or ignore", q);
+			snprintf(err, errlen, "-o oob=%s: expected preserve, detect or ignore", q);
 			return -1;
 		}
 	}
@@ -271,7 +273,10 @@ const char *sfs_options_help(void)
 	"    -o max_preserve=SIZE   cap on preserved bytes (K, M, G, T suffixes;\n"
 	"                           default half the store's free space, 0: none)\n"
 	"    -o snapshot=on|off     copy-on-open for read-only opens (default on)\n"
-	"    -o oob=detect|ignore   changes made to SRC directly (default detect)\n"
+	"    -o oob=preserve|detect|ignore\n"
+	"                           changes made to SRC directly: keep what open\n"
+	"                           snapshots need first, or fail their reads\n"
+	"                           with EIO (default detect)\n"
 	"    -o clone=auto|off      snapshots as clones taken at open where the\n"
 	"                           store's filesystem can (XFS, btrfs; default auto)\n"
 	"    -o timeout=SECONDS     kernel entry/attribute cache time (default 1)\n"

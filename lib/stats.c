@@ -16,6 +16,11 @@ static const char *const names[SFS_STAT_COUNT] = {
 	[SFS_STAT_DIGEST_BYTES_ZERO] = "digest_bytes_zero",
 	[SFS_STAT_DIGESTS_INTERRUPTED] = "digests_interrupted",
 	[SFS_STAT_DIGESTS_QUEUED] = "digests_queued",
+	[SFS_STAT_OOB_PRESERVED] = "oob_preserved",
+	[SFS_STAT_OOB_UNPRESERVED] = "oob_unpreserved",
+	[SFS_STAT_OOB_HELD] = "oob_held",
+	[SFS_STAT_OOB_IGNORE_MARKS] = "oob_ignore_marks",
+	[SFS_STAT_OOB_GRANT_TIMEOUTS] = "oob_grant_timeouts",
 };
 
 void sfs_stat_add(enum sfs_stat which, int64_t delta)

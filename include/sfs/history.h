@@ -128,6 +128,8 @@ uint64_t sfs_history_version(struct sfs_history *h);
 
 /* Is anything live (a snapshot or a store file)? */
 bool sfs_history_busy(struct sfs_history *h);
+/* Are snapshots live? */
+bool sfs_history_has_snaps(struct sfs_history *h);
 
 /*
  * The snapshot for an open now (fd: the live file, any fd fstat accepts):

@@ -95,6 +95,9 @@ struct sfs_inode {
 	 * closed, and how many are open now (fs/ops_file.c). */
 	bool live_reads;
 	unsigned writers;
+	/* Atomic: snapshot opens under way (fs/oob_watch.c arms the file's
+	 * out-of-band watch for them before they look at it). */
+	unsigned oob_opening;
 };
 
 struct sfs_inode_table;
@@ -233,6 +236,16 @@ size_t sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st,
 			   struct sfs_node **nodes, size_t max);
 
 /* Every node of i, at most max of them (as nodeids only, as above). */
+/*
+ * For the out-of-band watch: does (dev, ino) need watching, a snapshot of
+ * it being live or being taken (oob_opening)? Then its inode is returned
+ * held (a node of it pinned: node->inode stays valid) until
+ * sfs_itable_unhold(); else NULL.
+ */
+struct sfs_node *sfs_itable_hold_watched(struct sfs_inode_table *t,
+					 dev_t dev, ino_t ino);
+void sfs_itable_unhold(struct sfs_inode_table *t, struct sfs_node *n);
+
 size_t sfs_itable_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
 			struct sfs_node **out, size_t max);
 

@@ -5,15 +5,17 @@
  *   1 RANGE      a granted range lock of a file's data (range_lock.h).
  *                Two at once only for copy_file_range between two files:
  *                the lower sfs_range_lock address first (fs/modify.c).
- *   2 TABLE      the inode table's lock (nodes, routes, lookups).
- *   3 HISTORY    a file's history mutex (versions, snapshots, extents).
- *   4 HISTORIES  the list of all histories (lib/history.c's all_lock);
+ *   2 OOB_MARKS  the out-of-band watch's ignore marks (fs/oob_watch.c):
+ *                deciding to ignore a file and arming it for a snapshot.
+ *   3 TABLE      the inode table's lock (nodes, routes, lookups).
+ *   4 HISTORY    a file's history mutex (versions, snapshots, extents).
+ *   5 HISTORIES  the list of all histories (lib/history.c's all_lock);
  *                under it another history's mutex only with trylock.
- *   5 FD_CACHE   the fd cache's lock (lib/inode_table.c).
+ *   6 FD_CACHE   the fd cache's lock (lib/inode_table.c).
  *
  * Every other lock is a leaf: held for a few instructions, never while
  * taking another (the range lock's own mutex, the stats, the handle list,
- * the fanotify watch, the log, the digest queue, the file-lock owners).
+ * the fanotify watch's queue, the log, the digest queue, the file-lock owners).
  *
  * Held across a reply to the kernel: only a shared RANGE (a READ holds it
  * until fuse_reply_data() has copied the spliced pages, K6 in
@@ -33,6 +35,7 @@
 
 enum sfs_lock_rank {
 	SFS_RANK_RANGE = 1,
+	SFS_RANK_OOB_MARKS,
 	SFS_RANK_TABLE,
 	SFS_RANK_HISTORY,
 	SFS_RANK_HISTORIES,

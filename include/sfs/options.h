@@ -14,6 +14,7 @@ struct fuse_args;
 enum sfs_oob_mode {
 	SFS_OOB_DETECT,		/* changes made to SRC directly fail reads with EIO */
 	SFS_OOB_IGNORE,
+	SFS_OOB_PRESERVE,	/* preserved before they land, where announced */
 };
 
 struct sfs_options {

@@ -21,6 +21,11 @@ enum sfs_stat {
 	SFS_STAT_DIGEST_BYTES_ZERO,	/* bytes digests hashed unread (holes) */
 	SFS_STAT_DIGESTS_INTERRUPTED,	/* digests given up: caller gone */
 	SFS_STAT_DIGESTS_QUEUED,	/* large digests run by digest threads */
+	SFS_STAT_OOB_PRESERVED,		/* outside changes preserved before they landed */
+	SFS_STAT_OOB_UNPRESERVED,	/* outside changes seen only after (EIO) */
+	SFS_STAT_OOB_HELD,		/* outside accesses held for a snapshot's file */
+	SFS_STAT_OOB_IGNORE_MARKS,	/* files the kernel filters out for us */
+	SFS_STAT_OOB_GRANT_TIMEOUTS,	/* held changes not seen to end in time */
 	SFS_STAT_COUNT
 };
 

@@ -1,0 +1,309 @@
+/*
+ * The out-of-band watch's handler thread: what each event from SRC's
+ * filesystem means for the snapshots (oob_watch.c says which events come).
+ *
+ *   - A file without snapshots (nor one being taken) is of no interest:
+ *     it gets an evictable ignore mark, so the kernel stops reporting it.
+ *   - A held access (FAN_PRE_ACCESS, FAN_OPEN_PERM) to a file with
+ *     snapshots: if its syscall may change bytes (lib/oob_access.c), those
+ *     bytes are preserved exactly as for a change through the mount
+ *     (range lock, sfs_history_before_change), then it is allowed. Until
+ *     the change has landed it is a "grant": the history counts it as a
+ *     change of ours running, so a snapshot opened meanwhile waits for it
+ *     and the (mtime, size) check does not take it for an unannounced one.
+ *   - FAN_MODIFY by a thread with a grant on that file ends the grant;
+ *     by any other thread but ours it is a change nobody announced (an fd
+ *     opened before the mark): the file's snapshots distrust the live file
+ *     from now on (EIO, G3), and the process is named once in the log.
+ *
+ * A grant also ends when its thread is seen out of the syscall it was
+ * held in (/proc/TID/syscall shows another one, or the thread is gone: a
+ * failed write raises no FAN_MODIFY; a thread on a CPU shows "running",
+ * which tells nothing), at its thread's next event on the same file, or
+ * after GRANT_TIMEOUT_NS, whatever comes first.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "oob_watch.h"
+#include "sfs/lock_order.h"
+#include "sfs/oob_access.h"
+#include "sfs/stats.h"
+
+#define PERM_EVENTS (FAN_PRE_ACCESS | FAN_OPEN_PERM)
+#define GRANT_TIMEOUT_NS (2ull * 1000000000ull)
+#define GRANT_POLL_US 1000
+#define MAX_NODES 64
+#define MAX_NAMED 1024
+
+struct oob_grant {
+	pid_t tid;
+	char line[256];		/* its /proc/TID/syscall when held */
+	struct sfs_node *held;	/* the file (a node pinned) */
+	int fd;			/* the event's fd: fstat for the new base */
+	dev_t dev;
+	ino_t ino;
+	uint64_t off, end;
+	uint64_t deadline_ns;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool read_proc(pid_t tid, const char *what, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)tid, what);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+/*
+ * Events were lost (a failed read of the group). We cannot tell which
+ * files changed, so no open snapshot trusts its live ranges any more:
+ * failing reads beats serving a mix.
+ */
+static void events_lost(struct oob_watch *w)
+{
+	fuse_log(FUSE_LOG_ERR, "stablefs: fanotify events lost: every open "
+		 "snapshot now distrusts its live ranges\n");
+	sfs_itable_mark_oob(w->fs->inodes, NULL, NULL, 0);
+}
+
+/* With mark_lock: the kernel stops reporting this file to us. */
+static void ignore_file(struct oob_watch *w, int fd)
+{
+	if (fanotify_mark(w->fan, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV |
+			  FAN_MARK_EVICTABLE, w->mask, fd, NULL) == 0)
+		sfs_stat_add(SFS_STAT_OOB_IGNORE_MARKS, 1);
+}
+
+static void complete_grant(struct oob_watch *w, guint index)
+{
+	struct oob_grant *g = g_array_index(w->grants, struct oob_grant *, index);
+	struct sfs_inode *inode = g->held->inode;
+	struct sfs_node *nodes[MAX_NODES];
+	size_t n;
+
+	g_array_remove_index_fast(w->grants, index);
+	sfs_history_after_change(sfs_inode_history(inode), g->fd, true);
+	/* Pages the live nodes cached before the change are stale now;
+	 * snapshots' nodes keep theirs (their bytes were preserved). */
+	n = sfs_itable_live_nodes(w->fs->inodes, inode, nodes, MAX_NODES);
+	sfs_evict_nodes_later(w->fs, nodes, n);
+	sfs_itable_unhold(w->fs->inodes, g->held);
+	close(g->fd);
+	g_free(g);
+}
+
+/* End tid's grants on (dev, ino); true if it had one. */
+static bool complete_grants_of(struct oob_watch *w, pid_t tid,
+			       const struct stat *st)
+{
+	bool found = false;
+
+	for (guint i = w->grants->len; i-- > 0;) {
+		struct oob_grant *g = g_array_index(w->grants, struct oob_grant *, i);
+
+		if (g->tid == tid && g->dev == st->st_dev && g->ino == st->st_ino) {
+			complete_grant(w, i);
+			found = true;
+		}
+	}
+	return found;
+}
+
+static void check_grants(struct oob_watch *w)
+{
+	uint64_t now = now_ns();
+	char line[256];
+
+	for (guint i = w->grants->len; i-- > 0;) {
+		struct oob_grant *g = g_array_index(w->grants, struct oob_grant *, i);
+
+		if (now > g->deadline_ns) {
+			sfs_stat_add(SFS_STAT_OOB_GRANT_TIMEOUTS, 1);
+			complete_grant(w, i);
+		} else if (!read_proc(g->tid, "syscall", line, sizeof(line)) ||
+			   (strncmp(line, "running", 7) && strcmp(line, g->line))) {
+			/* Gone, or in another syscall. "running" says
+			 * nothing: it may still be in the held one. */
+			complete_grant(w, i);
+		}
+	}
+}
+
+static int event_fd(void *arg)
+{
+	return *(int *)arg;
+}
+
+/*
+ * A held access to a file with snapshots (held: its node): preserve what
+ * it may change, then allow it. Returns true if e->fd and held now belong
+ * to a grant.
+ */
+static bool hold_for_change(struct oob_watch *w, struct oob_event *e,
+			    struct sfs_node *held, const struct stat *st)
+{
+	struct sfs_history *h = sfs_inode_history(held->inode);
+	struct sfs_range_lock *lock = sfs_inode_range_lock(held->inode);
+	enum sfs_oob_event kind = e->mask & FAN_OPEN_PERM ? SFS_OOB_OPEN :
+				  SFS_OOB_PRE_ACCESS;
+	struct oob_grant *g = g_new0(struct oob_grant, 1);
+	struct sfs_syscall sc = { .known = false };
+	struct sfs_range r;
+
+	sfs_stat_add(SFS_STAT_OOB_HELD, 1);
+	if (read_proc(e->tid, "syscall", g->line, sizeof(g->line)))
+		sfs_syscall_parse(g->line, &sc);
+	if (!sfs_oob_access_changes(&sc, kind, e->off, e->count, &g->off, &g->end)) {
+		g_free(g);
+		return false;
+	}
+	/* As a change through the mount (modify.c): wait for reads that
+	 * spliced the range, preserve, let the change go. */
+	sfs_range_lock(lock, &r, g->off,
+		       g->end == UINT64_MAX ? SFS_RANGE_EOF - g->off : g->end - g->off,
+		       true);
+	sfs_history_before_change(h, w->fs->store, event_fd, &e->fd,
+				  g->off, g->end);
+	sfs_range_unlock(lock, &r);
+	sfs_oob_respond(w, e->fd, FAN_ALLOW);
+	sfs_stat_add(SFS_STAT_OOB_PRESERVED, 1);
+	g->tid = e->tid;
+	g->held = held;
+	g->fd = e->fd;
+	g->dev = st->st_dev;
+	g->ino = st->st_ino;
+	g->deadline_ns = now_ns() + GRANT_TIMEOUT_NS;
+	g_array_append_val(w->grants, g);
+	return true;
+}
+
+/* Say once per thread who changed files under snapshots unannounced. */
+static void name_once(struct oob_watch *w, pid_t tid)
+{
+	char comm[64] = "?";
+
+	if (g_hash_table_size(w->named) >= MAX_NAMED ||
+	    g_hash_table_contains(w->named, GINT_TO_POINTER(tid)))
+		return;
+	g_hash_table_add(w->named, GINT_TO_POINTER(tid));
+	if (read_proc(tid, "comm", comm, sizeof(comm)))
+		comm[strcspn(comm, "\n")] = '\0';
+	fuse_log(FUSE_LOG_WARNING, "stablefs: thread %d (%s) changed a file "
+		 "with open snapshots in SRC directly%s: their reads of the "
+		 "live file fail with EIO\n", (int)tid, comm,
+		 w->preserve ? ", through an fd the kernel does not announce "
+		 "(opened before the mount)" : "");
+}
+
+/* A change nobody announced, to a file with snapshots. */
+static void unannounced(struct oob_watch *w, struct oob_event *e,
+			const struct stat *st)
+{
+	struct sfs_node *nodes[MAX_NODES];
+	size_t n = sfs_itable_mark_oob(w->fs->inodes, st, nodes, MAX_NODES);
+
+	if (!n)
+		return;	/* made before the snapshots' opens, or nothing to mark */
+	sfs_stat_add(SFS_STAT_OOB_UNPRESERVED, 1);
+	/* Their cached pages must go too: whole reads fail, never short. */
+	sfs_evict_nodes_later(w->fs, nodes, n);
+	name_once(w, e->tid);
+}
+
+static void handle_event(struct oob_watch *w, struct oob_event *e)
+{
+	struct sfs_node *held;
+	struct stat st;
+	bool kept = false;
+
+	if (e->mask & FAN_Q_OVERFLOW) {
+		events_lost(w);
+		return;
+	}
+	if (e->fd < 0)
+		return;
+	if (fstat(e->fd, &st)) {
+		if ((e->mask & PERM_EVENTS) && !e->own)
+			sfs_oob_respond(w, e->fd, FAN_ALLOW);
+		close(e->fd);
+		return;
+	}
+	sfs_mutex_lock(&w->mark_lock, SFS_RANK_OOB_MARKS);
+	held = sfs_itable_hold_watched(w->fs->inodes, st.st_dev, st.st_ino);
+	if (!held && S_ISREG(st.st_mode))
+		ignore_file(w, e->fd);
+	sfs_mutex_unlock(&w->mark_lock);
+	if (!e->own) {
+		/* Its thread is past whatever we held it in on this file. */
+		bool granted = complete_grants_of(w, e->tid, &st);
+
+		if (e->mask & PERM_EVENTS) {
+			kept = held && hold_for_change(w, e, held, &st);
+			if (!kept)
+				sfs_oob_respond(w, e->fd, FAN_ALLOW);
+		} else if (held && (e->mask & FAN_MODIFY) && !granted) {
+			unannounced(w, e, &st);
+		}
+	}
+	if (!kept) {
+		if (held)
+			sfs_itable_unhold(w->fs->inodes, held);
+		close(e->fd);
+	}
+}
+
+static void mark_handled(struct oob_watch *w)
+{
+	pthread_mutex_lock(&w->done_lock);
+	w->handled++;
+	pthread_cond_broadcast(&w->done_cond);
+	pthread_mutex_unlock(&w->done_lock);
+}
+
+void *sfs_oob_handler_main(void *arg)
+{
+	struct oob_watch *w = arg;
+
+	for (;;) {
+		struct oob_event *e = w->grants->len ?
+			g_async_queue_timeout_pop(w->events, GRANT_POLL_US) :
+			g_async_queue_pop(w->events);
+
+		if (e && e->stop) {
+			g_free(e);
+			break;
+		}
+		if (e) {
+			handle_event(w, e);
+			g_free(e);
+			mark_handled(w);
+		}
+		check_grants(w);
+	}
+	while (w->grants->len)
+		complete_grant(w, w->grants->len - 1);
+	return NULL;
+}

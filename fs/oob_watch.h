@@ -1,0 +1,95 @@
+/*
+ * The out-of-band watch's insides, shared by oob_watch.c (the fanotify
+ * group, its reader thread, arming files for snapshots) and oob_events.c
+ * (what the handler thread does with each event). The daemon at large sees
+ * only the functions in fs.h.
+ */
+#ifndef SFS_OOB_WATCH_H
+#define SFS_OOB_WATCH_H
+
+#include <glib.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/fanotify.h>
+#include <sys/types.h>
+
+#include "fs.h"
+
+/* 6.14+ (bookworm's headers predate them): K9 in doc/kernel-facts.md. */
+#ifndef FAN_PRE_ACCESS
+#define FAN_PRE_ACCESS 0x00100000
+#endif
+#ifndef FAN_CLASS_PRE_CONTENT
+#define FAN_CLASS_PRE_CONTENT 0x00000008
+#endif
+#ifndef FAN_EVENT_INFO_TYPE_RANGE
+#define FAN_EVENT_INFO_TYPE_RANGE 6
+#endif
+#ifndef FAN_REPORT_TID
+#define FAN_REPORT_TID 0x00000100
+#endif
+#ifndef FAN_MARK_IGNORE
+#define FAN_MARK_IGNORE 0x00000400
+#endif
+#ifndef FAN_MARK_IGNORE_SURV
+#define FAN_MARK_IGNORE_SURV (FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY)
+#endif
+#ifndef FAN_MARK_EVICTABLE
+#define FAN_MARK_EVICTABLE 0x00000200
+#endif
+
+/* The range record of a pre-content event. */
+struct oob_range_info {
+	struct fanotify_event_info_header hdr;
+	uint32_t pad;
+	uint64_t offset;
+	uint64_t count;
+};
+
+struct oob_grant;
+
+/* One event, handed from the reader to the handler thread. */
+struct oob_event {
+	uint64_t mask;
+	int fd;			/* the event's fd (FAN_NOFD: none) */
+	pid_t tid;		/* FAN_REPORT_TID */
+	bool own;		/* ours, and already answered */
+	bool has_range;
+	uint64_t off, count;
+	bool stop;		/* the handler's last event */
+};
+
+struct oob_watch {
+	struct sfs_fs *fs;
+	bool preserve;		/* a pre-content group: preserve, then allow */
+	uint64_t mask;		/* what the filesystem mark reports */
+	int fan;		/* the group (non-blocking) */
+	int stop;		/* eventfd: tells the reader to end */
+	pthread_t reader, handler;
+	GAsyncQueue *events;	/* struct oob_event *, reader -> handler */
+	/*
+	 * Draining: reading the group is serialized by read_lock; forwarded
+	 * counts the events passed on, handled those the handler is done
+	 * with (done_lock, done_cond). Leaves: nothing is taken under them.
+	 */
+	pthread_mutex_t read_lock;
+	uint64_t forwarded;
+	pthread_mutex_t done_lock;
+	pthread_cond_t done_cond;
+	uint64_t handled;
+	/* SFS_RANK_OOB_MARKS: deciding to ignore a file vs. arming it. */
+	pthread_mutex_t mark_lock;
+	/* The handler's own: changes allowed but maybe not landed yet
+	 * (struct oob_grant), and the threads already named in the log. */
+	GArray *grants;
+	GHashTable *named;
+};
+
+/* Answer a permission event. */
+void sfs_oob_respond(struct oob_watch *w, int fd, uint32_t response);
+
+/* The handler thread (oob_events.c). */
+void *sfs_oob_handler_main(void *arg);
+
+#endif
