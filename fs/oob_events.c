@@ -49,6 +49,7 @@ struct oob_grant {
 	ino_t ino;
 	uint64_t off, end;
 	uint64_t deadline_ns;
+	uint64_t seq;		/* ended: the last event read at the end */
 };
 
 static uint64_t now_ns(void)
@@ -86,7 +87,7 @@ static void events_lost(struct oob_watch *w)
 {
 	fuse_log(FUSE_LOG_ERR, "stablefs: fanotify events lost: every open "
 		 "snapshot now distrusts its live ranges\n");
-	sfs_itable_mark_oob(w->fs->inodes, NULL, NULL, 0);
+	sfs_itable_mark_oob(w->fs->inodes, NULL, true, NULL, 0);
 }
 
 /* With mark_lock: the kernel stops reporting this file to us. */
@@ -97,7 +98,14 @@ static void ignore_file(struct oob_watch *w, int fd)
 		sfs_stat_add(SFS_STAT_OOB_IGNORE_MARKS, 1);
 }
 
-static void complete_grant(struct oob_watch *w, guint index)
+/*
+ * The change of grant index has landed (or failed). by_event: its thread's
+ * own next event on the file told us. Otherwise /proc or the clock did,
+ * and the change's FAN_MODIFY, queued before its syscall returned, may
+ * still be on its way to us: the grant is kept in w->ended until the
+ * events read by now are handled, so that event is known for ours.
+ */
+static void complete_grant(struct oob_watch *w, guint index, bool by_event)
 {
 	struct oob_grant *g = g_array_index(w->grants, struct oob_grant *, index);
 	struct sfs_inode *inode = g->held->inode;
@@ -111,8 +119,15 @@ static void complete_grant(struct oob_watch *w, guint index)
 	n = sfs_itable_live_nodes(w->fs->inodes, inode, nodes, MAX_NODES);
 	sfs_evict_nodes_later(w->fs, nodes, n);
 	sfs_itable_unhold(w->fs->inodes, g->held);
+	g->held = NULL;
 	close(g->fd);
-	g_free(g);
+	g->fd = -1;
+	if (by_event) {
+		g_free(g);
+		return;
+	}
+	g->seq = sfs_oob_read_now(w);
+	g_array_append_val(w->ended, g);
 }
 
 /* End tid's grants on (dev, ino); true if it had one. */
@@ -125,9 +140,31 @@ static bool complete_grants_of(struct oob_watch *w, pid_t tid,
 		struct oob_grant *g = g_array_index(w->grants, struct oob_grant *, i);
 
 		if (g->tid == tid && g->dev == st->st_dev && g->ino == st->st_ino) {
-			complete_grant(w, i);
+			complete_grant(w, i, true);
 			found = true;
 		}
+	}
+	return found;
+}
+
+/* Is e the FAN_MODIFY of a grant that ended before e was handled? Also
+ * forgets the ended grants whose events are all handled. */
+static bool ended_grant_of(struct oob_watch *w, const struct oob_event *e,
+			   const struct stat *st)
+{
+	bool found = false;
+
+	for (guint i = w->ended->len; i-- > 0;) {
+		struct oob_grant *g = g_array_index(w->ended, struct oob_grant *, i);
+		bool mine = !found && (e->mask & FAN_MODIFY) && g->tid == e->tid &&
+			    g->dev == st->st_dev && g->ino == st->st_ino &&
+			    e->seq <= g->seq;
+
+		if (mine || g->seq <= e->seq) {
+			g_array_remove_index_fast(w->ended, i);
+			g_free(g);
+		}
+		found |= mine;
 	}
 	return found;
 }
@@ -142,12 +179,12 @@ static void check_grants(struct oob_watch *w)
 
 		if (now > g->deadline_ns) {
 			sfs_stat_add(SFS_STAT_OOB_GRANT_TIMEOUTS, 1);
-			complete_grant(w, i);
+			complete_grant(w, i, false);
 		} else if (!read_proc(g->tid, "syscall", line, sizeof(line)) ||
 			   (strncmp(line, "running", 7) && strcmp(line, g->line))) {
 			/* Gone, or in another syscall. "running" says
 			 * nothing: it may still be in the held one. */
-			complete_grant(w, i);
+			complete_grant(w, i, false);
 		}
 	}
 }
@@ -223,7 +260,10 @@ static void unannounced(struct oob_watch *w, struct oob_event *e,
 			const struct stat *st)
 {
 	struct sfs_node *nodes[MAX_NODES];
-	size_t n = sfs_itable_mark_oob(w->fs->inodes, st, nodes, MAX_NODES);
+	/* With pre-content events every change after an open is either
+	 * announced (a grant) or surely unannounced: no ctime guesswork. */
+	size_t n = sfs_itable_mark_oob(w->fs->inodes, st, w->preserve,
+				       nodes, MAX_NODES);
 
 	if (!n)
 		return;	/* made before the snapshots' opens, or nothing to mark */
@@ -258,7 +298,8 @@ static void handle_event(struct oob_watch *w, struct oob_event *e)
 	sfs_mutex_unlock(&w->mark_lock);
 	if (!e->own) {
 		/* Its thread is past whatever we held it in on this file. */
-		bool granted = complete_grants_of(w, e->tid, &st);
+		bool granted = complete_grants_of(w, e->tid, &st) ||
+			       ended_grant_of(w, e, &st);
 
 		if (e->mask & PERM_EVENTS) {
 			kept = held && hold_for_change(w, e, held, &st);
@@ -304,6 +345,10 @@ void *sfs_oob_handler_main(void *arg)
 		check_grants(w);
 	}
 	while (w->grants->len)
-		complete_grant(w, w->grants->len - 1);
+		complete_grant(w, w->grants->len - 1, true);
+	while (w->ended->len) {
+		g_free(g_array_index(w->ended, struct oob_grant *, 0));
+		g_array_remove_index_fast(w->ended, 0);
+	}
 	return NULL;
 }

@@ -96,7 +96,7 @@ static void forward(struct oob_watch *w, const struct fanotify_event_metadata *m
 		if (m->mask & PERM_EVENTS)
 			sfs_oob_respond(w, m->fd, FAN_ALLOW);
 	}
-	w->forwarded++;
+	e->seq = ++w->forwarded;
 	g_async_queue_push(w->events, e);
 }
 
@@ -150,16 +150,24 @@ static void *reader_main(void *arg)
  * queued must be handled: a change made before the open belongs to the
  * snapshot's content, and must not be taken for a change after it.
  */
+uint64_t sfs_oob_read_now(struct oob_watch *w)
+{
+	uint64_t last;
+
+	pthread_mutex_lock(&w->read_lock);
+	read_queued(w);
+	last = w->forwarded;
+	pthread_mutex_unlock(&w->read_lock);
+	return last;
+}
+
 void sfs_oob_watch_drain(struct oob_watch *w)
 {
 	uint64_t target;
 
 	if (!w)
 		return;
-	pthread_mutex_lock(&w->read_lock);
-	read_queued(w);
-	target = w->forwarded;
-	pthread_mutex_unlock(&w->read_lock);
+	target = sfs_oob_read_now(w);
 	pthread_mutex_lock(&w->done_lock);
 	while (w->handled < target)
 		pthread_cond_wait(&w->done_cond, &w->done_lock);
@@ -252,6 +260,7 @@ struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs, bool preserve)
 	pthread_mutex_init(&w->mark_lock, NULL);
 	w->events = g_async_queue_new();
 	w->grants = g_array_new(FALSE, FALSE, sizeof(struct oob_grant *));
+	w->ended = g_array_new(FALSE, FALSE, sizeof(struct oob_grant *));
 	w->named = g_hash_table_new(NULL, NULL);
 	w->stop = eventfd(0, EFD_CLOEXEC);
 	if (w->stop < 0 ||
@@ -272,6 +281,7 @@ fail:
 	close(w->fan);
 	g_async_queue_unref(w->events);
 	g_array_free(w->grants, TRUE);
+	g_array_free(w->ended, TRUE);
 	g_hash_table_destroy(w->named);
 	g_free(w);
 	return NULL;
@@ -295,6 +305,7 @@ void sfs_oob_watch_stop(struct oob_watch *w)
 	close(w->stop);
 	g_async_queue_unref(w->events);
 	g_array_free(w->grants, TRUE);
+	g_array_free(w->ended, TRUE);
 	g_hash_table_destroy(w->named);
 	g_free(w);
 }

@@ -57,6 +57,7 @@ struct oob_event {
 	bool own;		/* ours, and already answered */
 	bool has_range;
 	uint64_t off, count;
+	uint64_t seq;		/* 1, 2, ... in the order read */
 	bool stop;		/* the handler's last event */
 };
 
@@ -81,10 +82,17 @@ struct oob_watch {
 	/* SFS_RANK_OOB_MARKS: deciding to ignore a file vs. arming it. */
 	pthread_mutex_t mark_lock;
 	/* The handler's own: changes allowed but maybe not landed yet
-	 * (struct oob_grant), and the threads already named in the log. */
+	 * (struct oob_grant *), grants ended before their FAN_MODIFY was
+	 * handled (struct oob_grant *, seq: the last event read then), and
+	 * the threads already named in the log. */
 	GArray *grants;
+	GArray *ended;
 	GHashTable *named;
 };
+
+/* Read what the group has queued now and pass it on (takes read_lock);
+ * returns the seq of the last event passed on. */
+uint64_t sfs_oob_read_now(struct oob_watch *w);
 
 /* Answer a permission event. */
 void sfs_oob_respond(struct oob_watch *w, int fd, uint32_t response);

@@ -201,10 +201,11 @@ static bool matches_base(const struct sfs_history *h, const struct stat *st)
  * ranges already are the changed file, so it keeps them. That is the
  * late fanotify event for a change made before the open.
  */
-static void mark_oob_locked(struct sfs_history *h, const struct stat *st)
+static void mark_oob_locked(struct sfs_history *h, const struct stat *st,
+			    bool exact)
 {
 	for (struct sfs_snap *p = h->snaps; p; p = p->next)
-		if (p->ctime.tv_sec != st->st_ctim.tv_sec ||
+		if (exact || p->ctime.tv_sec != st->st_ctim.tv_sec ||
 		    p->ctime.tv_nsec != st->st_ctim.tv_nsec)
 			p->oob = true;
 	h->oob_seen++;
@@ -225,7 +226,7 @@ static bool check_oob_locked(struct sfs_history *h, const struct stat *st)
 	}
 	if (matches_base(h, st))
 		return false;
-	mark_oob_locked(h, st);
+	mark_oob_locked(h, st, false);
 	return true;
 }
 
@@ -237,7 +238,7 @@ static bool check_oob_locked(struct sfs_history *h, const struct stat *st)
  * nothing happened since. A changed one, even with mtime and size as they
  * were, is a change we did not make.
  */
-bool sfs_history_mark_oob(struct sfs_history *h, int fd)
+bool sfs_history_mark_oob(struct sfs_history *h, int fd, bool exact)
 {
 	struct stat st;
 	bool marked = false;
@@ -246,9 +247,9 @@ bool sfs_history_mark_oob(struct sfs_history *h, int fd)
 		return false;
 	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (h->snaps && fstat(fd, &st) == 0 &&
-	    !(h->base_known && st.st_ctim.tv_sec == h->base_ctime.tv_sec &&
-	      st.st_ctim.tv_nsec == h->base_ctime.tv_nsec)) {
-		mark_oob_locked(h, &st);
+	    (exact || !(h->base_known && st.st_ctim.tv_sec == h->base_ctime.tv_sec &&
+			st.st_ctim.tv_nsec == h->base_ctime.tv_nsec))) {
+		mark_oob_locked(h, &st, exact);
 		marked = true;
 	}
 	sfs_mutex_unlock(&h->mutex);

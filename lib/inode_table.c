@@ -803,7 +803,7 @@ static size_t nodes_of(struct sfs_inode *i, bool live_only,
  * With the table's lock. Only a file with snapshots has anything to mark,
  * and its fd is held open by them: no other file's fd is reopened here.
  */
-static bool mark_oob(struct sfs_inode_table *t, struct sfs_inode *i)
+static bool mark_oob(struct sfs_inode_table *t, struct sfs_inode *i, bool exact)
 {
 	struct sfs_data_state *d = data_if_any(i);
 	bool marked = false;
@@ -813,7 +813,7 @@ static bool mark_oob(struct sfs_inode_table *t, struct sfs_inode *i)
 		return false;
 	fd = sfs_inode_fd_get(t, i);
 	if (fd >= 0) {
-		marked = sfs_history_mark_oob(&d->history, fd);
+		marked = sfs_history_mark_oob(&d->history, fd, exact);
 		sfs_inode_fd_put(t, i);
 	}
 	return marked;
@@ -822,11 +822,11 @@ static bool mark_oob(struct sfs_inode_table *t, struct sfs_inode *i)
 static void mark_oob_each(gpointer key, gpointer value, gpointer table)
 {
 	(void)value;
-	mark_oob(table, key);
+	mark_oob(table, key, true);
 }
 
 size_t sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st,
-			   struct sfs_node **nodes, size_t max)
+			   bool exact, struct sfs_node **nodes, size_t max)
 {
 	size_t n = 0;
 
@@ -835,7 +835,7 @@ size_t sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st,
 		struct sfs_inode key = { .dev = st->st_dev, .ino = st->st_ino };
 		struct sfs_inode *i = g_hash_table_lookup(t->map, &key);
 
-		if (i && mark_oob(t, i))
+		if (i && mark_oob(t, i, exact))
 			n = nodes_of(i, false, nodes, max);
 	} else {
 		g_hash_table_foreach(t->map, mark_oob_each, t);

@@ -339,13 +339,33 @@ static void test_late_oob_event_spares_later_snapshots(void **state)
 	assert_false(sfs_history_check_oob(&f->h, f->live));	/* the base */
 	write_keep_mtime(f, 'Y', 1000);
 	snap = open_snap(f);
-	sfs_history_mark_oob(&f->h, f->live);	/* the late event */
+	sfs_history_mark_oob(&f->h, f->live, false);	/* the late event */
 	assert_int_equal(read_snap(f, snap, 1000, 1, buf, NULL), 1);
 	assert_int_equal(buf[0], 'Y');
 	/* Opened before the next change: that one's event does fail it. */
 	write_keep_mtime(f, 'Z', 2000);
-	sfs_history_mark_oob(&f->h, f->live);
+	sfs_history_mark_oob(&f->h, f->live, false);
 	assert_int_equal(read_snap(f, snap, 2000, 1, buf, NULL), -EIO);
+	sfs_history_close(&f->h, f->store, snap);
+}
+
+/*
+ * An exact event (the watch knows the change came after the open: its
+ * thread announced nothing, and events queued before the open were all
+ * handled) fails even a snapshot whose open saw the change's ctime: the
+ * change set ctime first and its bytes may have landed after the open.
+ */
+static void test_exact_oob_event_marks_every_snapshot(void **state)
+{
+	struct fx *f = *state;
+	unsigned char buf[FILE_SIZE];
+	struct sfs_snap *snap;
+
+	assert_false(sfs_history_check_oob(&f->h, f->live));
+	write_keep_mtime(f, 'Y', 1000);
+	snap = open_snap(f);
+	assert_true(sfs_history_mark_oob(&f->h, f->live, true));
+	assert_int_equal(read_snap(f, snap, 1000, 1, buf, NULL), -EIO);
 	sfs_history_close(&f->h, f->store, snap);
 }
 
@@ -486,6 +506,7 @@ int main(void)
 		T(test_scattered_holes_are_capped),
 		T(test_out_of_band_change_fails_live_reads),
 		T(test_late_oob_event_spares_later_snapshots),
+		T(test_exact_oob_event_marks_every_snapshot),
 		T(test_invalidated_snapshot_fails),
 		T(test_cap_invalidates_oldest_first),
 		T(test_changes_in_any_order),

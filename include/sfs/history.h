@@ -187,9 +187,12 @@ int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
 /*
  * Someone outside changed the file (fanotify saw it): snapshots open now
  * distrust the live file, whatever its mtime says; fd gives the new base.
+ * exact: the change surely came after every live snapshot's open (the
+ * watch saw its thread pass no announcement): all are marked. Else an
+ * event may come late, for a change before an open, and ctime tells.
  * True if there were snapshots to mark.
  */
-bool sfs_history_mark_oob(struct sfs_history *h, int fd);
+bool sfs_history_mark_oob(struct sfs_history *h, int fd, bool exact);
 
 /* Process-wide: extents one snapshot may hold before it is invalidated
  * (default 1 Mi, about 66 MiB of the daemon's memory). For tests. */

@@ -227,13 +227,14 @@ size_t sfs_itable_live_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
 /*
  * A change was made to the file st describes, from outside the mount:
  * its open snapshots stop trusting the live file. NULL: to every file.
+ * exact: as for sfs_history_mark_oob().
  * Returns how many of the file's nodes went into nodes (at most max; none
  * unless snapshots were marked), whose cached pages the caller drops: a
  * read would otherwise get those before its EIO, a short read (use them
  * only as nodeids: they may be freed once the lock is dropped).
  */
 size_t sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st,
-			   struct sfs_node **nodes, size_t max);
+			   bool exact, struct sfs_node **nodes, size_t max);
 
 /* Every node of i, at most max of them (as nodeids only, as above). */
 /*
