@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -113,6 +114,8 @@ static void complete_grant(struct oob_watch *w, guint index, bool by_event)
 	size_t n;
 
 	g_array_remove_index_fast(w->grants, index);
+	if (getenv("SFS_DEBUG_OOB"))
+		fprintf(stderr, "DEBUG complete tid %d by_event %d line %s", g->tid, by_event, g->line);
 	sfs_history_after_change(sfs_inode_history(inode), g->fd, true);
 	/* Pages the live nodes cached before the change are stale now;
 	 * snapshots' nodes keep theirs (their bytes were preserved). */
@@ -169,10 +172,91 @@ static bool ended_grant_of(struct oob_watch *w, const struct oob_event *e,
 	return found;
 }
 
+/* Has the thread left the syscall it showed as line (or is it gone)?
+ * "running" says nothing: it may still be in it. */
+static bool left_syscall(pid_t tid, const char *line)
+{
+	char now[256];
+
+	return !read_proc(tid, "syscall", now, sizeof(now)) ||
+	       (strncmp(now, "running", 7) && strcmp(now, line));
+}
+
+/* A change let through to a file nobody watches (not held): remembered
+ * until it lands, in case a snapshot's open arms the file meanwhile. */
+static void note_pass(struct oob_watch *w, const struct oob_event *e,
+		      const struct stat *st)
+{
+	struct oob_pass p = { .tid = e->tid, .dev = st->st_dev, .ino = st->st_ino };
+	struct sfs_syscall sc = { .known = false };
+	uint64_t off, end;
+
+	if (read_proc(e->tid, "syscall", p.line, sizeof(p.line)))
+		sfs_syscall_parse(p.line, &sc);
+	if (!sfs_oob_access_changes(&sc, e->mask & FAN_OPEN_PERM ? SFS_OOB_OPEN :
+				    SFS_OOB_PRE_ACCESS, e->off, e->count, &off, &end))
+		return;
+	p.deadline_ns = now_ns() + GRANT_TIMEOUT_NS;
+	pthread_mutex_lock(&w->done_lock);
+	g_array_append_val(w->passes, p);
+	pthread_mutex_unlock(&w->done_lock);
+}
+
+/* End the passes that have landed: all of tid's on (dev, ino) if st,
+ * else those whose thread left its syscall or whose time is up. */
+static void end_passes(struct oob_watch *w, pid_t tid, const struct stat *st)
+{
+	uint64_t now = st ? 0 : now_ns();
+	bool ended = false;
+
+	pthread_mutex_lock(&w->done_lock);
+	for (guint i = w->passes->len; i-- > 0;) {
+		struct oob_pass *p = &g_array_index(w->passes, struct oob_pass, i);
+		bool done = st ? p->tid == tid && p->dev == st->st_dev &&
+				 p->ino == st->st_ino :
+			    now > p->deadline_ns || left_syscall(p->tid, p->line);
+
+		if (done) {
+			g_array_remove_index_fast(w->passes, i);
+			ended = true;
+		}
+	}
+	if (ended)
+		pthread_cond_broadcast(&w->done_cond);
+	pthread_mutex_unlock(&w->done_lock);
+}
+
+static bool passes_pending(struct oob_watch *w)
+{
+	bool any;
+
+	pthread_mutex_lock(&w->done_lock);
+	any = w->passes->len > 0;
+	pthread_mutex_unlock(&w->done_lock);
+	return any;
+}
+
+void sfs_oob_wait_passes(struct oob_watch *w, dev_t dev, ino_t ino)
+{
+	pthread_mutex_lock(&w->done_lock);
+	for (;;) {
+		bool found = false;
+
+		for (guint i = 0; i < w->passes->len && !found; i++) {
+			struct oob_pass *p = &g_array_index(w->passes, struct oob_pass, i);
+
+			found = p->dev == dev && p->ino == ino;
+		}
+		if (!found)
+			break;
+		pthread_cond_wait(&w->done_cond, &w->done_lock);
+	}
+	pthread_mutex_unlock(&w->done_lock);
+}
+
 static void check_grants(struct oob_watch *w)
 {
 	uint64_t now = now_ns();
-	char line[256];
 
 	for (guint i = w->grants->len; i-- > 0;) {
 		struct oob_grant *g = g_array_index(w->grants, struct oob_grant *, i);
@@ -180,13 +264,12 @@ static void check_grants(struct oob_watch *w)
 		if (now > g->deadline_ns) {
 			sfs_stat_add(SFS_STAT_OOB_GRANT_TIMEOUTS, 1);
 			complete_grant(w, i, false);
-		} else if (!read_proc(g->tid, "syscall", line, sizeof(line)) ||
-			   (strncmp(line, "running", 7) && strcmp(line, g->line))) {
-			/* Gone, or in another syscall. "running" says
-			 * nothing: it may still be in the held one. */
+		} else if (left_syscall(g->tid, g->line)) {
 			complete_grant(w, i, false);
 		}
 	}
+	if (passes_pending(w))
+		end_passes(w, 0, NULL);
 }
 
 static int event_fd(void *arg)
@@ -213,6 +296,8 @@ static bool hold_for_change(struct oob_watch *w, struct oob_event *e,
 	sfs_stat_add(SFS_STAT_OOB_HELD, 1);
 	if (read_proc(e->tid, "syscall", g->line, sizeof(g->line)))
 		sfs_syscall_parse(g->line, &sc);
+	if (getenv("SFS_DEBUG_OOB"))
+		fprintf(stderr, "DEBUG hold seq %llu tid %d mask %llx %llu+%llu line %s", (unsigned long long)e->seq, e->tid, (unsigned long long)e->mask, (unsigned long long)e->off, (unsigned long long)e->count, g->line);
 	if (!sfs_oob_access_changes(&sc, kind, e->off, e->count, &g->off, &g->end)) {
 		g_free(g);
 		return false;
@@ -267,6 +352,18 @@ static void unannounced(struct oob_watch *w, struct oob_event *e,
 
 	if (!n)
 		return;	/* made before the snapshots' opens, or nothing to mark */
+	if (getenv("SFS_DEBUG_OOB")) {
+		fprintf(stderr, "DEBUG unannounced seq %llu tid %d mask %llx grants %u ended %u\n",
+			(unsigned long long)e->seq, e->tid, (unsigned long long)e->mask, w->grants->len, w->ended->len);
+		for (guint i = 0; i < w->ended->len; i++) {
+			struct oob_grant *g = g_array_index(w->ended, struct oob_grant *, i);
+			fprintf(stderr, "DEBUG  ended tid %d seq %llu line %s", g->tid, (unsigned long long)g->seq, g->line);
+		}
+		for (guint i = 0; i < w->grants->len; i++) {
+			struct oob_grant *g = g_array_index(w->grants, struct oob_grant *, i);
+			fprintf(stderr, "DEBUG  grant tid %d line %s", g->tid, g->line);
+		}
+	}
 	sfs_stat_add(SFS_STAT_OOB_UNPRESERVED, 1);
 	/* Their cached pages must go too: whole reads fail, never short. */
 	sfs_evict_nodes_later(w->fs, nodes, n);
@@ -301,8 +398,16 @@ static void handle_event(struct oob_watch *w, struct oob_event *e)
 		bool granted = complete_grants_of(w, e->tid, &st) ||
 			       ended_grant_of(w, e, &st);
 
+		if (getenv("SFS_DEBUG_OOB"))
+			fprintf(stderr, "DEBUG ev seq %llu mask %llx tid %d ino %lu held %d granted %d\n",
+				(unsigned long long)e->seq, (unsigned long long)e->mask, e->tid, (unsigned long)st.st_ino, held != NULL, granted);
+
+		if (passes_pending(w))
+			end_passes(w, e->tid, &st);
 		if (e->mask & PERM_EVENTS) {
 			kept = held && hold_for_change(w, e, held, &st);
+			if (!held && S_ISREG(st.st_mode))
+				note_pass(w, e, &st);
 			if (!kept)
 				sfs_oob_respond(w, e->fd, FAN_ALLOW);
 		} else if (held && (e->mask & FAN_MODIFY) && !granted) {
@@ -329,7 +434,7 @@ void *sfs_oob_handler_main(void *arg)
 	struct oob_watch *w = arg;
 
 	for (;;) {
-		struct oob_event *e = w->grants->len ?
+		struct oob_event *e = w->grants->len || passes_pending(w) ?
 			g_async_queue_timeout_pop(w->events, GRANT_POLL_US) :
 			g_async_queue_pop(w->events);
 

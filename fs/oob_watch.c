@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "oob_watch.h"
@@ -175,6 +176,25 @@ void sfs_oob_watch_drain(struct oob_watch *w)
 }
 
 /*
+ * Changes to a file nobody watched were let through unannounced (ignored)
+ * or without a grant: one may still be landing after its file is armed,
+ * where it would change what a new snapshot reads, raising only a
+ * FAN_MODIFY once done (the snapshot's reads then fail EIO). Such changes
+ * hold the inode's lock (i_rwsem) while they change data or size: write,
+ * truncate and fallocate on ext4, XFS and btrfs. Removing an xattr that
+ * does not exist takes that lock first and then fails (ENODATA), changing
+ * nothing and raising no event: a barrier after which only changes that
+ * had passed the kernel's pre-content hook but not yet reached the lock
+ * (a thread preempted in between, microseconds) can land unannounced.
+ */
+static void wait_for_unannounced(const char *path)
+{
+	if (removexattr(path, "user.stablefs.barrier") == 0)
+		fuse_log(FUSE_LOG_WARNING, "stablefs: removed an xattr "
+			 "user.stablefs.barrier that should not exist\n");
+}
+
+/*
  * Before a snapshot of inode is taken: changes from outside must reach us
  * from now on, so its ignore mark goes (the handler adds none while
  * oob_opening is set or snapshots live). fd: any fd of the file, O_PATH
@@ -183,24 +203,34 @@ void sfs_oob_watch_drain(struct oob_watch *w)
  */
 void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd)
 {
+	bool first;
 	char path[64];
 
 	if (!w) {
 		__atomic_add_fetch(&inode->oob_opening, 1, __ATOMIC_ACQ_REL);
 		return;
 	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	sfs_mutex_lock(&w->mark_lock, SFS_RANK_OOB_MARKS);
 	/* Armed already while another open runs or snapshots live. */
-	if (__atomic_fetch_add(&inode->oob_opening, 1, __ATOMIC_ACQ_REL) == 0 &&
-	    !sfs_history_has_snaps(sfs_inode_history(inode))) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		/* ENOENT: no mark (never seen, or evicted with its inode). */
-		if (fanotify_mark(w->fan, FAN_MARK_REMOVE | FAN_MARK_IGNORE,
-				  w->mask, AT_FDCWD, path) && errno != ENOENT)
-			fuse_log(FUSE_LOG_ERR, "stablefs: cannot unignore a "
-				 "file for its snapshot: %s\n", strerror(errno));
-	}
+	first = __atomic_fetch_add(&inode->oob_opening, 1, __ATOMIC_ACQ_REL) == 0 &&
+		!sfs_history_has_snaps(sfs_inode_history(inode));
+	/* ENOENT: no mark (never seen, or evicted with its inode). */
+	if (first && fanotify_mark(w->fan, FAN_MARK_REMOVE | FAN_MARK_IGNORE,
+				   w->mask, AT_FDCWD, path) && errno != ENOENT)
+		fuse_log(FUSE_LOG_ERR, "stablefs: cannot unignore a file for "
+			 "its snapshot: %s\n", strerror(errno));
 	sfs_mutex_unlock(&w->mark_lock);
+	if (first) {
+		/* Changes the handler let through before: all must land
+		 * first, then those the kernel never reported. What they
+		 * made is the file a snapshot now gets; their FAN_MODIFYs
+		 * still to come are late (ctime = the new base). */
+		sfs_oob_watch_drain(w);
+		sfs_oob_wait_passes(w, inode->dev, inode->ino);
+		wait_for_unannounced(path);
+		sfs_history_rebase(sfs_inode_history(inode), fd);
+	}
 }
 
 void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode)
@@ -261,6 +291,7 @@ struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs, bool preserve)
 	w->events = g_async_queue_new();
 	w->grants = g_array_new(FALSE, FALSE, sizeof(struct oob_grant *));
 	w->ended = g_array_new(FALSE, FALSE, sizeof(struct oob_grant *));
+	w->passes = g_array_new(FALSE, FALSE, sizeof(struct oob_pass));
 	w->named = g_hash_table_new(NULL, NULL);
 	w->stop = eventfd(0, EFD_CLOEXEC);
 	if (w->stop < 0 ||
@@ -282,6 +313,7 @@ fail:
 	g_async_queue_unref(w->events);
 	g_array_free(w->grants, TRUE);
 	g_array_free(w->ended, TRUE);
+	g_array_free(w->passes, TRUE);
 	g_hash_table_destroy(w->named);
 	g_free(w);
 	return NULL;
@@ -306,6 +338,7 @@ void sfs_oob_watch_stop(struct oob_watch *w)
 	g_async_queue_unref(w->events);
 	g_array_free(w->grants, TRUE);
 	g_array_free(w->ended, TRUE);
+	g_array_free(w->passes, TRUE);
 	g_hash_table_destroy(w->named);
 	g_free(w);
 }

@@ -49,6 +49,14 @@ struct oob_range_info {
 
 struct oob_grant;
 
+struct oob_pass {
+	pid_t tid;
+	char line[256];		/* its /proc/TID/syscall when let through */
+	dev_t dev;
+	ino_t ino;
+	uint64_t deadline_ns;
+};
+
 /* One event, handed from the reader to the handler thread. */
 struct oob_event {
 	uint64_t mask;
@@ -79,6 +87,12 @@ struct oob_watch {
 	pthread_mutex_t done_lock;
 	pthread_cond_t done_cond;
 	uint64_t handled;
+	/*
+	 * Changes let through to files nobody watched (struct oob_pass),
+	 * until they have landed; under done_lock, done_cond says when one
+	 * ends. A snapshot's first open waits for its file's (arm).
+	 */
+	GArray *passes;
 	/* SFS_RANK_OOB_MARKS: deciding to ignore a file vs. arming it. */
 	pthread_mutex_t mark_lock;
 	/* The handler's own: changes allowed but maybe not landed yet
@@ -99,5 +113,8 @@ void sfs_oob_respond(struct oob_watch *w, int fd, uint32_t response);
 
 /* The handler thread (oob_events.c). */
 void *sfs_oob_handler_main(void *arg);
+
+/* Wait until no change let through to (dev, ino) may still land. */
+void sfs_oob_wait_passes(struct oob_watch *w, dev_t dev, ino_t ino);
 
 #endif

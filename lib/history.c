@@ -247,13 +247,31 @@ bool sfs_history_mark_oob(struct sfs_history *h, int fd, bool exact)
 		return false;
 	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	if (h->snaps && fstat(fd, &st) == 0 &&
-	    (exact || !(h->base_known && st.st_ctim.tv_sec == h->base_ctime.tv_sec &&
-			st.st_ctim.tv_nsec == h->base_ctime.tv_nsec))) {
+	    !(h->base_known && st.st_ctim.tv_sec == h->base_ctime.tv_sec &&
+	      st.st_ctim.tv_nsec == h->base_ctime.tv_nsec)) {
 		mark_oob_locked(h, &st, exact);
 		marked = true;
 	}
 	sfs_mutex_unlock(&h->mutex);
 	return marked;
+}
+
+void sfs_history_rebase(struct sfs_history *h, int fd)
+{
+	struct stat st;
+
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	if (!h->changing && fstat(fd, &st) == 0) {
+		/* Changed since the old base, or unknown: content we never
+		 * saw is a new version (a snapshot node of the old one keeps
+		 * the old pages in its cache). */
+		if (!h->base_known || !matches_base(h, &st) ||
+		    h->base_ctime.tv_sec != st.st_ctim.tv_sec ||
+		    h->base_ctime.tv_nsec != st.st_ctim.tv_nsec)
+			h->version++;
+		set_base(h, &st);
+	}
+	sfs_mutex_unlock(&h->mutex);
 }
 
 bool sfs_history_check_oob(struct sfs_history *h, int fd)

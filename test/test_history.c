@@ -369,6 +369,26 @@ static void test_exact_oob_event_marks_every_snapshot(void **state)
 	sfs_history_close(&f->h, f->store, snap);
 }
 
+/* A rebase takes the file as it is: a late event for a change before it
+ * (ctime unchanged since) marks nothing, exact or not. */
+static void test_event_before_rebase_is_late(void **state)
+{
+	struct fx *f = *state;
+	unsigned char buf[FILE_SIZE];
+	struct sfs_snap *snap;
+
+	write_keep_mtime(f, 'Y', 1000);
+	sfs_history_rebase(&f->h, f->live);
+	snap = open_snap(f);
+	assert_false(sfs_history_mark_oob(&f->h, f->live, true));
+	assert_int_equal(read_snap(f, snap, 1000, 1, buf, NULL), 1);
+	assert_int_equal(buf[0], 'Y');
+	write_keep_mtime(f, 'Z', 2000);
+	assert_true(sfs_history_mark_oob(&f->h, f->live, true));
+	assert_int_equal(read_snap(f, snap, 2000, 1, buf, NULL), -EIO);
+	sfs_history_close(&f->h, f->store, snap);
+}
+
 static void test_out_of_band_change_fails_live_reads(void **state)
 {
 	struct fx *f = *state;
@@ -507,6 +527,7 @@ int main(void)
 		T(test_out_of_band_change_fails_live_reads),
 		T(test_late_oob_event_spares_later_snapshots),
 		T(test_exact_oob_event_marks_every_snapshot),
+		T(test_event_before_rebase_is_late),
 		T(test_invalidated_snapshot_fails),
 		T(test_cap_invalidates_oldest_first),
 		T(test_changes_in_any_order),

@@ -187,12 +187,21 @@ int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
 /*
  * Someone outside changed the file (fanotify saw it): snapshots open now
  * distrust the live file, whatever its mtime says; fd gives the new base.
- * exact: the change surely came after every live snapshot's open (the
- * watch saw its thread pass no announcement): all are marked. Else an
- * event may come late, for a change before an open, and ctime tells.
- * True if there were snapshots to mark.
+ * Unless ctime is still the base's: the event is late, for a change
+ * made before the base was taken. exact: then every live snapshot is
+ * marked (the watch knows no change after the base was announced). Else
+ * a snapshot whose open saw the current ctime is spared: the event may be
+ * late for a change made before that open. True if snapshots were marked.
  */
 bool sfs_history_mark_oob(struct sfs_history *h, int fd, bool exact);
+
+/*
+ * The file as it is now (fstat of fd) is the base for out-of-band
+ * detection, unless a change of ours is running (then its end sets it);
+ * if it differs from the old base, later opens get a new version. For a
+ * watch that knows no change is under way.
+ */
+void sfs_history_rebase(struct sfs_history *h, int fd);
 
 /* Process-wide: extents one snapshot may hold before it is invalidated
  * (default 1 Mi, about 66 MiB of the daemon's memory). For tests. */
