@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,8 +113,6 @@ static void complete_grant(struct oob_watch *w, guint index, bool by_event)
 	size_t n;
 
 	g_array_remove_index_fast(w->grants, index);
-	if (getenv("SFS_DEBUG_OOB"))
-		fprintf(stderr, "DEBUG complete tid %d by_event %d line %s", g->tid, by_event, g->line);
 	sfs_history_after_change(sfs_inode_history(inode), g->fd, true);
 	/* Pages the live nodes cached before the change are stale now;
 	 * snapshots' nodes keep theirs (their bytes were preserved). */
@@ -172,14 +169,42 @@ static bool ended_grant_of(struct oob_watch *w, const struct oob_event *e,
 	return found;
 }
 
-/* Has the thread left the syscall it showed as line (or is it gone)?
- * "running" says nothing: it may still be in it. */
+static bool is_running(const char *line)
+{
+	return strncmp(line, "running", 7) == 0;
+}
+
+/*
+ * The syscall a thread held by its event is in. Right after queueing the
+ * event it may not be asleep yet: /proc then says "running" (the kernel
+ * reads a thread's syscall only while it is off the CPU), so look again
+ * for up to a millisecond.
+ */
+static bool read_held_syscall(pid_t tid, char *line, size_t size)
+{
+	for (int i = 0; i < 50; i++) {
+		if (!read_proc(tid, "syscall", line, size))
+			return false;
+		if (!is_running(line))
+			return true;
+		usleep(20);
+	}
+	return true;
+}
+
+/*
+ * Has the thread left the syscall it showed as line (or is it gone)?
+ * "running" says nothing: it may still be in it; and a line that was
+ * "running" itself can tell nothing (events and the clock will).
+ */
 static bool left_syscall(pid_t tid, const char *line)
 {
 	char now[256];
 
+	if (is_running(line))
+		return false;
 	return !read_proc(tid, "syscall", now, sizeof(now)) ||
-	       (strncmp(now, "running", 7) && strcmp(now, line));
+	       (!is_running(now) && strcmp(now, line));
 }
 
 /* A change let through to a file nobody watches (not held): remembered
@@ -191,7 +216,7 @@ static void note_pass(struct oob_watch *w, const struct oob_event *e,
 	struct sfs_syscall sc = { .known = false };
 	uint64_t off, end;
 
-	if (read_proc(e->tid, "syscall", p.line, sizeof(p.line)))
+	if (read_held_syscall(e->tid, p.line, sizeof(p.line)))
 		sfs_syscall_parse(p.line, &sc);
 	if (!sfs_oob_access_changes(&sc, e->mask & FAN_OPEN_PERM ? SFS_OOB_OPEN :
 				    SFS_OOB_PRE_ACCESS, e->off, e->count, &off, &end))
@@ -294,10 +319,8 @@ static bool hold_for_change(struct oob_watch *w, struct oob_event *e,
 	struct sfs_range r;
 
 	sfs_stat_add(SFS_STAT_OOB_HELD, 1);
-	if (read_proc(e->tid, "syscall", g->line, sizeof(g->line)))
+	if (read_held_syscall(e->tid, g->line, sizeof(g->line)))
 		sfs_syscall_parse(g->line, &sc);
-	if (getenv("SFS_DEBUG_OOB"))
-		fprintf(stderr, "DEBUG hold seq %llu tid %d mask %llx %llu+%llu line %s", (unsigned long long)e->seq, e->tid, (unsigned long long)e->mask, (unsigned long long)e->off, (unsigned long long)e->count, g->line);
 	if (!sfs_oob_access_changes(&sc, kind, e->off, e->count, &g->off, &g->end)) {
 		g_free(g);
 		return false;
@@ -352,18 +375,6 @@ static void unannounced(struct oob_watch *w, struct oob_event *e,
 
 	if (!n)
 		return;	/* made before the snapshots' opens, or nothing to mark */
-	if (getenv("SFS_DEBUG_OOB")) {
-		fprintf(stderr, "DEBUG unannounced seq %llu tid %d mask %llx grants %u ended %u\n",
-			(unsigned long long)e->seq, e->tid, (unsigned long long)e->mask, w->grants->len, w->ended->len);
-		for (guint i = 0; i < w->ended->len; i++) {
-			struct oob_grant *g = g_array_index(w->ended, struct oob_grant *, i);
-			fprintf(stderr, "DEBUG  ended tid %d seq %llu line %s", g->tid, (unsigned long long)g->seq, g->line);
-		}
-		for (guint i = 0; i < w->grants->len; i++) {
-			struct oob_grant *g = g_array_index(w->grants, struct oob_grant *, i);
-			fprintf(stderr, "DEBUG  grant tid %d line %s", g->tid, g->line);
-		}
-	}
 	sfs_stat_add(SFS_STAT_OOB_UNPRESERVED, 1);
 	/* Their cached pages must go too: whole reads fail, never short. */
 	sfs_evict_nodes_later(w->fs, nodes, n);
@@ -398,9 +409,6 @@ static void handle_event(struct oob_watch *w, struct oob_event *e)
 		bool granted = complete_grants_of(w, e->tid, &st) ||
 			       ended_grant_of(w, e, &st);
 
-		if (getenv("SFS_DEBUG_OOB"))
-			fprintf(stderr, "DEBUG ev seq %llu mask %llx tid %d ino %lu held %d granted %d\n",
-				(unsigned long long)e->seq, (unsigned long long)e->mask, e->tid, (unsigned long)st.st_ino, held != NULL, granted);
 
 		if (passes_pending(w))
 			end_passes(w, e->tid, &st);

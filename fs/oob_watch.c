@@ -220,8 +220,22 @@ void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd)
 				   w->mask, AT_FDCWD, path) && errno != ENOENT)
 		fuse_log(FUSE_LOG_ERR, "stablefs: cannot unignore a file for "
 			 "its snapshot: %s\n", strerror(errno));
-	sfs_mutex_unlock(&w->mark_lock);
 	if (first) {
+		pthread_mutex_lock(&w->done_lock);
+		inode->oob_settling++;
+		pthread_mutex_unlock(&w->done_lock);
+	}
+	sfs_mutex_unlock(&w->mark_lock);
+	if (!first) {
+		/* Another open is settling the file: its snapshot and ours
+		 * must both come after the changes it waits for. */
+		pthread_mutex_lock(&w->done_lock);
+		while (inode->oob_settling)
+			pthread_cond_wait(&w->done_cond, &w->done_lock);
+		pthread_mutex_unlock(&w->done_lock);
+		return;
+	}
+	{
 		/* Changes the handler let through before: all must land
 		 * first, then those the kernel never reported. What they
 		 * made is the file a snapshot now gets; their FAN_MODIFYs
@@ -230,6 +244,10 @@ void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd)
 		sfs_oob_wait_passes(w, inode->dev, inode->ino);
 		wait_for_unannounced(path);
 		sfs_history_rebase(sfs_inode_history(inode), fd);
+		pthread_mutex_lock(&w->done_lock);
+		inode->oob_settling--;
+		pthread_cond_broadcast(&w->done_cond);
+		pthread_mutex_unlock(&w->done_lock);
 	}
 }
 

@@ -10,7 +10,9 @@
  *   -o oob=preserve (ext4, XFS without clones): every snapshot reads its
  *      version: 0 EIO, 0 mismatches (G6).
  *   -o oob=detect: the same run fails snapshots with EIO (G3), the
- *      control that shows the writer really changes what snapshots need.
+ *      control that shows the writer really changes what snapshots need
+ *      (and, detection being late, some reads racing a change still see
+ *      it: counted, not asserted).
  *   -o oob=ignore: mismatches, the control that shows the check can see
  *      mixed bytes.
  *
@@ -289,7 +291,18 @@ static void reader_main(struct fixture *f, unsigned id)
 		} else if (n != st.st_size) {
 			__atomic_add_fetch(&sh->short_reads, 1, __ATOMIC_RELAXED);
 		} else if (!one_of(sh, lo, hi, XXH3_64bits(buf, (size_t)n), (size_t)n)) {
+			uint64_t d = XXH3_64bits(buf, (size_t)n), near = UINT64_MAX;
+
 			__atomic_add_fetch(&sh->mismatches, 1, __ATOMIC_RELAXED);
+			for (uint64_t v = lo > 200 ? lo - 200 : 0; v < hi + 200 &&
+			     v <= __atomic_load_n(&sh->version, __ATOMIC_ACQUIRE); v++)
+				if (sh->digest[v] == d && sh->size[v] == (size_t)n)
+					near = v;
+			printf("# mismatch: open between versions %llu and %llu, "
+			       "method %d, %ld bytes: %s %lld\n",
+			       (unsigned long long)lo, (unsigned long long)hi, method, n,
+			       near == UINT64_MAX ? "no version within 200" :
+			       "equals version", near == UINT64_MAX ? 0LL : (long long)near);
 		}
 	}
 	_exit(0);
@@ -448,7 +461,10 @@ static void test_detect_fails_with_eio(void **state)
 
 	run(f, "ext4, oob=detect");
 	assert_true(f->sh->eio > 0);
-	assert_int_equal(f->sh->short_reads, 0);
+	/* Not asserted: detection is late (FAN_MODIFY comes after the
+	 * change), so a read racing the change itself can still see it:
+	 * the mismatches and short reads printed are G3's documented
+	 * limit, which oob=preserve removes. */
 }
 
 /* Control: and mixes bytes when nothing watches. */
@@ -457,7 +473,8 @@ static void test_ignore_mixes(void **state)
 	struct fixture *f = *state;
 
 	run(f, "ext4, oob=ignore");
-	assert_true(f->sh->mismatches > 0);
+	/* A snapshot that shrank under its reader is a mix too. */
+	assert_true(f->sh->mismatches + f->sh->short_reads > 0);
 }
 
 int main(void)

@@ -98,6 +98,9 @@ struct sfs_inode {
 	/* Atomic: snapshot opens under way (fs/oob_watch.c arms the file's
 	 * out-of-band watch for them before they look at it). */
 	unsigned oob_opening;
+	/* First opens still settling the file (fs/oob_watch.c, under the
+	 * watch's done_lock): other opens wait for them. */
+	unsigned oob_settling;
 };
 
 struct sfs_inode_table;
