@@ -23,6 +23,13 @@
  *      which the daemon served as plain live handles on whatever node they
  *      named: on a snapshot's node, its reads put live bytes into the
  *      snapshot's page cache, where the snapshot's own reader found them.
+ *   the kernel's own opens, 64-bit: FS_IOC_GETFLAGS, FS_IOC_FSGETXATTR
+ *      and FS_IOC_SETFLAGS (chattr) open the fd's inode with exactly
+ *      O_RDONLY and never retry an ESTALE. Served as ordinary read-only
+ *      opens they fail on a snapshot reader's node once the file changed
+ *      and on a writer's live node (ESTALE, or EBUSY after it); served in
+ *      place they work, chattr +a acts as on SRC's filesystem, and the
+ *      snapshot keeps its bytes.
  *   the store's default cap: the daemon writes preserved bytes as root,
  *      past quotas and the root reserve; unset, max_preserve is half the
  *      store's free space at mount (it was unlimited).
@@ -34,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -44,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -624,6 +633,209 @@ static void test_open_without_largefile(void **state)
 	assert_int_equal(close(snap), 0);
 }
 
+/* ---- the kernel's own opens: attribute ioctls ------------------------- */
+
+/*
+ * FS_IOC_GETFLAGS and FS_IOC_FSGETXATTR on fd give what they give on SRC's
+ * file (src_fd). The kernel serves both through vfs_fileattr_get(): it
+ * opens the fd's FUSE inode itself, with exactly O_RDONLY, and never
+ * retries that open after ESTALE.
+ */
+static void assert_attrs_as_src(int fd, const char *whose, int src_fd)
+{
+	struct fsxattr fsx, src_fsx;
+	int flags, src_flags;
+
+	assert_int_equal(ioctl(src_fd, FS_IOC_GETFLAGS, &src_flags), 0);
+	assert_int_equal(ioctl(src_fd, FS_IOC_FSGETXATTR, &src_fsx), 0);
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags))
+		fail_msg("FS_IOC_GETFLAGS on the %s's fd: %s", whose,
+			 strerror(errno));
+	if (ioctl(fd, FS_IOC_FSGETXATTR, &fsx))
+		fail_msg("FS_IOC_FSGETXATTR on the %s's fd: %s", whose,
+			 strerror(errno));
+	assert_int_equal(flags, src_flags);
+	assert_int_equal(fsx.fsx_xflags, src_fsx.fsx_xflags);
+	assert_int_equal(fsx.fsx_extsize, src_fsx.fsx_extsize);
+	assert_int_equal(fsx.fsx_projid, src_fsx.fsx_projid);
+	assert_int_equal(fsx.fsx_cowextsize, src_fsx.fsx_cowextsize);
+}
+
+static int errno_of(long ret)
+{
+	return ret < 0 ? errno : 0;
+}
+
+/* chattr +a / -a through fd (FS_IOC_SETFLAGS: the kernel's open again). */
+static int set_append_only(int fd, bool on)
+{
+	int flags;
+
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags))
+		return errno;
+	flags = on ? flags | FS_APPEND_FL : flags & ~FS_APPEND_FL;
+	return errno_of(ioctl(fd, FS_IOC_SETFLAGS, &flags));
+}
+
+/* chattr -a on SRC's side after a failed step (rm -rf could not remove it). */
+static void undo_append_only(int fd)
+{
+	int flags;
+
+	if (!ioctl(fd, FS_IOC_GETFLAGS, &flags) && (flags & FS_APPEND_FL))
+		set_append_only(fd, false);
+}
+
+/* lsattr on a fresh read-only fd of path: 1 (append-only), 0 or -errno. */
+static int shows_append_only(const char *path)
+{
+	int fd = open(path, O_RDONLY), flags, res;
+
+	if (fd < 0)
+		return -errno;
+	res = ioctl(fd, FS_IOC_GETFLAGS, &flags) ? -errno :
+						     !!(flags & FS_APPEND_FL);
+	close(fd);
+	return res;
+}
+
+/* Open path with flags and write text; 0 or the first errno. */
+static int open_and_write(const char *path, int flags, const char *text)
+{
+	int fd = open(path, flags), err;
+
+	if (fd < 0)
+		return errno;
+	err = write_all(fd, text, strlen(text)) ? errno : 0;
+	close(fd);
+	return err;
+}
+
+enum {
+	AO_SET, AO_SHOWN, AO_OPEN_FOR_WRITE, AO_APPEND, AO_OVERWRITE,
+	AO_TRUNCATE, AO_CLEAR, AO_SHOWN_AFTER, AO_OPEN_AFTER, AO_STEPS
+};
+
+static const char *const ao_step_names[AO_STEPS] = {
+	"chattr +a", "lsattr", "open O_WRONLY", "O_APPEND write",
+	"pwrite at 0 by the earlier writer", "ftruncate by it", "chattr -a",
+	"lsattr after", "open O_WRONLY after",
+};
+
+/* A step's outcome in words: the lsattr steps give 1, 0 or -errno. */
+static const char *ao_result(int step, int res)
+{
+	if (step != AO_SHOWN && step != AO_SHOWN_AFTER)
+		return res ? strerror(res) : "done";
+	if (res < 0)
+		return strerror(-res);
+	return res ? "append-only" : "not so";
+}
+
+/* chattr +a through writer w of path, what the file then allows, -a. */
+static void append_only_steps(const char *path, int w, int res[AO_STEPS])
+{
+	res[AO_SET] = set_append_only(w, true);
+	res[AO_SHOWN] = shows_append_only(path);
+	res[AO_OPEN_FOR_WRITE] = open_and_write(path, O_WRONLY, "no");
+	res[AO_APPEND] = open_and_write(path, O_WRONLY | O_APPEND, "tail");
+	res[AO_OVERWRITE] = pwrite(w, "x", 1, 0) == 1 ? 0 : errno;
+	res[AO_TRUNCATE] = errno_of(ftruncate(w, 1));
+	res[AO_CLEAR] = set_append_only(w, false);
+	res[AO_SHOWN_AFTER] = shows_append_only(path);
+	res[AO_OPEN_AFTER] = open_and_write(path, O_WRONLY, "");
+}
+
+/* A whole file's bytes (at most cap) into buf; its length. */
+static long slurp(const char *path, unsigned char *buf, long cap)
+{
+	int fd = open(path, O_RDONLY);
+	long n = 0;
+	ssize_t r = 1;
+
+	assert_true(fd >= 0);
+	while (n < cap && (r = read(fd, buf + n, (size_t)(cap - n))) > 0)
+		n += r;
+	assert_true(r >= 0);
+	close(fd);
+	return n;
+}
+
+#define KO_SIZE (64 * 1024)
+
+static void test_kernel_open_ioctls(void **state)
+{
+	struct fixture *f = *state;
+	static unsigned char old[KO_SIZE], fresh[KO_SIZE], got[2 * KO_SIZE],
+			     want[2 * KO_SIZE];
+	char mf[PATH_MAX], sf[PATH_MAX], twin[PATH_MAX];
+	int snap, w, rd, src, tw, ours[AO_STEPS], theirs[AO_STEPS];
+	struct stat st;
+	long n;
+
+	fill_pattern(old, 0, KO_SIZE, false);
+	fill_pattern(fresh, 0, KO_SIZE, true);
+	path_in(mf, f->m.mnt, "f");
+	path_in(sf, f->m.src, "f");
+	write_file(mf, old, KO_SIZE);
+	snap = open(mf, O_RDONLY);
+	assert_true(snap >= 0);
+	assert_int_equal(pread_all(snap, got, 4096, 0), 0);
+	/* Now snap's node shows a snapshot of an older version, and the
+	 * writer's is the live node, in use: no plain read-only open can be
+	 * had on either (ESTALE, EBUSY); only the kernel's, in place. */
+	w = open(mf, O_RDWR);
+	assert_true(w >= 0);
+	assert_int_equal(pwrite_all(w, fresh, KO_SIZE, 0), 0);
+	rd = open(mf, O_RDONLY);
+	assert_true(rd >= 0);
+	src = open(sf, O_RDONLY);
+	assert_true(src >= 0);
+	assert_attrs_as_src(snap, "snapshot reader", src);
+	assert_attrs_as_src(rd, "fresh reader", src);
+	assert_attrs_as_src(w, "writer", src);
+
+	/* chattr +a and -a through the writer, step by step as on a twin
+	 * beside SRC (same filesystem, outside the mount). */
+	path_in(twin, f->m.base, "twin");
+	write_file(twin, fresh, KO_SIZE);
+	tw = open(twin, O_RDWR);
+	assert_true(tw >= 0);
+	append_only_steps(twin, tw, theirs);
+	append_only_steps(mf, w, ours);
+	/* Whatever failed: no append-only file may outlive the test. */
+	undo_append_only(src);
+	undo_append_only(tw);
+	for (int i = 0; i < AO_STEPS; i++) {
+		printf("# %s: %s on SRC's filesystem, %s through MNT\n",
+		       ao_step_names[i], ao_result(i, theirs[i]),
+		       ao_result(i, ours[i]));
+		if (ours[i] != theirs[i])
+			fail_msg("%s: differs through MNT", ao_step_names[i]);
+	}
+	assert_int_equal(theirs[AO_SET], 0);	/* it was tested at all */
+	assert_attrs_as_src(snap, "snapshot reader", src);
+	assert_attrs_as_src(w, "writer", src);
+
+	/* The snapshot still reads its open-time bytes, a new reader the
+	 * file as the twin now is. */
+	assert_int_equal(fstat(snap, &st), 0);
+	assert_int_equal(st.st_size, KO_SIZE);
+	assert_int_equal(pread_all(snap, got, KO_SIZE, 0), 0);
+	assert_memory_equal(got, old, KO_SIZE);
+	n = slurp(twin, want, sizeof(want));
+	assert_int_equal(slurp(mf, got, sizeof(got)), n);
+	assert_memory_equal(got, want, (size_t)n);
+	assert_int_equal(slurp(sf, got, sizeof(got)), n);
+	assert_memory_equal(got, want, (size_t)n);
+	assert_int_equal(close(tw), 0);
+	assert_int_equal(close(src), 0);
+	assert_int_equal(close(rd), 0);
+	assert_int_equal(close(w), 0);
+	assert_int_equal(close(snap), 0);
+	assert_int_equal(mount_counter(f->m.mnt, "eio_reads"), 0);
+}
+
 /* ---- a default cap on preserved bytes -------------------------------- */
 
 static long long cap_of_mount(const char *opts)
@@ -790,10 +1002,14 @@ int main(void)
 						setup_single, teardown),
 		cmocka_unit_test_setup_teardown(test_open_without_largefile,
 						setup_long_timeout, teardown),
+		cmocka_unit_test_setup_teardown(test_kernel_open_ioctls, setup,
+						teardown),
 		cmocka_unit_test(test_store_has_a_default_cap),
 		cmocka_unit_test(test_sigterm_with_stuck_worker),
 	};
 
+	if (getenv("SFS_TEST_FILTER"))	/* e.g. 'test_kernel_open*' */
+		cmocka_set_test_filter(getenv("SFS_TEST_FILTER"));
 	if (geteuid() != 0)
 		test_skip_all("needs root (allow_other, nobody, trusted.*)");
 	test_require_fuse();
