@@ -375,7 +375,6 @@ static void unannounced(struct oob_watch *w, struct oob_event *e,
 
 	if (!n)
 		return;	/* made before the snapshots' opens, or nothing to mark */
-	sfs_stat_add(SFS_STAT_OOB_UNPRESERVED, 1);
 	/* Their cached pages must go too: whole reads fail, never short. */
 	sfs_evict_nodes_later(w->fs, nodes, n);
 	name_once(w, e->tid);

@@ -155,6 +155,7 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 	struct sfs_fs *fs = sfs_fs_of(req);
 	struct sfs_inode *inode = node->inode;
 	pid_t tid = fuse_req_ctx(req)->pid;
+	struct oob_watch *watch;
 	struct sfs_snap *s;
 	int err;
 
@@ -170,10 +171,20 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 		*bound = !err;
 		return err;
 	}
-	sfs_oob_watch_arm(fs->watch, inode, any_fd);
+	/* A clone never reads the live file: its file needs no watching. */
+	watch = sfs_store_clones(fs->store) ? NULL : fs->watch;
+	sfs_oob_watch_arm(watch, inode, any_fd);
 	sfs_oob_watch_drain(fs->watch);
 	s = open_snapshot(fs, inode, any_fd);
-	sfs_oob_watch_opened(fs->watch, inode);
+	if (s && sfs_node_told_differs(fs->inodes, node, s)) {
+		/* Changed in SRC since the lookup, before we knew the file:
+		 * a new version, so the open is steered to a fresh lookup
+		 * (the kernel would size its reads by the old attributes). */
+		sfs_history_close(sfs_inode_history(inode), fs->store, s);
+		sfs_history_bump(sfs_inode_history(inode));
+		s = open_snapshot(fs, inode, any_fd);
+	}
+	sfs_oob_watch_opened(watch, inode);
 	if (!s)
 		return errno ? errno : ENOMEM;
 	err = sfs_node_open(fs->inodes, node, kernel_internal_open(flags) ?

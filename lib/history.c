@@ -201,18 +201,27 @@ static bool matches_base(const struct sfs_history *h, const struct stat *st)
  * ranges already are the changed file, so it keeps them. That is the
  * late fanotify event for a change made before the open.
  */
-static void mark_oob_locked(struct sfs_history *h, const struct stat *st,
+static bool mark_oob_locked(struct sfs_history *h, const struct stat *st,
 			    bool exact)
 {
-	for (struct sfs_snap *p = h->snaps; p; p = p->next)
-		if (exact || p->ctime.tv_sec != st->st_ctim.tv_sec ||
-		    p->ctime.tv_nsec != st->st_ctim.tv_nsec)
-			p->oob = true;
+	bool hurt = false;
+
+	for (struct sfs_snap *p = h->snaps; p; p = p->next) {
+		if (!exact && p->ctime.tv_sec == st->st_ctim.tv_sec &&
+		    p->ctime.tv_nsec == st->st_ctim.tv_nsec)
+			continue;
+		/* A clone never reads the live file: nothing lost. */
+		hurt |= !p->oob && !p->invalid && !p->cloned;
+		p->oob = true;
+	}
 	h->oob_seen++;
 	sfs_stat_add(SFS_STAT_OOB_CHANGES, 1);
+	if (hurt)
+		sfs_stat_add(SFS_STAT_OOB_UNPRESERVED, 1);
 	set_base(h, st);
 	/* Content we never saw is a new version for later opens. */
 	h->version++;
+	return hurt;
 }
 
 /* With the mutex held. */
@@ -249,11 +258,17 @@ bool sfs_history_mark_oob(struct sfs_history *h, int fd, bool exact)
 	if (h->snaps && fstat(fd, &st) == 0 &&
 	    !(h->base_known && st.st_ctim.tv_sec == h->base_ctime.tv_sec &&
 	      st.st_ctim.tv_nsec == h->base_ctime.tv_nsec)) {
-		mark_oob_locked(h, &st, exact);
-		marked = true;
+		marked = mark_oob_locked(h, &st, exact);
 	}
 	sfs_mutex_unlock(&h->mutex);
 	return marked;
+}
+
+void sfs_history_bump(struct sfs_history *h)
+{
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	h->version++;
+	sfs_mutex_unlock(&h->mutex);
 }
 
 void sfs_history_rebase(struct sfs_history *h, int fd)

@@ -1120,6 +1120,25 @@ struct sfs_snap *sfs_node_snap(struct sfs_inode_table *t, struct sfs_node *n)
 	return snap;
 }
 
+static bool same_time(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+bool sfs_node_told_differs(struct sfs_inode_table *t, struct sfs_node *n,
+			   const struct sfs_snap *s)
+{
+	bool differs;
+
+	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
+	differs = n->mode != SFS_NODE_READ && n->told_attrs &&
+		  n->told_version == s->version &&
+		  (n->told_size != s->size || !same_time(n->told_mtime, s->mtime) ||
+		   !same_time(n->told_ctime, s->ctime));
+	sfs_mutex_unlock(&t->lock);
+	return differs;
+}
+
 void sfs_node_attr(struct sfs_inode_table *t, struct sfs_node *n,
 		   struct stat *st)
 {
@@ -1139,6 +1158,11 @@ void sfs_node_attr(struct sfs_inode_table *t, struct sfs_node *n,
 	if (n->mode == SFS_NODE_READ) {
 		st->st_size = (off_t)n->size;
 		version = n->version;	/* what these attributes show */
+	} else {
+		n->told_attrs = true;
+		n->told_size = (uint64_t)st->st_size;
+		n->told_mtime = st->st_mtim;
+		n->told_ctime = st->st_ctim;
 	}
 	n->told_version = version;
 	sfs_mutex_unlock(&t->lock);

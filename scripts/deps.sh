@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	gcc libc6-dev pkg-config meson ninja-build python3
 	fuse3 libfuse3-dev libglib2.0-dev libxxhash-dev libcmocka-dev
-	util-linux procps attr xfsprogs btrfs-progs fio
+	util-linux procps attr xfsprogs btrfs-progs fio rsync
 )
 
 missing=()

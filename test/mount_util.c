@@ -67,6 +67,8 @@ static void detach_all_live(void)
 		}
 		if (live[i] && live[i]->pid > 0) {
 			kill(live[i]->pid, SIGTERM);
+			/* A test may have stopped it (SIGSTOP): let it act. */
+			kill(live[i]->pid, SIGCONT);
 			waitpid(live[i]->pid, NULL, 0);
 			live[i]->pid = 0;
 		}

@@ -191,7 +191,8 @@ int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
  * made before the base was taken. exact: then every live snapshot is
  * marked (the watch knows no change after the base was announced). Else
  * a snapshot whose open saw the current ctime is spared: the event may be
- * late for a change made before that open. True if snapshots were marked.
+ * late for a change made before that open. True if a snapshot that reads
+ * the live file was newly marked (counted as oob_unpreserved).
  */
 bool sfs_history_mark_oob(struct sfs_history *h, int fd, bool exact);
 
@@ -202,6 +203,9 @@ bool sfs_history_mark_oob(struct sfs_history *h, int fd, bool exact);
  * watch that knows no change is under way.
  */
 void sfs_history_rebase(struct sfs_history *h, int fd);
+
+/* The file changed in a way no version counted: later opens get a new one. */
+void sfs_history_bump(struct sfs_history *h);
 
 /* Process-wide: extents one snapshot may hold before it is invalidated
  * (default 1 Mi, about 66 MiB of the daemon's memory). For tests. */

@@ -54,6 +54,11 @@ struct sfs_node {
 	 * the node (so an idle node keeps nothing preserved). */
 	struct sfs_snap *snap;
 	uint64_t told_version;		/* V(B) when the kernel last got attrs */
+	/* Not READ: the live size and times the kernel last got (it sizes
+	 * reads by that size until it asks again). */
+	bool told_attrs;
+	uint64_t told_size;
+	struct timespec told_mtime, told_ctime;
 	uint64_t nlookup;		/* the kernel's lookups of this nodeid */
 	unsigned nopen;			/* open files on this node */
 	unsigned pins;			/* routes pointing here */
@@ -236,6 +241,15 @@ size_t sfs_itable_live_nodes(struct sfs_inode_table *t, struct sfs_inode *i,
  * read would otherwise get those before its EIO, a short read (use them
  * only as nodeids: they may be freed once the lock is dropped).
  */
+/*
+ * Would a snapshot s bound to n (not yet READ) contradict what the kernel
+ * caches for n? The file changed since its lookup in a way no version
+ * counted (changed in SRC before the daemon knew its attributes): the
+ * kernel would read s by the old size.
+ */
+bool sfs_node_told_differs(struct sfs_inode_table *t, struct sfs_node *n,
+			   const struct sfs_snap *s);
+
 size_t sfs_itable_mark_oob(struct sfs_inode_table *t, const struct stat *st,
 			   bool exact, struct sfs_node **nodes, size_t max);
 
