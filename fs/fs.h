@@ -125,6 +125,10 @@ int sfs_entry_from_fd(fuse_req_t req, int path_fd, struct fuse_entry_param *e);
 /* Attributes of node for the kernel (a snapshot node shows its version). */
 int sfs_node_stat(fuse_req_t req, struct sfs_node *node, int fd, struct stat *st);
 
+/* A change of metadata only (no data) was made to inode through MNT;
+ * fd: its open file's fd, or -1. */
+void sfs_note_meta_change(fuse_req_t req, struct sfs_inode *inode, int fd);
+
 /* A readable fd of inode's live file (callers close it), or -errno. */
 int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode);
 

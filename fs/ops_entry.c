@@ -341,6 +341,23 @@ static int steer_size_change(fuse_req_t req, struct sfs_node *node)
 	return err;
 }
 
+/* Snapshots of the file keep showing live times (lib/history.c). */
+void sfs_note_meta_change(fuse_req_t req, struct sfs_inode *inode, int fd)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+	int path_fd;
+
+	if (inode->type != S_IFREG || !fs->store ||
+	    !__atomic_load_n(&inode->data, __ATOMIC_ACQUIRE))
+		return;	/* no snapshot was ever taken */
+	if (fd >= 0) {
+		sfs_history_meta_changed(sfs_inode_history(inode), fd);
+	} else if ((path_fd = sfs_fd_get(req, inode)) >= 0) {
+		sfs_history_meta_changed(sfs_inode_history(inode), path_fd);
+		sfs_fd_put(req, inode);
+	}
+}
+
 /* A SETATTR's reply after its truncation's eviction. The node and the
  * file's fd outlive it: the kernel holds both until we reply. */
 struct attr_reply {
@@ -377,6 +394,8 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		err = ENOMEM;
 	if (err)
 		return sfs_reply_err_after(req, &ev, err);
+	if (!(valid & FUSE_SET_ATTR_SIZE))
+		sfs_note_meta_change(req, node->inode, fd);
 	a->node = node;
 	a->fd = fd;
 	sfs_reply_after(req, &ev, send_attr_reply, a);

@@ -232,6 +232,14 @@ static void set_acl_access(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, err);
 }
 
+/* Reply to a change of xattrs: one that succeeded moved ctime. */
+static void reply_meta_change(fuse_req_t req, fuse_ino_t ino, int err)
+{
+	if (!err)
+		sfs_note_meta_change(req, sfs_node_of(req, ino)->inode, -1);
+	fuse_reply_err(req, err);
+}
+
 void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		     const char *value, size_t size, int flags)
 {
@@ -242,7 +250,7 @@ void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return (void)fuse_reply_err(req, EPERM);
 	if (!strcmp(name, ACL_ACCESS))
 		return set_acl_access(req, ino, &c);
-	fuse_reply_err(req, xattr_call(req, ino, &c) ? errno : 0);
+	reply_meta_change(req, ino, xattr_call(req, ino, &c) ? errno : 0);
 }
 
 void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -251,5 +259,5 @@ void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 	if (is_ours(name))
 		return (void)fuse_reply_err(req, EPERM);
-	fuse_reply_err(req, xattr_call(req, ino, &c) ? errno : 0);
+	reply_meta_change(req, ino, xattr_call(req, ino, &c) ? errno : 0);
 }

@@ -264,6 +264,35 @@ bool sfs_history_mark_oob(struct sfs_history *h, int fd, bool exact)
 	return marked;
 }
 
+static bool same_ts(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+void sfs_history_meta_changed(struct sfs_history *h, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return;
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	h->meta_ctime = st.st_ctim;
+	sfs_mutex_unlock(&h->mutex);
+}
+
+bool sfs_snap_times_frozen(struct sfs_history *h, const struct sfs_snap *snap,
+			   uint64_t node_version, const struct stat *live)
+{
+	bool frozen;
+
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	frozen = node_version != h->version ||
+		 (!same_ts(live->st_ctim, snap->ctime) &&
+		  !same_ts(live->st_ctim, h->meta_ctime));
+	sfs_mutex_unlock(&h->mutex);
+	return frozen;
+}
+
 void sfs_history_bump(struct sfs_history *h)
 {
 	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);

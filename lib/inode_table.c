@@ -1150,13 +1150,20 @@ void sfs_node_attr(struct sfs_inode_table *t, struct sfs_node *n,
 	version = sfs_inode_version(n->inode);
 	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	/*
-	 * Only the size is the version's: the kernel sizes reads by it. Times,
-	 * mode, owner and links stay live metadata, as on SRC (a changed mtime
-	 * just makes the kernel drop the node's cache, which refills with the
-	 * same bytes).
+	 * The size is the version's: the kernel sizes reads by it. So are
+	 * mtime and ctime once the data may have moved on: a backup tool
+	 * compares them before and after reading (GNU tar: "file changed as
+	 * we read it") and must see the file it read. Mode, owner and links
+	 * stay live metadata, as on SRC, and so do the times after a change
+	 * of metadata only through MNT (a chmod or touch shows at once).
 	 */
 	if (n->mode == SFS_NODE_READ) {
 		st->st_size = (off_t)n->size;
+		if (n->snap && sfs_snap_times_frozen(sfs_inode_history(n->inode),
+						     n->snap, n->version, st)) {
+			st->st_mtim = n->snap->mtime;
+			st->st_ctim = n->snap->ctime;
+		}
 		version = n->version;	/* what these attributes show */
 	} else {
 		n->told_attrs = true;

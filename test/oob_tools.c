@@ -704,17 +704,17 @@ static void assert_clean_copy(const struct tool_run *r, enum tool tool)
 	assert_null(strstr(r->err, "padding"));
 	assert_null(strstr(r->err, "error"));	/* I/O error, read error */
 	assert_null(strstr(r->err, "Error"));
-	if (tool == RSYNC) {
-		assert_int_equal(r->status, 0);
-		assert_string_equal(r->err, "");
-		return;
-	}
+	/*
+	 * tar compares ctime before and after reading: a snapshot node
+	 * shows its open-time times once the file has moved on, so tar has
+	 * nothing to warn about either (it did, with live ctime).
+	 */
 	changed = count_lines(r->err, "file changed as we read it", &others);
-	printf("# tar: %u \"file changed as we read it\" (live ctime), %u "
-	       "other stderr lines\n", changed, others);
-	assert_int_equal(others, 0);
-	/* 1: "some files differ", for those warnings only. */
-	assert_int_equal(r->status, changed ? 1 : 0);
+	printf("# %s: exit %d, %u \"file changed as we read it\", %u other "
+	       "stderr lines\n", tool == RSYNC ? "rsync" : "tar", r->status,
+	       changed, others);
+	assert_int_equal(r->status, 0);
+	assert_string_equal(r->err, "");
 }
 
 static const char *tools_opts(void)

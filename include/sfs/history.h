@@ -78,6 +78,9 @@ struct sfs_history {
 	struct timespec base_ctime;	/* nobody can set it back: see mark_oob */
 	uint64_t base_size;
 	uint64_t oob_seen;		/* out-of-band changes detected */
+	/* ctime after our last change of metadata only (chmod, touch,
+	 * xattrs through MNT): snapshots still show the live times then. */
+	struct timespec meta_ctime;
 	/*
 	 * Changes of the data through MNT, in every mode: the version moves
 	 * only with snapshots (-o snapshot=off has none to tell apart), this
@@ -203,6 +206,19 @@ bool sfs_history_mark_oob(struct sfs_history *h, int fd, bool exact);
  * watch that knows no change is under way.
  */
 void sfs_history_rebase(struct sfs_history *h, int fd);
+
+/* A change of metadata only was made through MNT (fd: any fd of the
+ * file, to read the ctime it set). */
+void sfs_history_meta_changed(struct sfs_history *h, int fd);
+
+/*
+ * Should snap show its open-time mtime and ctime rather than the live ones
+ * (live: the file's attributes now)? Yes once its data may have moved on:
+ * the version is not current, or ctime moved by anything but a change of
+ * metadata through MNT.
+ */
+bool sfs_snap_times_frozen(struct sfs_history *h, const struct sfs_snap *snap,
+			   uint64_t node_version, const struct stat *live);
 
 /* The file changed in a way no version counted: later opens get a new one. */
 void sfs_history_bump(struct sfs_history *h);
