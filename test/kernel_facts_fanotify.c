@@ -35,6 +35,16 @@
  *   test_cost           time per 4 KiB pwrite (printed, never asserted)
  *   test_bind_mount     mount marks miss bind mounts; filesystem marks not
  *   test_signals        a held writer waits through caught signals
+ *   test_barrier_xattr  removexattr of a missing xattr waits for a write
+ *                       held inside the inode's lock (userfaultfd), then
+ *                       fails ENODATA changing nothing (no ctime/mtime,
+ *                       no FAN_MODIFY/FAN_ATTRIB); getxattr does not wait
+ *                       (ext4, XFS, btrfs)
+ *   test_syscall_after_event  /proc/<pid>/task/<tid>/syscall of a held
+ *                       writer read right after its event: the pwrite's
+ *                       line within 1 ms of retries ("running" counted);
+ *                       right after another held writer's event is
+ *                       answered: "running" for a while (printed)
  * KFAN_TESTS=<glob> runs a subset (cmocka's test filter).
  */
 #include <errno.h>
@@ -43,6 +53,7 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <linux/loop.h>
+#include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -61,6 +72,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1882,6 +1895,839 @@ static void test_signals(void **state)
 	unlink(path);
 }
 
+/* ---- the barrier: removexattr of a name that does not exist ----------------- */
+
+/*
+ * oob_watch.c's wait_for_unannounced(): removing an xattr that does not
+ * exist takes the inode's lock (i_rwsem) and then fails, changing nothing.
+ * Held here: a buffered pwrite whose user buffer is a userfaultfd-registered
+ * anonymous mapping, so the write blocks at its first page fault - inside
+ * the write, the lock taken - until the test resolves the fault.
+ */
+#define BARRIER_XATTR "user.stablefs.barrier"
+#define WRITE_LEN 65536L
+/*
+ * A call that does not wait for the held write returns within this
+ * (a shared, loaded machine took up to 162 ms); one that waits stays
+ * blocked until the fault is resolved, which is only after it.
+ */
+#define NOWAIT_MS 1000
+/* After the fault is resolved, removexattr returns within this. */
+#define RESUME_MS 2000
+
+enum call_kind { CALL_PWRITE, CALL_REMOVEXATTR, CALL_GETXATTR, CALL_FGETXATTR };
+
+/* One syscall on a thread of ours. Heap-allocated: a call still blocked
+ * when the test gives up is left (leaked), never freed under its thread. */
+struct call {
+	enum call_kind kind;
+	const char *path;
+	int fd;
+	void *buf;
+	pthread_t t;
+	int done;		/* __atomic */
+	long rc;
+	int err;
+	long end_us;
+	bool landed;		/* removexattr: then fd read the written bytes */
+};
+
+/* Does fd hold the bytes the held write writes (the fresh pattern)?
+ * Also called on the calls' threads: no cmocka asserts here. */
+static bool has_new_bytes(int fd)
+{
+	unsigned char *got = malloc(WRITE_LEN), *want = malloc(WRITE_LEN);
+	bool same = false;
+
+	if (got && want) {
+		fill_pattern(want, 0, WRITE_LEN, true);
+		same = pread(fd, got, WRITE_LEN, 0) == WRITE_LEN &&
+		       !memcmp(got, want, WRITE_LEN);
+	}
+	free(got);
+	free(want);
+	return same;
+}
+
+static long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
+}
+
+static void *call_main(void *arg)
+{
+	struct call *c = arg;
+	long end = 0;
+	char v[16];
+
+	errno = 0;
+	switch (c->kind) {
+	case CALL_PWRITE:
+		c->rc = pwrite(c->fd, c->buf, WRITE_LEN, 0);
+		break;
+	case CALL_REMOVEXATTR:
+		c->rc = removexattr(c->path, BARRIER_XATTR);
+		c->err = errno;
+		end = now_us();
+		/* At once, on this thread: has the write landed? */
+		if (c->fd >= 0)
+			c->landed = has_new_bytes(c->fd);
+		errno = c->err;
+		break;
+	case CALL_GETXATTR:
+		c->rc = getxattr(c->path, BARRIER_XATTR, v, sizeof(v));
+		break;
+	case CALL_FGETXATTR:
+		c->rc = fgetxattr(c->fd, BARRIER_XATTR, v, sizeof(v));
+		break;
+	}
+	c->err = errno;
+	c->end_us = end ? end : now_us();
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static struct call *call_start(enum call_kind kind, const char *path, int fd, void *buf)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	assert_non_null(c);
+	c->kind = kind;
+	c->path = path;
+	c->fd = fd;
+	c->buf = buf;
+	assert_int_equal(pthread_create(&c->t, NULL, call_main, c), 0);
+	return c;
+}
+
+/* Has the call returned (waiting up to ms)? */
+static bool call_wait(struct call *c, long ms)
+{
+	long end = now_us() + ms * 1000;
+
+	for (;;) {
+		if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
+			return true;
+		if (now_us() >= end)
+			return false;
+		sleep_us(100);
+	}
+}
+
+/* Join a returned call and free it; a blocked one is left to its thread. */
+static void call_end(struct call **cp)
+{
+	struct call *c = *cp;
+
+	*cp = NULL;
+	if (!c)
+		return;
+	if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE)) {
+		pthread_join(c->t, NULL);
+		free(c);
+	} else {
+		pthread_detach(c->t);
+	}
+}
+
+/* An anonymous mapping whose missing pages fault to a userfaultfd. */
+struct uffd_buf {
+	int uffd;
+	unsigned char *p;
+};
+
+static void uffd_make(struct uffd_buf *u)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+
+	u->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (u->uffd < 0)
+		fprintf(stderr, "userfaultfd: %s\n", strerror(errno));
+	assert_true(u->uffd >= 0);
+	assert_int_equal(ioctl(u->uffd, UFFDIO_API, &api), 0);
+	u->p = mmap(NULL, WRITE_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(u->p != MAP_FAILED);
+	reg.range.start = (uintptr_t)u->p;
+	reg.range.len = WRITE_LEN;
+	assert_int_equal(ioctl(u->uffd, UFFDIO_REGISTER, &reg), 0);
+}
+
+/* Wait up to ms for a page fault in u's buffer to be reported. */
+static bool uffd_fault(struct uffd_buf *u, int ms)
+{
+	struct pollfd p = { .fd = u->uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	if (poll(&p, 1, ms) <= 0 || read(u->uffd, &msg, sizeof(msg)) != sizeof(msg))
+		return false;
+	return msg.event == UFFD_EVENT_PAGEFAULT &&
+	       msg.arg.pagefault.address >= (uintptr_t)u->p &&
+	       msg.arg.pagefault.address < (uintptr_t)u->p + WRITE_LEN;
+}
+
+/* Fill the whole buffer with the fresh pattern: the fault is resolved. */
+static bool uffd_resolve(struct uffd_buf *u)
+{
+	unsigned char *src = mmap(NULL, WRITE_LEN, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct uffdio_copy cp = { .dst = (uintptr_t)u->p, .len = WRITE_LEN };
+	bool ok;
+
+	if (src == MAP_FAILED)
+		return false;
+	fill_pattern(src, 0, WRITE_LEN, true);
+	cp.src = (uintptr_t)src;
+	ok = ioctl(u->uffd, UFFDIO_COPY, &cp) == 0 && cp.copy == WRITE_LEN;
+	if (!ok)
+		fprintf(stderr, "UFFDIO_COPY: %s (copy %lld)\n", strerror(errno),
+			(long long)cp.copy);
+	munmap(src, WRITE_LEN);
+	return ok;
+}
+
+static void uffd_free(struct uffd_buf *u)
+{
+	munmap(u->p, WRITE_LEN);
+	close(u->uffd);
+}
+
+/* ---- notification events, by file handle (FAN_ATTRIB needs FAN_REPORT_FID) */
+
+struct fh {
+	struct file_handle h;
+	unsigned char bytes[MAX_HANDLE_SZ];
+};
+
+static void handle_of(const char *path, struct fh *out)
+{
+	int mount_id;
+
+	out->h.handle_bytes = MAX_HANDLE_SZ;
+	assert_int_equal(name_to_handle_at(AT_FDCWD, path, &out->h, &mount_id, 0), 0);
+}
+
+/* A notification group, FAN_MODIFY | FAN_ATTRIB on f's whole filesystem. */
+static void notif_group(struct fsfix *f)
+{
+	f->group = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_FID | FAN_CLOEXEC | FAN_NONBLOCK,
+				 O_RDONLY | O_LARGEFILE);
+	assert_true(f->group >= 0);
+	assert_int_equal(fanotify_mark(f->group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+				       FAN_MODIFY | FAN_ATTRIB, AT_FDCWD, f->mnt), 0);
+}
+
+struct notif {
+	int n;			/* events on the file */
+	uint64_t mask;		/* ... their masks, or'ed */
+	int other;		/* events on anything else */
+};
+
+/* Read events until none came for quiet_ms. */
+static struct notif notif_read(int g, const struct fh *want, int quiet_ms)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	struct pollfd pfd = { .fd = g, .events = POLLIN };
+	struct notif r = { 0 };
+	ssize_t len;
+
+	while (poll(&pfd, 1, quiet_ms) > 0 && (len = read(g, buf, sizeof(buf))) > 0) {
+		for (struct fanotify_event_metadata *m = (void *)buf; FAN_EVENT_OK(m, len);
+		     m = FAN_EVENT_NEXT(m, len)) {
+			char *p = (char *)m + m->metadata_len, *end = (char *)m + m->event_len;
+			bool mine = false;
+
+			while (p + sizeof(struct fanotify_event_info_header) <= end) {
+				struct fanotify_event_info_fid *fid = (void *)p;
+				struct file_handle *h = (void *)fid->handle;
+
+				if (fid->hdr.len == 0)
+					break;
+				if (fid->hdr.info_type == FAN_EVENT_INFO_TYPE_FID &&
+				    h->handle_type == want->h.handle_type &&
+				    h->handle_bytes == want->h.handle_bytes &&
+				    !memcmp(h->f_handle, want->h.f_handle, h->handle_bytes))
+					mine = true;
+				p += fid->hdr.len;
+			}
+			if (m->fd >= 0)
+				close(m->fd);
+			if (mine) {
+				r.n++;
+				r.mask |= m->mask;
+			} else {
+				r.other++;
+			}
+		}
+	}
+	return r;
+}
+
+static bool same_time(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* What one run of "barrier under a held write" showed. */
+struct barrier_run {
+	bool faulted;		/* the write's fault reached the uffd */
+	bool write_held;	/* ... and the write was still in pwrite after the hold */
+	long get_us, fget_us;	/* getxattr, fgetxattr: time to return; -1 blocked */
+	long get_rc, fget_rc;
+	int get_err, fget_err;
+	long other_us;		/* removexattr on another file: time, -1 blocked */
+	long other_rc;
+	int other_err;
+	bool rx_waited;		/* removexattr still blocked after HOLD_MS */
+	long rx_us;		/* ... returned this long after the fault was resolved */
+	long rx_rc;
+	int rx_err;
+	bool rx_landed;		/* ... and at its return the write had landed */
+	long write_rc;
+	bool rx_before_write;	/* removexattr returned before pwrite did */
+	bool new_bytes;		/* the write landed */
+	struct notif ev;	/* events after the fault was resolved */
+};
+
+/*
+ * Hold a pwrite of path inside the write (its buffer faults to a uffd);
+ * meanwhile getxattr, fgetxattr and removexattr of BARRIER_XATTR on
+ * xpath (the file itself, or /proc/self/fd/N of an O_PATH fd to it).
+ */
+static void barrier_run(struct fsfix *f, const char *path, const char *xpath,
+			struct barrier_run *r)
+{
+	struct call *w, *get, *fget, *rx, *other;
+	char opath[PATH_MAX];
+	struct uffd_buf u;
+	struct fh fh;
+	long t0;
+	int fd;
+
+	memset(r, 0, sizeof(*r));
+	path_in(opath, f->mnt, "other");
+	make_file(opath, FILE_LEN, true);
+	make_file(path, FILE_LEN, false);
+	handle_of(path, &fh);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	uffd_make(&u);
+	notif_group(f);
+
+	w = call_start(CALL_PWRITE, NULL, fd, u.p);
+	r->faulted = uffd_fault(&u, 5000);
+	/* Only measured while the write is held; asserted after it ends. */
+	if (r->faulted) {
+		t0 = now_us();
+		get = call_start(CALL_GETXATTR, xpath, -1, NULL);
+		r->get_us = call_wait(get, NOWAIT_MS) ? get->end_us - t0 : -1;
+		t0 = now_us();
+		fget = call_start(CALL_FGETXATTR, NULL, fd, NULL);
+		r->fget_us = call_wait(fget, NOWAIT_MS) ? fget->end_us - t0 : -1;
+		t0 = now_us();
+		other = call_start(CALL_REMOVEXATTR, opath, -1, NULL);
+		r->other_us = call_wait(other, NOWAIT_MS) ? other->end_us - t0 : -1;
+		rx = call_start(CALL_REMOVEXATTR, xpath, fd, NULL);
+		r->rx_waited = !call_wait(rx, HOLD_MS);
+		r->write_held = !call_wait(w, 0);
+	} else {
+		get = fget = rx = other = NULL;
+	}
+	t0 = now_us();
+	if (!uffd_resolve(&u))
+		close_fd(&u.uffd);	/* the fault goes on without it (zero pages) */
+	if (rx && call_wait(rx, 5000)) {
+		r->rx_us = rx->end_us - t0;
+		r->rx_rc = rx->rc;
+		r->rx_err = rx->err;
+		r->rx_landed = rx->landed;
+	} else {
+		r->rx_us = -1;
+	}
+	if (call_wait(w, 5000)) {
+		r->write_rc = w->rc;
+		r->rx_before_write = rx && rx->done && rx->end_us < w->end_us;
+	}
+	if (get && call_wait(get, 5000)) {
+		r->get_rc = get->rc;
+		r->get_err = get->err;
+	}
+	if (fget && call_wait(fget, 5000)) {
+		r->fget_rc = fget->rc;
+		r->fget_err = fget->err;
+	}
+	if (other && call_wait(other, 5000)) {
+		r->other_rc = other->rc;
+		r->other_err = other->err;
+	}
+	r->ev = notif_read(f->group, &fh, QUIET_MS);
+	r->new_bytes = has_new_bytes(fd);
+	call_end(&other);
+	call_end(&get);
+	call_end(&fget);
+	call_end(&rx);
+	call_end(&w);
+	if (u.uffd >= 0)
+		uffd_free(&u);
+	close(fd);
+	close_fd(&f->group);
+	unlink(path);
+	unlink(opath);
+}
+
+/* What removexattr of a missing name does to a quiet file; and a control. */
+struct barrier_quiet {
+	long rc[2];		/* via the path, via /proc/self/fd/<O_PATH fd> */
+	int err[2];
+	bool unchanged;		/* ctime, mtime, size, mode as before */
+	struct notif ev;
+	/* Control: setting, then removing, an xattr that exists. */
+	bool ctl_ctime;
+	struct notif ctl_ev;
+};
+
+static void barrier_quiet(struct fsfix *f, const char *path, struct barrier_quiet *q)
+{
+	struct stat a, b;
+	struct timespec now;
+	char xpath[64];
+	struct fh fh;
+	long end;
+	int opath;
+
+	memset(q, 0, sizeof(*q));
+	make_file(path, FILE_LEN, false);
+	handle_of(path, &fh);
+	opath = open(path, O_PATH | O_CLOEXEC);
+	assert_true(opath >= 0);
+	snprintf(xpath, sizeof(xpath), "/proc/self/fd/%d", opath);
+	assert_int_equal(stat(path, &a), 0);
+	/* Into a later second than the file's times: a change then shows
+	 * also where timestamps have whole seconds only. */
+	end = now_ms() + 2500;
+	do {
+		sleep_ms(20);
+		clock_gettime(CLOCK_REALTIME_COARSE, &now);
+	} while ((now.tv_sec <= a.st_ctim.tv_sec || now.tv_sec <= a.st_mtim.tv_sec) &&
+		 now_ms() < end);
+	notif_group(f);
+	errno = 0;
+	q->rc[0] = removexattr(path, BARRIER_XATTR);
+	q->err[0] = errno;
+	errno = 0;
+	q->rc[1] = removexattr(xpath, BARRIER_XATTR);
+	q->err[1] = errno;
+	assert_int_equal(stat(path, &b), 0);
+	q->unchanged = same_time(a.st_ctim, b.st_ctim) && same_time(a.st_mtim, b.st_mtim) &&
+		       a.st_size == b.st_size && a.st_mode == b.st_mode;
+	q->ev = notif_read(f->group, &fh, QUIET_MS);
+	/* The control: the same measurement sees a real xattr change. */
+	assert_int_equal(setxattr(xpath, "user.stablefs.control", "1", 1, 0), 0);
+	assert_int_equal(removexattr(xpath, "user.stablefs.control"), 0);
+	assert_int_equal(stat(path, &b), 0);
+	q->ctl_ctime = !same_time(a.st_ctim, b.st_ctim);
+	q->ctl_ev = notif_read(f->group, &fh, QUIET_MS);
+	close_fd(&f->group);
+	close(opath);
+	unlink(path);
+}
+
+static void print_barrier_run(const struct fsfix *f, const char *via, const struct barrier_run *r)
+{
+	printf("# %s: write held in its page fault: %s; getxattr %s%ld us (%s), fgetxattr %s%ld us "
+	       "(%s), removexattr of another file %s%ld us (%s); removexattr via %s: %s, returned "
+	       "%ld us after the fault was resolved (%s), the write's bytes %s at its return; "
+	       "it returned %s pwrite did; write rc %ld, landed %s; events after: %d on the file "
+	       "(mask %#" PRIx64 "), %d other\n", f->type,
+	       r->faulted ? (r->write_held ? "yes" : "NO (returned)") : "NO FAULT",
+	       r->get_us < 0 ? "BLOCKED >" : "", r->get_us < 0 ? (long)NOWAIT_MS * 1000 : r->get_us,
+	       r->get_rc < 0 ? strerrorname_np(r->get_err) : "found",
+	       r->fget_us < 0 ? "BLOCKED >" : "", r->fget_us < 0 ? (long)NOWAIT_MS * 1000 : r->fget_us,
+	       r->fget_rc < 0 ? strerrorname_np(r->fget_err) : "found",
+	       r->other_us < 0 ? "BLOCKED >" : "",
+	       r->other_us < 0 ? (long)NOWAIT_MS * 1000 : r->other_us,
+	       r->other_rc < 0 ? strerrorname_np(r->other_err) : "removed", via,
+	       r->rx_waited ? "waited" : "DID NOT WAIT", r->rx_us,
+	       r->rx_rc < 0 ? strerrorname_np(r->rx_err) : "removed",
+	       r->rx_landed ? "there" : "NOT there", r->rx_before_write ? "before" : "after",
+	       r->write_rc, r->new_bytes ? "yes" : "no", r->ev.n, r->ev.mask, r->ev.other);
+}
+
+static void test_barrier_xattr(void **state)
+{
+	struct fsfix *f = *state;
+	char path[PATH_MAX], xpath[64];
+	struct barrier_run r[2];
+	struct barrier_quiet q;
+	int opath;
+
+	require_fs(f);
+	path_in(path, f->mnt, "target");
+
+	/* Quiet: fails ENODATA, changes nothing, raises no event. */
+	barrier_quiet(f, path, &q);
+	printf("# %s: removexattr(%s) of a missing name: %s (path), %s (/proc/self/fd of an "
+	       "O_PATH fd); times and size %s; events %d (mask %#" PRIx64 "), other %d | "
+	       "control, set+remove an xattr: ctime %s, events %d (mask %#" PRIx64 ")\n",
+	       f->type, BARRIER_XATTR, q.rc[0] < 0 ? strerrorname_np(q.err[0]) : "removed",
+	       q.rc[1] < 0 ? strerrorname_np(q.err[1]) : "removed",
+	       q.unchanged ? "unchanged" : "CHANGED", q.ev.n, q.ev.mask, q.ev.other,
+	       q.ctl_ctime ? "changed" : "unchanged", q.ctl_ev.n, q.ctl_ev.mask);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(q.rc[i], -1);
+		assert_int_equal(q.err[i], ENODATA);
+	}
+	assert_true(q.unchanged);
+	assert_int_equal(q.ev.n, 0);
+	assert_int_equal(q.ev.other, 0);
+	assert_true(q.ctl_ctime);			/* the checks can see a change */
+	assert_true(q.ctl_ev.n >= 1);
+	assert_true(q.ctl_ev.mask & FAN_ATTRIB);
+
+	/* Held: a write inside the lock, by path and as the daemon does it. */
+	barrier_run(f, path, path, &r[0]);
+	print_barrier_run(f, "the path", &r[0]);
+	make_file(path, FILE_LEN, false);
+	opath = open(path, O_PATH | O_CLOEXEC);
+	assert_true(opath >= 0);
+	snprintf(xpath, sizeof(xpath), "/proc/self/fd/%d", opath);
+	barrier_run(f, path, xpath, &r[1]);
+	close(opath);
+	print_barrier_run(f, "/proc/self/fd/<O_PATH fd>", &r[1]);
+	for (int i = 0; i < 2; i++) {
+		assert_true(r[i].faulted);
+		assert_true(r[i].write_held);
+		/* getxattr and fgetxattr do not take the lock: they do not wait. */
+		assert_true(r[i].get_us >= 0);
+		assert_true(r[i].fget_us >= 0);
+		assert_int_equal(r[i].get_rc, -1);
+		assert_int_equal(r[i].get_err, ENODATA);
+		assert_int_equal(r[i].fget_rc, -1);
+		assert_int_equal(r[i].fget_err, ENODATA);
+		/* The wait is the file's own: another file's removexattr goes. */
+		assert_true(r[i].other_us >= 0);
+		assert_int_equal(r[i].other_rc, -1);
+		assert_int_equal(r[i].other_err, ENODATA);
+		/*
+		 * removexattr waits for the write, then fails, changing nothing;
+		 * when it returns, the write's bytes are in the file (pwrite
+		 * itself may return before or after it: not asserted).
+		 */
+		assert_true(r[i].rx_waited);
+		assert_true(r[i].rx_us >= 0 && r[i].rx_us < RESUME_MS * 1000L);
+		assert_int_equal(r[i].rx_rc, -1);
+		assert_int_equal(r[i].rx_err, ENODATA);
+		assert_true(r[i].rx_landed);
+		assert_int_equal(r[i].write_rc, WRITE_LEN);
+		assert_true(r[i].new_bytes);
+		/* The write's FAN_MODIFY only: no FAN_ATTRIB from the barrier. */
+		assert_int_equal(r[i].ev.n, 1);
+		assert_int_equal(r[i].ev.mask, FAN_MODIFY);
+		assert_int_equal(r[i].ev.other, 0);
+	}
+}
+
+/* ---- /proc/<pid>/task/<tid>/syscall of a held thread ------------------------ */
+
+/*
+ * oob_events.c's read_held_syscall(): the handler reads a held thread's
+ * /proc/<tid>/syscall; while the thread is not asleep the kernel shows
+ * "running" instead (it collects a task's syscall only off the CPU), so
+ * the daemon reads again, 20 us apart, 50 times (about a millisecond).
+ *
+ * Measured two ways. (1) Right after the event was read, by a listener
+ * asleep in poll() and by one spinning on its non-blocking group fd (as
+ * the daemon's reader does while events keep coming); the writer is the
+ * only held thread. (2) Right after the listener answered another held
+ * thread's event: every held thread of a group waits on one wait queue,
+ * and an answer wakes them all to look at their own events again.
+ */
+#define SYSCALL_TRIALS 200	/* per listener kind */
+#define WAKE_ROUNDS 100		/* answers with a second writer held */
+/* The retry the daemon does (read_held_syscall): a read, then 20 us. */
+#define SYSCALL_RETRY_US 20
+/* Asserted for (1): reads saying "running" stop within this. */
+#define SYSCALL_WITHIN_US 1000
+/* How long "running" is read again at most (then it counts as stuck). */
+#define SYSCALL_GIVE_UP_US 1000000
+
+/* SYSCALL_TRIALS * 2 pwrites of 10000 bytes at 4096 (one event each). */
+static int op_pwrite_many(const struct ctx *c)
+{
+	static unsigned char buf[10000];
+	int fd = open_rw(c);
+
+	if (fd < 0)
+		return -1;
+	fill_pattern(buf, 4096, sizeof(buf), true);
+	for (int i = 0; i < 2 * SYSCALL_TRIALS; i++)
+		if (pwrite(fd, buf, sizeof(buf), 4096) != (ssize_t)sizeof(buf))
+			return -2 - i;
+	return 2 * SYSCALL_TRIALS;
+}
+
+/* One read of /proc/<pid>/task/<tid>/syscall as the daemon does it. */
+static bool proc_syscall(const char *path, char *line, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = read(fd, line, cap - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	line[n] = 0;
+	line[strcspn(line, "\n")] = 0;
+	return true;
+}
+
+struct sys_stats {
+	int trials;
+	int first_running;	/* the first read said "running" */
+	int max_running;	/* most "running" reads before the line */
+	long max_retry_us;	/* t0 -> start of the read that gave the line */
+	long max_read_us;	/* the longest single read (it can block) */
+	long max_total_us;	/* t0 -> the line */
+	double sum_total_us;
+	long gaps, gap_sum;	/* time between two reads of a retry */
+	int late;		/* retries past SYSCALL_WITHIN_US */
+	int stuck;		/* still "running" after SYSCALL_GIVE_UP_US */
+	int wrong;		/* a line that is not the held pwrite */
+	int gone;		/* unreadable */
+	char bad[256];
+};
+
+/*
+ * Read the held thread's syscall as the daemon does, from t0 (when the
+ * event was read, or the other event answered), and account for it.
+ */
+static void held_line(const char *proc, long t0, struct sys_stats *s)
+{
+	unsigned long a[6] = { 0 };
+	long nr = -1, start, r0;
+	char line[256];
+	int running = 0;
+	bool ok;
+
+	for (;;) {
+		start = now_us();
+		ok = proc_syscall(proc, line, sizeof(line));
+		r0 = now_us() - start;
+		if (r0 > s->max_read_us)
+			s->max_read_us = r0;
+		if (!ok || strncmp(line, "running", 7))
+			break;
+		if (running++ == 0)
+			s->first_running++;
+		if (now_us() - t0 > SYSCALL_GIVE_UP_US) {
+			s->stuck++;
+			break;
+		}
+		r0 = now_us();
+		usleep(SYSCALL_RETRY_US);
+		s->gap_sum += now_us() - r0;
+		s->gaps++;
+	}
+	s->trials++;
+	if (running > s->max_running)
+		s->max_running = running;
+	if (start - t0 > s->max_retry_us)
+		s->max_retry_us = start - t0;
+	if (start - t0 > SYSCALL_WITHIN_US)
+		s->late++;
+	if (now_us() - t0 > s->max_total_us)
+		s->max_total_us = now_us() - t0;
+	s->sum_total_us += now_us() - t0;
+	if (!ok) {
+		s->gone++;
+		return;
+	}
+	if (!strncmp(line, "running", 7))
+		return;
+	sscanf(line, "%ld %lx %lx %lx %lx", &nr, &a[0], &a[1], &a[2], &a[3]);
+	if ((nr != SYS_pwrite64 || a[2] != 10000 || a[3] != 4096) && !s->wrong++)
+		snprintf(s->bad, sizeof(s->bad), "%s", line);
+}
+
+static void allow_fd(struct fsfix *f, int fd)
+{
+	struct fanotify_response r = { .fd = fd, .response = FAN_ALLOW };
+
+	if (write(f->group, &r, sizeof(r)) != sizeof(r))
+		fprintf(stderr, "FAN_ALLOW: %s\n", strerror(errno));
+	close(fd);
+}
+
+/*
+ * The next event (waiting in poll(), or spinning on read()); its fd and
+ * tid. Events of a writer are one at a time: it is held in each.
+ */
+static bool next_event(struct fsfix *f, bool spin, int *fd, pid_t *tid)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	struct fanotify_event_metadata *m = (void *)buf;
+	long end = now_us() + 5000000;
+	ssize_t len;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = f->group, .events = POLLIN };
+
+		if (!spin && poll(&pfd, 1, 5000) <= 0)
+			return false;
+		len = read(f->group, buf, sizeof(buf));
+		if (len > 0 || (len < 0 && errno != EAGAIN) || now_us() > end)
+			break;
+	}
+	if (len <= 0 || !FAN_EVENT_OK(m, len))
+		return false;
+	*fd = m->fd;
+	*tid = m->pid;
+	/* More than one event in a read: only with several writers held,
+	 * and next_event() is then asked for one per writer. */
+	for (m = FAN_EVENT_NEXT(m, len); FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len))
+		if (m->fd >= 0)
+			allow_fd(f, m->fd);
+	return true;
+}
+
+static void print_stats(const struct fsfix *f, const char *when, const struct sys_stats *s)
+{
+	printf("# %s: /proc/<pid>/task/<tid>/syscall of a held pwrite %s, %d times: the first read "
+	       "said 'running' %d times (%.1f%%), at most %d such reads in a row (retries %ld us "
+	       "apart); the line after at most %ld us of retries, %ld us in all (mean %.0f us; the "
+	       "longest single read blocked %ld us); retries past %d us: %d; still 'running' after "
+	       "%d us: %d; wrong line: %d%s%s; unreadable: %d\n",
+	       f->type, when, s->trials, s->first_running,
+	       s->trials ? 100.0 * s->first_running / s->trials : 0.0, s->max_running,
+	       s->gaps ? s->gap_sum / s->gaps : 0L, s->max_retry_us, s->max_total_us,
+	       s->trials ? s->sum_total_us / s->trials : 0.0, s->max_read_us,
+	       SYSCALL_WITHIN_US, s->late, SYSCALL_GIVE_UP_US, s->stuck, s->wrong,
+	       s->wrong ? ", e.g. " : "", s->bad, s->gone);
+}
+
+/* (2): two writers held; answer one, read the other's syscall at once. */
+static void wake_all(struct fsfix *f, const char *path, struct sys_stats *s, int *answered)
+{
+	struct ctx c = { .path = path };
+	struct kid k[2];
+	int fd[2] = { -1, -1 };
+	char proc[2][64];
+	long end = now_ms() + 30000;
+
+	k[0] = spawn(f, op_pwrite_many, &c);
+	k[1] = spawn(f, op_pwrite_many, &c);
+	/* Single-threaded writers: the event's tid (FAN_REPORT_TID) is the pid. */
+	for (int i = 0; i < 2; i++)
+		snprintf(proc[i], sizeof(proc[i]), "/proc/%d/task/%d/syscall",
+			 (int)k[i].pid, (int)k[i].pid);
+	*answered = 0;
+	while (*answered < WAKE_ROUNDS && now_ms() < end) {
+		int fd1;
+		pid_t t;
+		int i;
+
+		/* One event pending from each writer. */
+		while (fd[0] < 0 || fd[1] < 0) {
+			if (!next_event(f, false, &fd1, &t))
+				goto out;
+			i = t == k[0].pid ? 0 : t == k[1].pid ? 1 : -1;
+			if (i < 0 || fd[i] >= 0) {
+				allow_fd(f, fd1);	/* not expected: allowed, ignored */
+				continue;
+			}
+			fd[i] = fd1;
+		}
+		/* The other one is asleep in its event now: make sure. */
+		i = *answered % 2;
+		{
+			struct sys_stats before = { 0 };
+
+			held_line(proc[!i], now_us(), &before);
+			if (before.first_running || before.wrong || before.gone)
+				continue;	/* not asleep yet: not a round */
+		}
+		allow_fd(f, fd[i]);
+		fd[i] = -1;
+		held_line(proc[!i], now_us(), s);
+		(*answered)++;
+	}
+out:
+	close_fd(&f->group);	/* allows both */
+	for (int i = 0; i < 2; i++) {
+		if (fd[i] >= 0)
+			close(fd[i]);
+		kid_reap(f, &k[i]);
+		assert_int_equal(k[i].rc, 2 * SYSCALL_TRIALS);
+	}
+}
+
+static void test_syscall_after_event(void **state)
+{
+	struct fsfix *f = *state;
+	char path[PATH_MAX];
+	struct ctx c = { .path = path };
+	struct sys_stats st[2], wake = { 0 };
+	int answered;
+	struct kid k;
+
+	require_fs(f);
+	memset(st, 0, sizeof(st));
+	path_in(path, f->mnt, "target");
+	make_file(path, FILE_LEN, false);
+
+	/* (1) The writer alone. */
+	fs_group(f, FAN_REPORT_TID, O_RDONLY | O_LARGEFILE);
+	k = spawn(f, op_pwrite_many, &c);
+	for (int spin = 0; spin <= 1; spin++)
+		while (st[spin].trials < SYSCALL_TRIALS) {
+			char proc[64];
+			int fd;
+			pid_t tid;
+			long t0;
+
+			if (!next_event(f, spin, &fd, &tid))
+				break;
+			t0 = now_us();
+			snprintf(proc, sizeof(proc), "/proc/%d/task/%d/syscall", (int)k.pid, (int)tid);
+			held_line(proc, t0, &st[spin]);
+			allow_fd(f, fd);
+		}
+	close_fd(&f->group);	/* allows anything still pending */
+	kid_reap(f, &k);
+	print_stats(f, "right after reading its event (listener asleep in poll())", &st[0]);
+	print_stats(f, "right after reading its event (listener spinning on read())", &st[1]);
+	assert_int_equal(k.rc, 2 * SYSCALL_TRIALS);
+	for (int spin = 0; spin <= 1; spin++) {
+		assert_int_equal(st[spin].trials, SYSCALL_TRIALS);
+		assert_int_equal(st[spin].gone, 0);
+		/* Once not "running", the line is the held pwrite, arguments and all. */
+		assert_int_equal(st[spin].wrong, 0);
+		assert_int_equal(st[spin].stuck, 0);
+		/* How often the first read said "running" is printed, not asserted. */
+		assert_int_equal(st[spin].late, 0);
+	}
+
+	/* (2) Another writer held while the listener answers. */
+	fs_group(f, FAN_REPORT_TID, O_RDONLY | O_LARGEFILE);
+	wake_all(f, path, &wake, &answered);
+	print_stats(f, "right after the listener answered another held writer's event", &wake);
+	assert_int_equal(answered, WAKE_ROUNDS);
+	assert_int_equal(wake.gone, 0);
+	assert_int_equal(wake.wrong, 0);
+	/*
+	 * The woken thread goes back to sleep: "running" ends. How often and
+	 * how long it said "running" is printed only: on a loaded machine a
+	 * woken thread waits for a CPU (up to tens of ms were seen).
+	 */
+	assert_int_equal(wake.stuck, 0);
+	unlink(path);
+}
+
 /* tmpfs: the kernel refuses pre-content marks; record and assert errno. */
 static void test_tmpfs_refuses(void **state)
 {
@@ -1922,7 +2768,10 @@ int main(void)
 		ON_EXT4_AND_XFS(test_cost),
 		ON_EXT4_AND_XFS(test_bind_mount),
 		ON_EXT4_AND_XFS(test_signals),
+		ON_EXT4_AND_XFS(test_barrier_xattr),
+		ON_EXT4_AND_XFS(test_syscall_after_event),
 		cmocka_unit_test_setup_teardown(test_ops, setup_btrfs, teardown),
+		cmocka_unit_test_setup_teardown(test_barrier_xattr, setup_btrfs, teardown),
 		cmocka_unit_test_setup_teardown(test_tmpfs_refuses, setup_tmpfs, teardown),
 	};
 	int g;
