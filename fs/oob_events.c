@@ -33,6 +33,7 @@
 #include "sfs/lock_order.h"
 #include "sfs/oob_access.h"
 #include "sfs/stats.h"
+#include "sfs/clock.h"
 
 #define PERM_EVENTS (FAN_PRE_ACCESS | FAN_OPEN_PERM)
 #define GRANT_TIMEOUT_NS (2ull * 1000000000ull)
@@ -52,13 +53,6 @@ struct oob_grant {
 	uint64_t seq;		/* ended: the last event read at the end */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static bool read_proc(pid_t tid, const char *what, char *buf, size_t size)
 {
@@ -185,12 +179,12 @@ static bool is_running(const char *line)
 
 static bool read_held_syscall(pid_t tid, char *line, size_t size)
 {
-	uint64_t end = now_ns() + RUNNING_WAIT_NS;
+	uint64_t end = sfs_now_ns() + RUNNING_WAIT_NS;
 
 	for (;;) {
 		if (!read_proc(tid, "syscall", line, size))
 			return false;
-		if (!is_running(line) || now_ns() > end)
+		if (!is_running(line) || sfs_now_ns() > end)
 			return true;
 		usleep(20);
 	}
@@ -225,7 +219,7 @@ static void note_pass(struct oob_watch *w, const struct oob_event *e,
 	if (!sfs_oob_access_changes(&sc, e->mask & FAN_OPEN_PERM ? SFS_OOB_OPEN :
 				    SFS_OOB_PRE_ACCESS, e->off, e->count, &off, &end))
 		return;
-	p.deadline_ns = now_ns() + GRANT_TIMEOUT_NS;
+	p.deadline_ns = sfs_now_ns() + GRANT_TIMEOUT_NS;
 	pthread_mutex_lock(&w->done_lock);
 	g_array_append_val(w->passes, p);
 	pthread_mutex_unlock(&w->done_lock);
@@ -235,7 +229,7 @@ static void note_pass(struct oob_watch *w, const struct oob_event *e,
  * else those whose thread left its syscall or whose time is up. */
 static void end_passes(struct oob_watch *w, pid_t tid, const struct stat *st)
 {
-	uint64_t now = st ? 0 : now_ns();
+	uint64_t now = st ? 0 : sfs_now_ns();
 	bool ended = false;
 
 	pthread_mutex_lock(&w->done_lock);
@@ -285,7 +279,7 @@ void sfs_oob_wait_passes(struct oob_watch *w, dev_t dev, ino_t ino)
 
 static void check_grants(struct oob_watch *w)
 {
-	uint64_t now = now_ns();
+	uint64_t now = sfs_now_ns();
 
 	for (guint i = w->grants->len; i-- > 0;) {
 		struct oob_grant *g = g_array_index(w->grants, struct oob_grant *, i);
@@ -344,7 +338,7 @@ static bool hold_for_change(struct oob_watch *w, struct oob_event *e,
 	g->fd = e->fd;
 	g->dev = st->st_dev;
 	g->ino = st->st_ino;
-	g->deadline_ns = now_ns() + GRANT_TIMEOUT_NS;
+	g->deadline_ns = sfs_now_ns() + GRANT_TIMEOUT_NS;
 	g_array_append_val(w->grants, g);
 	return true;
 }

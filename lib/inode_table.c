@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sfs/store.h"
+#include "sfs/clock.h"
 
 /*
  * The entries' fds (see the header). Its lock is taken inside the table's,
@@ -65,13 +66,6 @@ static gboolean inode_equal(gconstpointer a, gconstpointer b)
 	return x->ino == y->ino && x->dev == y->dev;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * The kernel retries an ESTALE'd open at once, within the same system
@@ -85,7 +79,7 @@ static uint64_t now_ns(void)
 
 static bool retry_pending(const struct route *r)
 {
-	return r && !r->looked_up && now_ns() - r->set_ns < RETRY_WINDOW_NS;
+	return r && !r->looked_up && sfs_now_ns() - r->set_ns < RETRY_WINDOW_NS;
 }
 
 /* ------------------------------------------------------------------ */
@@ -512,7 +506,7 @@ static void route_drop(struct sfs_inode_table *t, gpointer tid)
 
 static void routes_expire(struct sfs_inode_table *t)
 {
-	uint64_t now = now_ns();
+	uint64_t now = sfs_now_ns();
 	GHashTableIter it;
 	gpointer tid, value;
 	GSList *old = NULL;
@@ -542,7 +536,7 @@ static void route_set(struct sfs_inode_table *t, pid_t tid, struct sfs_node *n)
 	fd_hold(t, n->inode);
 	route_drop(t, GINT_TO_POINTER(tid));
 	r->node = n;
-	r->set_ns = now_ns();
+	r->set_ns = sfs_now_ns();
 	r->expires_ns = r->set_ns + SFS_ROUTE_TTL_NS;
 	r->looked_up = false;
 	g_hash_table_insert(t->routes, GINT_TO_POINTER(tid), r);

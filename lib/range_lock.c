@@ -1,5 +1,6 @@
 #include "sfs/range_lock.h"
 #include "sfs/lock_order.h"
+#include "sfs/clock.h"
 
 #include <time.h>
 
@@ -33,13 +34,6 @@ static bool can_grant(const struct sfs_range *r)
 	return true;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void sfs_range_lock(struct sfs_range_lock *l, struct sfs_range *r,
 		    uint64_t off, uint64_t len, bool exclusive)
@@ -60,12 +54,12 @@ void sfs_range_lock(struct sfs_range_lock *l, struct sfs_range *r,
 		l->head = r;
 	l->tail = r;
 	if (!can_grant(r)) {
-		t0 = now_ns();
+		t0 = sfs_now_ns();
 		do
 			pthread_cond_wait(&l->changed, &l->mutex);
 		while (!can_grant(r));
 		__atomic_add_fetch(&stat_waits, 1, __ATOMIC_RELAXED);
-		__atomic_add_fetch(&stat_wait_ns, now_ns() - t0, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&stat_wait_ns, sfs_now_ns() - t0, __ATOMIC_RELAXED);
 	}
 	r->granted = true;
 	pthread_mutex_unlock(&l->mutex);
