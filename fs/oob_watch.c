@@ -283,6 +283,29 @@ static int open_group(struct oob_watch *w, bool preserve)
 	return -1;
 }
 
+static void stop_handler(struct oob_watch *w)
+{
+	struct oob_event *e = g_new0(struct oob_event, 1);
+
+	e->stop = true;
+	g_async_queue_push(w->events, e);
+	pthread_join(w->handler, NULL);
+}
+
+/* Closing the group allows whatever still waits for an answer. */
+static void watch_free(struct oob_watch *w)
+{
+	if (w->stop >= 0)
+		close(w->stop);
+	close(w->fan);
+	g_async_queue_unref(w->events);
+	g_array_free(w->grants, TRUE);
+	g_array_free(w->ended, TRUE);
+	g_array_free(w->passes, TRUE);
+	g_hash_table_destroy(w->named);
+	g_free(w);
+}
+
 struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs, bool preserve)
 {
 	struct oob_watch *w = g_new0(struct oob_watch, 1);
@@ -316,47 +339,23 @@ struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs, bool preserve)
 	    pthread_create(&w->handler, NULL, sfs_oob_handler_main, w))
 		goto fail;
 	if (pthread_create(&w->reader, NULL, reader_main, w)) {
-		struct oob_event *e = g_new0(struct oob_event, 1);
-
-		e->stop = true;
-		g_async_queue_push(w->events, e);
-		pthread_join(w->handler, NULL);
+		stop_handler(w);
 		goto fail;
 	}
 	return w;
 fail:
-	if (w->stop >= 0)
-		close(w->stop);
-	close(w->fan);
-	g_async_queue_unref(w->events);
-	g_array_free(w->grants, TRUE);
-	g_array_free(w->ended, TRUE);
-	g_array_free(w->passes, TRUE);
-	g_hash_table_destroy(w->named);
-	g_free(w);
+	watch_free(w);
 	return NULL;
 }
 
 void sfs_oob_watch_stop(struct oob_watch *w)
 {
-	struct oob_event *e;
 	uint64_t one = 1;
 
 	if (!w)
 		return;
 	if (write(w->stop, &one, sizeof(one)) == sizeof(one))
 		pthread_join(w->reader, NULL);
-	e = g_new0(struct oob_event, 1);
-	e->stop = true;
-	g_async_queue_push(w->events, e);
-	pthread_join(w->handler, NULL);
-	/* Closing the group allows whatever still waits for an answer. */
-	close(w->fan);
-	close(w->stop);
-	g_async_queue_unref(w->events);
-	g_array_free(w->grants, TRUE);
-	g_array_free(w->ended, TRUE);
-	g_array_free(w->passes, TRUE);
-	g_hash_table_destroy(w->named);
-	g_free(w);
+	stop_handler(w);
+	watch_free(w);
 }

@@ -16,28 +16,7 @@
 
 #include "fs.h"
 
-/* 6.14+ (bookworm's headers predate them): K9 in doc/kernel-facts.md. */
-#ifndef FAN_PRE_ACCESS
-#define FAN_PRE_ACCESS 0x00100000
-#endif
-#ifndef FAN_CLASS_PRE_CONTENT
-#define FAN_CLASS_PRE_CONTENT 0x00000008
-#endif
-#ifndef FAN_EVENT_INFO_TYPE_RANGE
-#define FAN_EVENT_INFO_TYPE_RANGE 6
-#endif
-#ifndef FAN_REPORT_TID
-#define FAN_REPORT_TID 0x00000100
-#endif
-#ifndef FAN_MARK_IGNORE
-#define FAN_MARK_IGNORE 0x00000400
-#endif
-#ifndef FAN_MARK_IGNORE_SURV
-#define FAN_MARK_IGNORE_SURV (FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY)
-#endif
-#ifndef FAN_MARK_EVICTABLE
-#define FAN_MARK_EVICTABLE 0x00000200
-#endif
+#include "sfs/fanotify_compat.h"
 
 /* The range record of a pre-content event. */
 struct oob_range_info {

@@ -81,32 +81,8 @@
 #include "mount_util.h"
 #include "test_util.h"
 
-/* ---- what bookworm's headers (linux 6.1) do not have yet ------------- */
-
-#ifndef FAN_PRE_ACCESS
-#define FAN_PRE_ACCESS 0x00100000
-#endif
-#ifndef FAN_CLASS_PRE_CONTENT
-#define FAN_CLASS_PRE_CONTENT 0x00000008
-#endif
-#ifndef FAN_EVENT_INFO_TYPE_RANGE
-#define FAN_EVENT_INFO_TYPE_RANGE 6
-#endif
-#ifndef FAN_DENY_ERRNO
-#define FAN_DENY_ERRNO(err) (FAN_DENY | ((((uint32_t)(err)) & 0xff) << 24))
-#endif
-#ifndef FAN_MARK_IGNORE
-#define FAN_MARK_IGNORE 0x00000400
-#endif
-#ifndef FAN_MARK_IGNORE_SURV
-#define FAN_MARK_IGNORE_SURV (FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY)
-#endif
-#ifndef FAN_MARK_EVICTABLE
-#define FAN_MARK_EVICTABLE 0x00000200
-#endif
-#ifndef FAN_REPORT_TID
-#define FAN_REPORT_TID 0x00000100
-#endif
+/* What bookworm's headers (linux 6.1) do not have yet. */
+#include "sfs/fanotify_compat.h"
 
 /* The range info record of a pre-content event (uapi 6.14). */
 struct kf_range_info {

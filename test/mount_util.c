@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -324,4 +325,46 @@ void test_loop_unmount(struct test_mount *m)
 	if (m->loop_src)
 		umount2(m->src, MNT_DETACH);
 	m->loop_src = false;
+}
+
+/* Every thread of pid in a stop ('T'/'t' in /proc/PID/task/TID/stat)? */
+static bool threads_stopped(pid_t pid)
+{
+	char dir[64], stat_path[PATH_MAX], buf[512];
+	struct dirent *d;
+	bool stopped = true;
+	DIR *tasks;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	tasks = opendir(dir);
+	if (!tasks)
+		return false;
+	while (stopped && (d = readdir(tasks))) {
+		char *paren;
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(stat_path, sizeof(stat_path), "%s/%s/stat", dir, d->d_name);
+		f = fopen(stat_path, "r");
+		if (!f)
+			continue;	/* a thread gone */
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+		paren = strrchr(buf, ')');
+		stopped = paren && (paren[2] == 'T' || paren[2] == 't');
+	}
+	closedir(tasks);
+	return stopped;
+}
+
+bool test_stop_threads(pid_t pid)
+{
+	if (kill(pid, SIGSTOP))
+		return false;
+	for (long end = now_ms() + 10000; now_ms() < end; sleep_ms(5))
+		if (threads_stopped(pid))
+			return true;
+	return false;
 }

@@ -75,6 +75,15 @@ const char *test_stablefs_bin(void);
  * and returns -1 then.
  */
 int test_abort_connection(unsigned minor);
+/*
+ * SIGSTOP pid and wait (up to 10 s) until every thread of it is stopped.
+ * kill() returns before that: a FUSE daemon's thread woken in
+ * read(/dev/fuse) by the signal still takes a request that arrives before
+ * it stops, and a request it has read leaves the sender waiting
+ * uninterruptibly until it is answered; once stopped, its read restarts
+ * only after SIGCONT. False if it could not be stopped.
+ */
+bool test_stop_threads(pid_t pid);
 
 /* fusermount3 flags mnt (e.g. "-u", "-uz"), its output discarded. */
 void test_fusermount(const char *flags, const char *mnt);

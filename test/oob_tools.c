@@ -72,12 +72,7 @@
 #define KiB 1024
 #define MiB (1024 * 1024)
 
-#ifndef FAN_PRE_ACCESS
-#define FAN_PRE_ACCESS 0x00100000
-#endif
-#ifndef FAN_CLASS_PRE_CONTENT
-#define FAN_CLASS_PRE_CONTENT 0x00000008
-#endif
+#include "sfs/fanotify_compat.h"
 
 struct fixture {
 	struct test_mount m;
@@ -1162,38 +1157,6 @@ static void test_write_under_way_at_open(void **state)
 #define HELD_OFF (128 * KiB)
 #define HELD_LEN (64 * KiB)
 
-/* True once every thread of pid is stopped ('T' or 't' in its stat). */
-static bool all_threads_stopped(pid_t pid)
-{
-	char dir[64], path[PATH_MAX], buf[512];
-	bool stopped = true;
-	struct dirent *d;
-	DIR *tasks;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-	tasks = opendir(dir);
-	if (!tasks)
-		return false;
-	while (stopped && (d = readdir(tasks))) {
-		char *paren;
-		FILE *fp;
-
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/stat", dir, d->d_name);
-		fp = fopen(path, "r");
-		if (!fp)
-			continue;	/* a thread gone */
-		if (!fgets(buf, sizeof(buf), fp))
-			buf[0] = '\0';
-		fclose(fp);
-		paren = strrchr(buf, ')');
-		stopped = paren && (paren[2] == 'T' || paren[2] == 't');
-	}
-	closedir(tasks);
-	return stopped;
-}
-
 /* The syscall number pid is in (/proc/PID/syscall), or -1. */
 static long syscall_of(pid_t pid)
 {
@@ -1331,10 +1294,8 @@ static void test_kill9_with_held_writer(void **state)
 
 	/* From here until the kill, this process touches neither MNT nor
 	 * files of SRC opened after the mount: both would wait too. */
-	assert_int_equal(kill(f->m.pid, SIGSTOP), 0);
 	f->daemon_stopped = true;
-	for (long end = now_ms() + 10000; !all_threads_stopped(f->m.pid); sleep_ms(5))
-		assert_true(now_ms() < end);
+	assert_true(test_stop_threads(f->m.pid));
 	assert_int_equal(write(go[1], "g", 1), 1);
 	sleep_ms(300);
 	assert_false(byte_within(done[0], 0));

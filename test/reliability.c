@@ -1187,54 +1187,6 @@ static bool reap(pid_t pid, int *status, unsigned conn)
 	return false;
 }
 
-/* True once every thread of pid is in a stop ('T'/'t' in
- * /proc/PID/task/TID/stat). kill(SIGSTOP) returns before that: a kfuse
- * thread woken in read(/dev/fuse) by the signal still takes a request that
- * arrives before it reaches its stop, and a request it has read (FR_SENT)
- * leaves the sender waiting uninterruptibly until it is answered. Once
- * stopped, its read restarts only after SIGCONT, so our request stays
- * pending, where a fatal signal can still withdraw it. */
-static bool all_threads_stopped(pid_t pid)
-{
-	char dir[64], stat_path[PATH_MAX], buf[512];
-	struct dirent *d;
-	bool stopped = true;
-	DIR *tasks;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-	tasks = opendir(dir);
-	if (!tasks)
-		return false;
-	while (stopped && (d = readdir(tasks))) {
-		char *paren;
-		FILE *f;
-
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(stat_path, sizeof(stat_path), "%s/%s/stat", dir, d->d_name);
-		f = fopen(stat_path, "r");
-		if (!f)
-			continue; /* thread gone */
-		if (!fgets(buf, sizeof(buf), f))
-			buf[0] = '\0';
-		fclose(f);
-		paren = strrchr(buf, ')');
-		stopped = paren && (paren[2] == 'T' || paren[2] == 't');
-	}
-	closedir(tasks);
-	return stopped;
-}
-
-static bool stop_all_threads(pid_t pid)
-{
-	if (kill(pid, SIGSTOP))
-		return false;
-	for (long end = now_ms() + 10000; now_ms() < end; sleep_ms(5))
-		if (all_threads_stopped(pid))
-			return true;
-	return false;
-}
-
 static void test_sigterm_with_stuck_worker(void **state)
 {
 	struct test_mount m = { 0 };
@@ -1263,7 +1215,7 @@ static void test_sigterm_with_stuck_worker(void **state)
 	path_in(path, m.mnt, "f");
 	assert_int_equal(access(path, F_OK), 0);
 	/* Stop SRC's daemon: the next open through MNT blocks a worker. */
-	assert_true(stop_all_threads(kfuse));
+	assert_true(test_stop_threads(kfuse));
 	reader = fork();
 	if (reader == 0) {
 		int fd = open(path, O_RDONLY);
