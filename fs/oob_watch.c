@@ -194,6 +194,45 @@ static void wait_for_unannounced(const char *path)
 			 "user.stablefs.barrier that should not exist\n");
 }
 
+/* With mark_lock: the kernel reports the file at path to us again. */
+static void unignore(struct oob_watch *w, const char *path)
+{
+	/* ENOENT: no mark (never seen, or evicted with its inode). */
+	if (fanotify_mark(w->fan, FAN_MARK_REMOVE | FAN_MARK_IGNORE, w->mask,
+			  AT_FDCWD, path) && errno != ENOENT)
+		fuse_log(FUSE_LOG_ERR, "stablefs: cannot unignore a file for "
+			 "its snapshot: %s\n", strerror(errno));
+}
+
+/*
+ * The first snapshot of a file (none live, no other open arming it):
+ * changes the handler let through while it was unwatched must land first,
+ * then those the kernel never reported. What they made is the file the
+ * snapshot gets; their FAN_MODIFYs still to come are late (ctime is the
+ * new base).
+ */
+static void settle(struct oob_watch *w, struct sfs_inode *inode,
+		   const char *path, int fd)
+{
+	sfs_oob_watch_drain(w);
+	sfs_oob_wait_passes(w, inode->dev, inode->ino);
+	wait_for_unannounced(path);
+	sfs_history_rebase(sfs_inode_history(inode), fd);
+	pthread_mutex_lock(&w->done_lock);
+	inode->oob_settling--;
+	pthread_cond_broadcast(&w->done_cond);
+	pthread_mutex_unlock(&w->done_lock);
+}
+
+/* Another open is settling the file: our snapshot comes after it too. */
+static void wait_settled(struct oob_watch *w, struct sfs_inode *inode)
+{
+	pthread_mutex_lock(&w->done_lock);
+	while (inode->oob_settling)
+		pthread_cond_wait(&w->done_cond, &w->done_lock);
+	pthread_mutex_unlock(&w->done_lock);
+}
+
 /*
  * Before a snapshot of inode is taken: changes from outside must reach us
  * from now on, so its ignore mark goes (the handler adds none while
@@ -215,40 +254,21 @@ void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd)
 	/* Armed already while another open runs or snapshots live. */
 	first = __atomic_fetch_add(&inode->oob_opening, 1, __ATOMIC_ACQ_REL) == 0 &&
 		!sfs_history_has_snaps(sfs_inode_history(inode));
-	/* ENOENT: no mark (never seen, or evicted with its inode). */
-	if (first && fanotify_mark(w->fan, FAN_MARK_REMOVE | FAN_MARK_IGNORE,
-				   w->mask, AT_FDCWD, path) && errno != ENOENT)
-		fuse_log(FUSE_LOG_ERR, "stablefs: cannot unignore a file for "
-			 "its snapshot: %s\n", strerror(errno));
 	if (first) {
+		unignore(w, path);
 		pthread_mutex_lock(&w->done_lock);
-		inode->oob_settling++;
+		inode->oob_settling += w->preserve;
 		pthread_mutex_unlock(&w->done_lock);
 	}
 	sfs_mutex_unlock(&w->mark_lock);
-	if (!first) {
-		/* Another open is settling the file: its snapshot and ours
-		 * must both come after the changes it waits for. */
-		pthread_mutex_lock(&w->done_lock);
-		while (inode->oob_settling)
-			pthread_cond_wait(&w->done_cond, &w->done_lock);
-		pthread_mutex_unlock(&w->done_lock);
+	/* Detection needs only the file's events back: a change that lands
+	 * late is caught by its FAN_MODIFY or the (mtime, size) check. */
+	if (!w->preserve)
 		return;
-	}
-	{
-		/* Changes the handler let through before: all must land
-		 * first, then those the kernel never reported. What they
-		 * made is the file a snapshot now gets; their FAN_MODIFYs
-		 * still to come are late (ctime = the new base). */
-		sfs_oob_watch_drain(w);
-		sfs_oob_wait_passes(w, inode->dev, inode->ino);
-		wait_for_unannounced(path);
-		sfs_history_rebase(sfs_inode_history(inode), fd);
-		pthread_mutex_lock(&w->done_lock);
-		inode->oob_settling--;
-		pthread_cond_broadcast(&w->done_cond);
-		pthread_mutex_unlock(&w->done_lock);
-	}
+	if (first)
+		settle(w, inode, path, fd);
+	else
+		wait_settled(w, inode);
 }
 
 void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode)
