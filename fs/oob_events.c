@@ -35,7 +35,6 @@
 #include "sfs/stats.h"
 #include "sfs/clock.h"
 
-#define PERM_EVENTS (FAN_PRE_ACCESS | FAN_OPEN_PERM)
 #define GRANT_TIMEOUT_NS (2ull * 1000000000ull)
 #define GRANT_POLL_US 1000
 #define MAX_NODES 64

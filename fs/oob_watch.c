@@ -23,145 +23,30 @@
  * the kernel filters its events out (within a few tenths of a us of no
  * watch at all); a snapshot's open removes it first (sfs_oob_watch_arm).
  *
- * Threads. The reader answers the daemon's own permission events at once:
- * our own reads and writes of SRC raise them too, and a worker holding a
- * range lock must never wait for a thread that may wait for that lock.
- * Everything else goes to the handler (oob_events.c), which may wait for
- * range locks and the store.
+ * Threads. The reader (oob_queue.c) answers the daemon's own permission
+ * events at once: our own reads and writes of SRC raise them too, and a
+ * worker holding a range lock must never wait for a thread that may wait
+ * for that lock. Everything else goes to the handler (oob_events.c),
+ * which may wait for range locks and the store. Layers: this file (the
+ * group's life, arming files) -> oob_events.c -> oob_queue.c.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include "oob_watch.h"
 #include "sfs/lock_order.h"
 
-#define PERM_EVENTS (FAN_PRE_ACCESS | FAN_OPEN_PERM)
-
-void sfs_oob_respond(struct oob_watch *w, int fd, uint32_t response)
-{
-	struct fanotify_response r = { .fd = fd, .response = response };
-
-	if (write(w->fan, &r, sizeof(r)) != sizeof(r))
-		fuse_log(FUSE_LOG_ERR, "stablefs: cannot answer a fanotify "
-			 "event: %s\n", strerror(errno));
-}
-
-/* Is tid one of this daemon's threads? tgkill() checks it without /proc. */
-static bool own_thread(pid_t tid)
-{
-	return syscall(SYS_tgkill, getpid(), tid, 0) == 0;
-}
-
-static void parse_info(struct oob_event *e, const struct fanotify_event_metadata *m)
-{
-	const char *p = (const char *)m + m->metadata_len;
-	const char *end = (const char *)m + m->event_len;
-
-	while (p + sizeof(struct fanotify_event_info_header) <= end) {
-		const struct fanotify_event_info_header *h = (const void *)p;
-
-		if (h->len == 0 || p + h->len > end)
-			break;
-		if (h->info_type == FAN_EVENT_INFO_TYPE_RANGE &&
-		    h->len >= sizeof(struct oob_range_info)) {
-			const struct oob_range_info *r = (const void *)p;
-
-			e->has_range = true;
-			e->off = r->offset;
-			e->count = r->count;
-		}
-		p += h->len;
-	}
-}
-
-static void forward(struct oob_watch *w, const struct fanotify_event_metadata *m)
-{
-	struct oob_event *e = g_new0(struct oob_event, 1);
-
-	e->mask = m->mask;
-	e->fd = m->fd;
-	e->tid = m->pid;
-	parse_info(e, m);
-	/* Our own accesses are allowed here and now; the handler only
-	 * decides whether the file can be ignored from now on. */
-	if (m->fd >= 0 && own_thread(m->pid)) {
-		e->own = true;
-		if (m->mask & PERM_EVENTS)
-			sfs_oob_respond(w, m->fd, FAN_ALLOW);
-	}
-	e->seq = ++w->forwarded;
-	g_async_queue_push(w->events, e);
-}
-
-/* Read what is queued in the group now and pass it on. With read_lock. */
-static void read_queued(struct oob_watch *w)
-{
-	char buf[8192] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
-	ssize_t n;
-
-	while ((n = read(w->fan, buf, sizeof(buf))) > 0)
-		for (struct fanotify_event_metadata *m = (void *)buf;
-		     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
-			forward(w, m);
-	if (n == -1 && errno != EAGAIN && errno != EINTR) {
-		/* The handler says it: an overflow-like event. */
-		struct fanotify_event_metadata lost = {
-			.mask = FAN_Q_OVERFLOW, .fd = FAN_NOFD,
-		};
-
-		forward(w, &lost);
-	}
-}
-
-static void *reader_main(void *arg)
-{
-	struct oob_watch *w = arg;
-	struct pollfd pfd[2] = { { w->fan, POLLIN, 0 }, { w->stop, POLLIN, 0 } };
-
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-			struct fanotify_event_metadata lost = {
-				.mask = FAN_Q_OVERFLOW, .fd = FAN_NOFD,
-			};
-
-			pthread_mutex_lock(&w->read_lock);
-			forward(w, &lost);
-			pthread_mutex_unlock(&w->read_lock);
-			break;
-		}
-		if (pfd[1].revents)
-			break;
-		pthread_mutex_lock(&w->read_lock);
-		read_queued(w);
-		pthread_mutex_unlock(&w->read_lock);
-	}
-	return NULL;
-}
-
 /*
  * Events arrive late. Before a snapshot is taken, every event already
  * queued must be handled: a change made before the open belongs to the
  * snapshot's content, and must not be taken for a change after it.
  */
-uint64_t sfs_oob_read_now(struct oob_watch *w)
-{
-	uint64_t last;
-
-	pthread_mutex_lock(&w->read_lock);
-	read_queued(w);
-	last = w->forwarded;
-	pthread_mutex_unlock(&w->read_lock);
-	return last;
-}
-
 void sfs_oob_watch_drain(struct oob_watch *w)
 {
 	uint64_t target;
@@ -358,7 +243,7 @@ struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs, bool preserve)
 	if (w->stop < 0 ||
 	    pthread_create(&w->handler, NULL, sfs_oob_handler_main, w))
 		goto fail;
-	if (pthread_create(&w->reader, NULL, reader_main, w)) {
+	if (pthread_create(&w->reader, NULL, sfs_oob_reader_main, w)) {
 		stop_handler(w);
 		goto fail;
 	}

@@ -18,6 +18,9 @@
 
 #include "sfs/fanotify_compat.h"
 
+/* The events that hold the accessing thread until answered. */
+#define PERM_EVENTS (FAN_PRE_ACCESS | FAN_OPEN_PERM)
+
 /* The range record of a pre-content event. */
 struct oob_range_info {
 	struct fanotify_event_info_header hdr;
@@ -83,14 +86,15 @@ struct oob_watch {
 	GHashTable *named;
 };
 
-/* Read what the group has queued now and pass it on (takes read_lock);
- * returns the seq of the last event passed on. */
+/* oob_queue.c: read what the group has queued now and pass it on (takes
+ * read_lock); returns the seq of the last event passed on. */
 uint64_t sfs_oob_read_now(struct oob_watch *w);
-
-/* Answer a permission event. */
+/* oob_queue.c: answer a permission event. */
 void sfs_oob_respond(struct oob_watch *w, int fd, uint32_t response);
+/* oob_queue.c: the reader thread (polls the group and w->stop). */
+void *sfs_oob_reader_main(void *arg);
 
-/* The handler thread (oob_events.c). */
+/* oob_events.c: the handler thread. */
 void *sfs_oob_handler_main(void *arg);
 
 /* Wait until no change let through to (dev, ino) may still land. */
