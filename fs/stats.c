@@ -38,6 +38,8 @@ size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size)
 	PUT(",\"store_files\":%llu", (unsigned long long)st.files);
 	PUT(",\"snapshot_clones_total\":%llu", (unsigned long long)st.clones);
 	PUT(",\"bytes_cloned_total\":%llu", (unsigned long long)st.bytes_cloned);
+	PUT(",\"snapshot_clones_declined\":%llu",
+	    (unsigned long long)st.clones_declined);
 	PUT(",\"clones\":%d", sfs_store_clones(fs->store));
 	PUT(",\"max_preserve\":%llu", (unsigned long long)fs->opts.max_preserve);
 	PUT(",\"range_lock_waits\":%llu", (unsigned long long)rs.waits);

@@ -18,6 +18,7 @@ struct sfs_store {
 	bool clones;			/* snapshots are clones taken at open */
 	uint64_t bytes_live, bytes_copied, bytes_reflinked, files; /* atomic */
 	uint64_t clones_made, bytes_cloned;	/* atomic */
+	uint64_t clones_declined;		/* atomic */
 };
 
 static int open_tmpfile(int dirfd)
@@ -201,6 +202,26 @@ int sfs_store_copy(struct sfs_store *s, int src, uint64_t src_off, int dst,
  * A clone shares every block with src until src changes, but it may come
  * to hold all of them: it counts in full against the cap, as a copy would.
  */
+/*
+ * Has fd more than max extents? FIEMAP asked for max + 1 of them stops
+ * there, so finding out costs at most that many. Unknown (no FIEMAP):
+ * no.
+ */
+static bool too_many_extents(int fd, unsigned max)
+{
+	size_t size = sizeof(struct fiemap) + (max + 1) * sizeof(struct fiemap_extent);
+	struct fiemap *fm = calloc(1, size);
+	bool many;
+
+	if (!fm)
+		return true;
+	fm->fm_length = FIEMAP_MAX_OFFSET;
+	fm->fm_extent_count = max + 1;
+	many = ioctl(fd, FS_IOC_FIEMAP, fm) == 0 && fm->fm_mapped_extents > max;
+	free(fm);
+	return many;
+}
+
 int sfs_store_clone(struct sfs_store *s, int src, int dst, uint64_t dst_off,
 		    uint64_t len)
 {
@@ -208,8 +229,13 @@ int sfs_store_clone(struct sfs_store *s, int src, int dst, uint64_t dst_off,
 		.src_fd = src, .src_offset = 0, .src_length = 0, /* to EOF */
 		.dest_offset = dst_off,
 	};
-	int err = reserve(s, len);
+	int err;
 
+	if (too_many_extents(src, SFS_CLONE_MAX_EXTENTS)) {
+		__atomic_add_fetch(&s->clones_declined, 1, __ATOMIC_RELAXED);
+		return E2BIG;
+	}
+	err = reserve(s, len);
 	if (err)
 		return err;
 	if (ioctl(dst, FICLONERANGE, &r) == -1) {
@@ -268,5 +294,6 @@ void sfs_store_stats_get(struct sfs_store *s, struct sfs_store_stats *out)
 	out->bytes_reflinked = __atomic_load_n(&s->bytes_reflinked, __ATOMIC_RELAXED);
 	out->files = __atomic_load_n(&s->files, __ATOMIC_RELAXED);
 	out->clones = __atomic_load_n(&s->clones_made, __ATOMIC_RELAXED);
+	out->clones_declined = __atomic_load_n(&s->clones_declined, __ATOMIC_RELAXED);
 	out->bytes_cloned = __atomic_load_n(&s->bytes_cloned, __ATOMIC_RELAXED);
 }
