@@ -451,7 +451,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (cmd.show_version) {
+		/* Like sshfs: ours, then libfuse's at build and at run time. */
 		printf("stablefs version %s\n", STABLEFS_VERSION);
+		printf("libfuse version %s (built with %d.%d)\n", fuse_pkgversion(),
+		       FUSE_MAJOR_VERSION, FUSE_MINOR_VERSION);
 		fflush(stdout);	/* libfuse prints through its own stream */
 		fuse_lowlevel_version();
 		res = 0;

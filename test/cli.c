@@ -114,8 +114,10 @@ static const struct cli_case info_cases[] = {
 	  { "usage", "SRC", "MNT", "store=", "max_preserve=", "snapshot=", "oob=", NULL } },
 	{ "--help", { "--help", NULL }, EXIT_0, NULL, NULL,
 	  { "usage", "SRC", "MNT", "store=", "max_preserve=", "snapshot=", "oob=", NULL } },
-	{ "-V", { "-V", NULL }, EXIT_0, NULL, NULL, { "stablefs", "version", NULL } },
-	{ "--version", { "--version", NULL }, EXIT_0, NULL, NULL, { "stablefs", "version", NULL } },
+	{ "-V", { "-V", NULL }, EXIT_0, NULL, NULL,
+	  { "stablefs", "version", STABLEFS_VERSION, "libfuse", NULL } },
+	{ "--version", { "--version", NULL }, EXIT_0, NULL, NULL,
+	  { "stablefs", "version", STABLEFS_VERSION, "libfuse", NULL } },
 };
 
 /* ---- small helpers ---------------------------------------------------- */
