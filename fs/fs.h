@@ -111,26 +111,26 @@ static inline void sfs_fd_put(fuse_req_t req, struct sfs_inode *inode)
 	sfs_inode_fd_put(sfs_fs_of(req)->inodes, inode);
 }
 
+/* inode_fd.c: helpers on an inode's fds, below every op. */
 /* "/proc/self/fd/N" for an O_PATH fd: reopens or names exactly that inode. */
 #define SFS_PROC_PATH_MAX 32
 void sfs_proc_path(char buf[SFS_PROC_PATH_MAX], int fd);
-
+/* fstat of any fd (O_PATH, symlinks included): 0 or errno. */
+int sfs_stat_fd(int fd, struct stat *st);
 /* Look name up below parent and fill e (one kernel lookup accounted). */
 int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 		  struct fuse_entry_param *e);
-
 /* Fill e for an inode we hold an O_PATH fd to (consumed); one lookup. */
 int sfs_entry_from_fd(fuse_req_t req, int path_fd, struct fuse_entry_param *e);
+/* A readable fd of inode's live file (callers close it), or -errno. */
+int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode);
 
+/* ops_entry.c: attributes shared with the other ops. */
 /* Attributes of node for the kernel (a snapshot node shows its version). */
 int sfs_node_stat(fuse_req_t req, struct sfs_node *node, int fd, struct stat *st);
-
 /* A change of metadata only (no data) was made to inode through MNT;
  * fd: its open file's fd, or -1. */
 void sfs_note_meta_change(fuse_req_t req, struct sfs_inode *inode, int fd);
-
-/* A readable fd of inode's live file (callers close it), or -errno. */
-int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode);
 
 /*
  * A page-cache range a request must evict before it replies (evictor.c):
@@ -263,7 +263,8 @@ void sfs_handles_close_all(struct sfs_fs *fs);
 void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f);
 void sfs_dir_close(void *d);
 
-/* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
+/* creds.c: run the rest of an op with the caller's fsuid/fsgid/groups (if
+ * root) and, with DONT_MASK, the caller's umask. */
 int sfs_become_caller(fuse_req_t req);
 void sfs_become_daemon(fuse_req_t req);
 
