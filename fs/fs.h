@@ -196,14 +196,14 @@ int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
 		    const struct sfs_copy_source *src, int (*apply)(void *arg),
 		    void *arg);
 
-/* Drop [off, off + len) of inode from the kernel's page cache, now. */
-void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
-	       uint64_t len);
-
 /* Change the size of inode (through fd if >= 0, else its O_PATH path_fd)
  * by the modify protocol; the range to evict is added to ev. */
 int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
 		 off_t size, struct sfs_eviction *ev);
+
+/* Drop [off, off + len) of inode from the kernel's page cache, now. */
+void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
+	       uint64_t len);
 
 /* Answer a read of a snapshot handle (snapshot_io.c). */
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);
