@@ -5,6 +5,7 @@
 #ifndef SFS_FS_H
 #define SFS_FS_H
 
+#include <dirent.h>
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 #include <limits.h>
@@ -53,6 +54,13 @@ struct sfs_file {
 	unsigned inflight;		/* atomic */
 	/* Lock owners that first locked through this handle (ops_lock.c). */
 	unsigned lock_owners;		/* atomic */
+};
+
+/* An open directory (ops_dir.c): fi->fh points to one. */
+struct sfs_dir {
+	DIR *dp;
+	off_t offset;		/* cookie of the entry after `entry` */
+	struct dirent *entry;	/* read but not yet returned, or NULL */
 };
 
 extern const struct fuse_lowlevel_ops sfs_ops;
@@ -253,13 +261,14 @@ void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd);
 void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode);
 
 /*
- * Handles the kernel may never release (handles.c): tracked from open to
- * release; what is left when the session ends is closed by close_all.
+ * handles.c: the lifetimes of file and directory handles. Handles the
+ * kernel may never release are tracked from open to release; what is left
+ * when the session ends is closed by close_all.
  */
 void sfs_handle_track_file(struct sfs_file *f, bool on);
 void sfs_handle_track_dir(void *d, bool on);
 void sfs_handles_close_all(struct sfs_fs *fs);
-/* Close a file handle (ops_file.c) / a directory handle (ops_dir.c). */
+/* Close a file handle / a directory handle (struct sfs_dir). */
 void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f);
 void sfs_dir_close(void *d);
 

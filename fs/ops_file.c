@@ -217,20 +217,6 @@ static struct sfs_file *file_new(int fd, struct sfs_node *node,
 	return f;
 }
 
-/* Close f and give its node back (node_release also ends the snapshot). */
-void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f)
-{
-	close(f->fd);
-	/* No writer left, so no WRITE in flight: live reads from now on are
-	 * the only ones a later writer must evict after (sfs_op_write_buf). */
-	if (f->writable &&
-	    __atomic_sub_fetch(&f->inode->writers, 1, __ATOMIC_ACQ_REL) == 0)
-		__atomic_store_n(&f->inode->live_reads, false, __ATOMIC_RELEASE);
-	if (f->bound)
-		sfs_node_release(fs->inodes, f->node);
-	free(f);
-}
-
 static void file_free(struct sfs_fs *fs, struct sfs_file *f)
 {
 	sfs_handle_track_file(f, false);
