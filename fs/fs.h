@@ -5,6 +5,7 @@
 #ifndef SFS_FS_H
 #define SFS_FS_H
 
+#include <dirent.h>
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 #include <limits.h>
@@ -53,6 +54,13 @@ struct sfs_file {
 	unsigned inflight;		/* atomic */
 	/* Lock owners that first locked through this handle (ops_lock.c). */
 	unsigned lock_owners;		/* atomic */
+};
+
+/* An open directory (ops_dir.c): fi->fh points to one. */
+struct sfs_dir {
+	DIR *dp;
+	off_t offset;		/* cookie of the entry after `entry` */
+	struct dirent *entry;	/* read but not yet returned, or NULL */
 };
 
 extern const struct fuse_lowlevel_ops sfs_ops;
@@ -111,26 +119,26 @@ static inline void sfs_fd_put(fuse_req_t req, struct sfs_inode *inode)
 	sfs_inode_fd_put(sfs_fs_of(req)->inodes, inode);
 }
 
+/* inode_fd.c: helpers on an inode's fds, below every op. */
 /* "/proc/self/fd/N" for an O_PATH fd: reopens or names exactly that inode. */
 #define SFS_PROC_PATH_MAX 32
 void sfs_proc_path(char buf[SFS_PROC_PATH_MAX], int fd);
-
+/* fstat of any fd (O_PATH, symlinks included): 0 or errno. */
+int sfs_stat_fd(int fd, struct stat *st);
 /* Look name up below parent and fill e (one kernel lookup accounted). */
 int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 		  struct fuse_entry_param *e);
-
 /* Fill e for an inode we hold an O_PATH fd to (consumed); one lookup. */
 int sfs_entry_from_fd(fuse_req_t req, int path_fd, struct fuse_entry_param *e);
+/* A readable fd of inode's live file (callers close it), or -errno. */
+int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode);
 
+/* ops_entry.c: attributes shared with the other ops. */
 /* Attributes of node for the kernel (a snapshot node shows its version). */
 int sfs_node_stat(fuse_req_t req, struct sfs_node *node, int fd, struct stat *st);
-
 /* A change of metadata only (no data) was made to inode through MNT;
  * fd: its open file's fd, or -1. */
 void sfs_note_meta_change(fuse_req_t req, struct sfs_inode *inode, int fd);
-
-/* A readable fd of inode's live file (callers close it), or -errno. */
-int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode);
 
 /*
  * A page-cache range a request must evict before it replies (evictor.c):
@@ -196,14 +204,14 @@ int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
 		    const struct sfs_copy_source *src, int (*apply)(void *arg),
 		    void *arg);
 
-/* Drop [off, off + len) of inode from the kernel's page cache, now. */
-void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
-	       uint64_t len);
-
 /* Change the size of inode (through fd if >= 0, else its O_PATH path_fd)
  * by the modify protocol; the range to evict is added to ev. */
 int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
 		 off_t size, struct sfs_eviction *ev);
+
+/* Drop [off, off + len) of inode from the kernel's page cache, now. */
+void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
+	       uint64_t len);
 
 /* Answer a read of a snapshot handle (snapshot_io.c). */
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);
@@ -253,17 +261,19 @@ void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd);
 void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode);
 
 /*
- * Handles the kernel may never release (handles.c): tracked from open to
- * release; what is left when the session ends is closed by close_all.
+ * handles.c: the lifetimes of file and directory handles. Handles the
+ * kernel may never release are tracked from open to release; what is left
+ * when the session ends is closed by close_all.
  */
 void sfs_handle_track_file(struct sfs_file *f, bool on);
 void sfs_handle_track_dir(void *d, bool on);
 void sfs_handles_close_all(struct sfs_fs *fs);
-/* Close a file handle (ops_file.c) / a directory handle (ops_dir.c). */
+/* Close a file handle / a directory handle (struct sfs_dir). */
 void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f);
 void sfs_dir_close(void *d);
 
-/* Run the rest of an op with the caller's fsuid/fsgid/groups (if root). */
+/* creds.c: run the rest of an op with the caller's fsuid/fsgid/groups (if
+ * root) and, with DONT_MASK, the caller's umask. */
 int sfs_become_caller(fuse_req_t req);
 void sfs_become_daemon(fuse_req_t req);
 

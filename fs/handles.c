@@ -4,7 +4,9 @@
  * background after the last close and nothing waits for them: an unmount
  * aborts the connection and drops those not read yet (valgrind saw a
  * directory handle and its DIR lost this way). After the session loop
- * ends, whatever is left is closed here.
+ * ends, whatever is left is closed here. Closing a handle lives here too
+ * (release and the ops' own error paths call down to it), so this file
+ * never calls back up into the ops that open handles.
  */
 #include <dirent.h>
 #include <stdlib.h>
@@ -35,6 +37,28 @@ void sfs_handle_track_file(struct sfs_file *f, bool on)
 void sfs_handle_track_dir(void *d, bool on)
 {
 	track(&dirs, d, on);
+}
+
+/* Close f and give its node back (node_release also ends the snapshot). */
+void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f)
+{
+	close(f->fd);
+	/* No writer left, so no WRITE in flight: live reads from now on are
+	 * the only ones a later writer must evict after (sfs_op_write_buf). */
+	if (f->writable &&
+	    __atomic_sub_fetch(&f->inode->writers, 1, __ATOMIC_ACQ_REL) == 0)
+		__atomic_store_n(&f->inode->live_reads, false, __ATOMIC_RELEASE);
+	if (f->bound)
+		sfs_node_release(fs->inodes, f->node);
+	free(f);
+}
+
+void sfs_dir_close(void *handle)
+{
+	struct sfs_dir *d = handle;
+
+	closedir(d->dp);
+	free(d);
 }
 
 static void close_file(gpointer f, gpointer unused, gpointer fs)

@@ -32,8 +32,10 @@
  * before sending the WRITE.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -176,4 +178,42 @@ int sfs_modify(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
 {
 	return sfs_modify_from(req, inode, attr_fd, off, len, ev, NULL,
 			       apply, arg);
+}
+
+struct size_args {
+	int fd, path_fd;
+	off_t size;
+};
+
+static int apply_size(void *arg)
+{
+	struct size_args *a = arg;
+	char path[SFS_PROC_PATH_MAX];
+
+	if (a->fd >= 0)
+		return ftruncate(a->fd, a->size) ? errno : 0;
+	sfs_proc_path(path, a->path_fd);
+	return truncate(path, a->size) ? errno : 0;
+}
+
+/*
+ * Truncation changes [new size, end); growing zero-fills [old size, new
+ * size), beyond the bytes anyone could have read. Both are covered by
+ * [min(old, new), end), with old read before locking: a concurrent size
+ * change holds its own lock, and only ever moves what we lock further out.
+ */
+int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
+		 off_t size, struct sfs_eviction *ev)
+{
+	struct size_args a = { .fd = fd, .path_fd = path_fd, .size = size };
+	struct stat st;
+	off_t from = size;
+
+	if (size < 0)
+		return EINVAL;
+	if (fstatat(fd >= 0 ? fd : path_fd, "", &st, AT_EMPTY_PATH) == 0 &&
+	    st.st_size < from)
+		from = st.st_size;
+	return sfs_modify(req, inode, fd >= 0 ? fd : path_fd, (uint64_t)from,
+			  SFS_RANGE_EOF, ev, apply_size, &a);
 }

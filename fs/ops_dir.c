@@ -13,12 +13,6 @@
 
 #include "fs.h"
 
-struct sfs_dir {
-	DIR *dp;
-	off_t offset;		/* cookie of the entry after `entry` */
-	struct dirent *entry;	/* read but not yet returned, or NULL */
-};
-
 static struct sfs_dir *dir_of(struct fuse_file_info *fi)
 {
 	return (struct sfs_dir *)(uintptr_t)fi->fh;
@@ -58,14 +52,6 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		sfs_handle_track_dir(d, false);
 		sfs_dir_close(d);
 	}
-}
-
-void sfs_dir_close(void *handle)
-{
-	struct sfs_dir *d = handle;
-
-	closedir(d->dp);
-	free(d);
 }
 
 static bool is_dot_or_dotdot(const char *name)

@@ -7,162 +7,29 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdio.h>
-#include <string.h>
+#include <stdio.h>	/* renameat2 */
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include "fs.h"
-#include "sfs/cred.h"
 #include "sfs/paths.h"
-
-void sfs_proc_path(char buf[SFS_PROC_PATH_MAX], int fd)
-{
-	snprintf(buf, SFS_PROC_PATH_MAX, "/proc/self/fd/%d", fd);
-}
-
-static int stat_fd(int fd, struct stat *st)
-{
-	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? errno : 0;
-}
-
-int sfs_entry_from_fd(fuse_req_t req, int path_fd, struct fuse_entry_param *e)
-{
-	struct sfs_fs *fs = sfs_fs_of(req);
-	struct sfs_node *node;
-	int err;
-
-	memset(e, 0, sizeof(*e));
-	err = stat_fd(path_fd, &e->attr);
-	if (err) {
-		close(path_fd);
-		return err;
-	}
-	/* The thread matters: an ESTALE may have routed its next lookup. */
-	node = sfs_itable_lookup(fs->inodes, path_fd, &e->attr,
-				 fuse_req_ctx(req)->pid);
-	if (!node)
-		return errno;
-	sfs_node_attr(fs->inodes, node, &e->attr);
-	e->ino = sfs_nodeid(fs, node);
-	e->attr_timeout = fs->opts.timeout;
-	e->entry_timeout = fs->opts.timeout;
-	return 0;
-}
 
 int sfs_node_stat(fuse_req_t req, struct sfs_node *node, int fd, struct stat *st)
 {
 	int err;
 
 	if (fd >= 0) {
-		err = stat_fd(fd, st);
+		err = sfs_stat_fd(fd, st);
 	} else if ((fd = sfs_fd_get(req, node->inode)) < 0) {
 		err = errno;
 	} else {
-		err = stat_fd(fd, st);
+		err = sfs_stat_fd(fd, st);
 		sfs_fd_put(req, node->inode);
 	}
 	if (!err)
 		sfs_node_attr(sfs_fs_of(req)->inodes, node, st);
 	return err;
-}
-
-int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode)
-{
-	char path[SFS_PROC_PATH_MAX];
-	int fd = sfs_inode_fd_get(t, inode);
-
-	if (fd < 0)
-		return -errno;
-	sfs_proc_path(path, fd);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
-	if (fd == -1 && errno == EPERM)	/* O_NOATIME needs ownership */
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		fd = -errno;
-	sfs_inode_fd_put(t, inode);
-	return fd;
-}
-
-int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
-		  struct fuse_entry_param *e)
-{
-	int dir_fd, fd, err;
-
-	if (!sfs_name_is_safe(name))
-		return EINVAL;
-	dir_fd = sfs_fd_get(req, parent);
-	if (dir_fd < 0)
-		return errno;
-	/* O_NOFOLLOW: a symlink is an entry of its own, never followed here. */
-	fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	err = fd == -1 ? errno : 0;
-	sfs_fd_put(req, parent);
-	if (err == ENOENT)	/* a retried open ends here: its route too */
-		sfs_itable_route_cancel(sfs_fs_of(req)->inodes,
-					fuse_req_ctx(req)->pid);
-	return err ? err : sfs_entry_from_fd(req, fd, e);
-}
-
-/*
- * umask is per fs_struct, which threads share: each worker takes its own
- * (unshare(CLONE_FS), as qemu's virtiofsd does) before setting the
- * caller's, so one request's umask never leaks into another's.
- */
-static int use_callers_umask(mode_t umask_value)
-{
-	static __thread bool own_fs_struct;
-
-	if (!own_fs_struct) {
-		if (unshare(CLONE_FS) == -1)
-			return errno;
-		own_fs_struct = true;
-	}
-	umask(umask_value);
-	return 0;
-}
-
-/* Did this thread switch for the request it is serving? */
-static __thread bool switched;
-
-int sfs_become_caller(fuse_req_t req)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct sfs_cred c = { .uid = ctx->uid, .gid = ctx->gid };
-	struct sfs_fs *fs = sfs_fs_of(req);
-	int err;
-
-	if (fs->apply_umask && (err = use_callers_umask(ctx->umask)))
-		return err;
-	/*
-	 * A root caller acts as the root daemon already does: new files get
-	 * uid and gid 0 either way, and root's rights do not come from its
-	 * groups. Skipping the switch saves reading /proc/PID/status (the
-	 * groups) and six syscalls per create.
-	 */
-	if (!fs->switch_creds || (ctx->uid == 0 && ctx->gid == 0))
-		return 0;
-	c.ngroups = fuse_req_getgroups(req, SFS_MAX_GROUPS, c.groups);
-	if (c.ngroups < 0)
-		c.ngroups = 0;	/* the caller exited: no supplementary rights */
-	if (c.ngroups > SFS_MAX_GROUPS)
-		c.ngroups = SFS_MAX_GROUPS;
-	err = sfs_cred_enter(&c);
-	switched = !err;
-	return err;
-}
-
-void sfs_become_daemon(fuse_req_t req)
-{
-	(void)req;
-	if (!switched)
-		return;
-	switched = false;
-	if (sfs_cred_leave())
-		fuse_log(FUSE_LOG_ERR, "stablefs: cannot restore credentials: "
-			 "thread keeps the caller's (lesser) rights\n");
 }
 
 void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -282,7 +149,7 @@ static mode_t setattr_setid_kill(fuse_req_t req, int path_fd, int valid)
 
 	if (!chown && !(valid & FUSE_SET_ATTR_SIZE))
 		return 0;
-	if (fuse_req_ctx(req)->uid == 0 || stat_fd(path_fd, &st))
+	if (fuse_req_ctx(req)->uid == 0 || sfs_stat_fd(path_fd, &st))
 		return 0;
 	return sfs_setid_to_kill(req, &st, chown);
 }

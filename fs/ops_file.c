@@ -217,20 +217,6 @@ static struct sfs_file *file_new(int fd, struct sfs_node *node,
 	return f;
 }
 
-/* Close f and give its node back (node_release also ends the snapshot). */
-void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f)
-{
-	close(f->fd);
-	/* No writer left, so no WRITE in flight: live reads from now on are
-	 * the only ones a later writer must evict after (sfs_op_write_buf). */
-	if (f->writable &&
-	    __atomic_sub_fetch(&f->inode->writers, 1, __ATOMIC_ACQ_REL) == 0)
-		__atomic_store_n(&f->inode->live_reads, false, __ATOMIC_RELEASE);
-	if (f->bound)
-		sfs_node_release(fs->inodes, f->node);
-	free(f);
-}
-
 static void file_free(struct sfs_fs *fs, struct sfs_file *f)
 {
 	sfs_handle_track_file(f, false);
@@ -576,44 +562,6 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 			 shifts ? SFS_RANGE_EOF : (uint64_t)len,
 			 shifts || zeroes ? &ev : NULL, apply_fallocate, &a);
 	sfs_reply_err_after(req, &ev, err);
-}
-
-struct size_args {
-	int fd, path_fd;
-	off_t size;
-};
-
-static int apply_size(void *arg)
-{
-	struct size_args *a = arg;
-	char path[SFS_PROC_PATH_MAX];
-
-	if (a->fd >= 0)
-		return ftruncate(a->fd, a->size) ? errno : 0;
-	sfs_proc_path(path, a->path_fd);
-	return truncate(path, a->size) ? errno : 0;
-}
-
-/*
- * Truncation changes [new size, end); growing zero-fills [old size, new
- * size), beyond the bytes anyone could have read. Both are covered by
- * [min(old, new), end), with old read before locking: a concurrent size
- * change holds its own lock, and only ever moves what we lock further out.
- */
-int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
-		 off_t size, struct sfs_eviction *ev)
-{
-	struct size_args a = { .fd = fd, .path_fd = path_fd, .size = size };
-	struct stat st;
-	off_t from = size;
-
-	if (size < 0)
-		return EINVAL;
-	if (fstatat(fd >= 0 ? fd : path_fd, "", &st, AT_EMPTY_PATH) == 0 &&
-	    st.st_size < from)
-		from = st.st_size;
-	return sfs_modify(req, inode, fd >= 0 ? fd : path_fd, (uint64_t)from,
-			  SFS_RANGE_EOF, ev, apply_size, &a);
 }
 
 void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
