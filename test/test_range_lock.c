@@ -181,6 +181,17 @@ static void test_writer_not_starved(void **state)
 	finish(&r2);
 }
 
+/* Is a request queued after r in the lock (under its mutex)? */
+static bool queued_behind(struct sfs_range *r)
+{
+	bool queued;
+
+	pthread_mutex_lock(&L.mutex);
+	queued = r->next != NULL;
+	pthread_mutex_unlock(&L.mutex);
+	return queued;
+}
+
 static void test_wait_counters(void **state)
 {
 	struct sfs_range_stats before, after;
@@ -191,6 +202,11 @@ static void test_wait_counters(void **state)
 	start(&a, 0, 10, true);
 	assert_true(granted_within(&a, 1000));
 	start(&b, 5, 10, true);
+	/* Under load b's thread may take long to start: wait until its
+	 * request is queued behind a's (it then waits until a is done). */
+	for (int i = 0; i < 10000 && !queued_behind(&a.r); i++)
+		sleep_ms(1);
+	assert_true(queued_behind(&a.r));
 	assert_false(granted_within(&b, 30));
 	finish(&a);
 	assert_true(granted_within(&b, 1000));
