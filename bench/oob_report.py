@@ -13,6 +13,9 @@ import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchfmt import fmt  # noqa: E402
+
 # (section, row ids or None for all timed rows, config, reference config,
 #  bound, description)
 IO = ["pwrite4k", "pread4k", "pwrite1m", "openclose", "create", "again"]
@@ -38,17 +41,6 @@ GOALS = [
     ("pres_xfs", ["write_ms", "total_ms"], "pres_idle_off", "pres", 2.0,
      "XFS clone=off: rewrite under a snapshot (reader idle) <= 2x without"),
 ]
-
-
-def fmt(v):
-    if v is None:
-        return "-"
-    a = abs(v)
-    if a >= 100:
-        return "%.0f" % v
-    if a >= 10:
-        return "%.1f" % v
-    return "%.2f" % v
 
 
 def tsv(path):

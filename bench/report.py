@@ -14,6 +14,9 @@ import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchfmt import fmt  # noqa: E402
+
 TARGETS = [("raw", "raw SRC"), ("pll", "passthrough_ll"), ("sfs", "stablefs")]
 
 # (description, row id, kind, bound, reference row id for "vs raw read()")
@@ -35,17 +38,6 @@ GOALS = [
     ("XFS (reflink) overwrite under a snapshot reader <= 1.1x the time without", "snap.xfs.reader", "self", ("<=", 1.1), "snap.xfs.plain"),
     ("daemon memory per preserved extent <= 200 bytes", "mem.extent", "abs", ("<=", 200.0), None),
 ]
-
-
-def fmt(v):
-    if v is None:
-        return "-"
-    a = abs(v)
-    if a >= 100:
-        return "%.0f" % v
-    if a >= 10:
-        return "%.1f" % v
-    return "%.2f" % v
 
 
 def load(d):
