@@ -1,4 +1,5 @@
 #include "sfs/history.h"
+#include "sfs/clock.h"
 #include "sfs/lock_order.h"
 
 #include <errno.h>
@@ -264,11 +265,6 @@ bool sfs_history_mark_oob(struct sfs_history *h, int fd, bool exact)
 	return marked;
 }
 
-static bool same_ts(struct timespec a, struct timespec b)
-{
-	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
 void sfs_history_meta_changed(struct sfs_history *h, int fd)
 {
 	struct stat st;
@@ -287,8 +283,8 @@ bool sfs_snap_times_frozen(struct sfs_history *h, const struct sfs_snap *snap,
 
 	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	frozen = node_version != h->version ||
-		 (!same_ts(live->st_ctim, snap->ctime) &&
-		  !same_ts(live->st_ctim, h->meta_ctime));
+		 (!sfs_time_equal(live->st_ctim, snap->ctime) &&
+		  !sfs_time_equal(live->st_ctim, h->meta_ctime));
 	sfs_mutex_unlock(&h->mutex);
 	return frozen;
 }

@@ -1114,11 +1114,6 @@ struct sfs_snap *sfs_node_snap(struct sfs_inode_table *t, struct sfs_node *n)
 	return snap;
 }
 
-static bool same_time(struct timespec a, struct timespec b)
-{
-	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
 bool sfs_node_told_differs(struct sfs_inode_table *t, struct sfs_node *n,
 			   const struct sfs_snap *s)
 {
@@ -1127,8 +1122,8 @@ bool sfs_node_told_differs(struct sfs_inode_table *t, struct sfs_node *n,
 	sfs_mutex_lock(&t->lock, SFS_RANK_TABLE);
 	differs = n->mode != SFS_NODE_READ && n->told_attrs &&
 		  n->told_version == s->version &&
-		  (n->told_size != s->size || !same_time(n->told_mtime, s->mtime) ||
-		   !same_time(n->told_ctime, s->ctime));
+		  (n->told_size != s->size || !sfs_time_equal(n->told_mtime, s->mtime) ||
+		   !sfs_time_equal(n->told_ctime, s->ctime));
 	sfs_mutex_unlock(&t->lock);
 	return differs;
 }
