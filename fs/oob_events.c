@@ -405,7 +405,6 @@ static void handle_event(struct oob_watch *w, struct oob_event *e)
 		bool granted = complete_grants_of(w, e->tid, &st) ||
 			       ended_grant_of(w, e, &st);
 
-
 		if (passes_pending(w))
 			end_passes(w, e->tid, &st);
 		if (e->mask & PERM_EVENTS) {
