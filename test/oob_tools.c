@@ -173,6 +173,25 @@ static long long counter_reaches(const char *mnt, const char *name, long long wa
 	return v;
 }
 
+/*
+ * A failed snapshot read drops the cached pages of the file's nodes (live
+ * and snapshot, one count each) on the evictor thread (fs/evictor.c),
+ * after the reply: wait until evictions beyond `before` are done and no
+ * more follow for 100 ms, or the next read may still meet cached pages.
+ */
+static void wait_eviction_after(const char *mnt, long long before)
+{
+	long long seen = counter_reaches(mnt, "evictions", before + 1), now;
+
+	assert_true(seen > before);
+	for (;; seen = now) {
+		sleep_ms(100);
+		now = mount_counter(mnt, "evictions");
+		if (now == seen)
+			break;
+	}
+}
+
 /* ---- versions whose every block says what it is ---------------------- */
 
 #define NFILES 20
@@ -894,13 +913,15 @@ static void print_oob_counters(const char *mnt)
 static void test_premount_writer_ext4(void **state)
 {
 	struct fixture *f = *state;
+	long long evictions;
 
 	if (!kernel_has_pre_content(f->m.src))
 		skip();
 	premount_writer_setup(f, "oob=preserve");
+	evictions = mount_counter(f->m.mnt, "evictions");
 	write_through_early_fd(f);
 	assert_true(counter_reaches(f->m.mnt, "oob_unpreserved", 1) >= 1);
-	sleep_ms(200);		/* the eviction runs on the evictor thread (oob.c) */
+	wait_eviction_after(f->m.mnt, evictions);
 	print_oob_counters(f->m.mnt);
 	assert_read_fails_whole(f->snap_fd, HEAD, FLEN - HEAD);
 	assert_read_fails_whole(f->snap_fd, 0, FLEN);
@@ -918,6 +939,7 @@ static void test_premount_writer_ext4_racing_read(void **state)
 {
 	struct fixture *f = *state;
 	unsigned char *got = malloc(FLEN), *want = malloc(FLEN);
+	long long evictions;
 	ssize_t n;
 
 	assert_non_null(got);
@@ -925,6 +947,7 @@ static void test_premount_writer_ext4_racing_read(void **state)
 	if (!kernel_has_pre_content(f->m.src))
 		skip();
 	premount_writer_setup(f, "oob=preserve");
+	evictions = mount_counter(f->m.mnt, "evictions");
 	write_through_early_fd(f);
 	errno = 0;
 	n = pread(f->snap_fd, got, FLEN - HEAD, HEAD);
@@ -938,6 +961,7 @@ static void test_premount_writer_ext4_racing_read(void **state)
 		assert_memory_equal(got, want, (size_t)n);
 	}
 	counter_reaches(f->m.mnt, "oob_unpreserved", 1);
+	wait_eviction_after(f->m.mnt, evictions);
 	print_oob_counters(f->m.mnt);
 	assert_read_fails_whole(f->snap_fd, HEAD, FLEN - HEAD);
 	assert_read_fails_whole(f->snap_fd, 0, FLEN);
@@ -958,6 +982,7 @@ static void test_premount_mapping_ext4(void **state)
 {
 	struct fixture *f = *state;
 	unsigned char *map, *got = malloc(FLEN), *want = malloc(FLEN);
+	long long evictions;
 	ssize_t n;
 
 	assert_non_null(got);
@@ -969,6 +994,7 @@ static void test_premount_mapping_ext4(void **state)
 	map = mmap(NULL, FLEN, PROT_READ | PROT_WRITE, MAP_SHARED, f->early_fd, 0);
 	assert_true(map != MAP_FAILED);
 	fill_pattern(map + FLEN / 2, FLEN / 2, 4096, true);	/* a fault: mtime */
+	evictions = mount_counter(f->m.mnt, "evictions");
 	n = pread(f->snap_fd, got, FLEN - HEAD, HEAD);
 	printf("# read of the rest after a store through an old mapping: "
 	       "%zd (%s)\n", n, n < 0 ? strerror(errno) : "bytes");
@@ -979,6 +1005,7 @@ static void test_premount_mapping_ext4(void **state)
 	} else {
 		assert_int_equal(errno, EIO);
 	}
+	wait_eviction_after(f->m.mnt, evictions);
 	assert_read_fails_whole(f->snap_fd, HEAD, FLEN - HEAD);
 	sleep_ms(200);		/* a late event, if any, counts too */
 	print_oob_counters(f->m.mnt);
