@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "sfs/clock.h"
 #include "sfs/lock_order.h"
 #include "sfs/stats.h"
 #include "sfs/xxh3.h"
@@ -92,11 +93,6 @@ struct digest_pool {
 	unsigned idle;			/* waiting for a job */
 	pthread_t threads[];
 };
-
-static bool ts_equal(struct timespec a, struct timespec b)
-{
-	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
 
 /* ------------------------------------------------------------------ */
 /* Answering                                                          */
@@ -239,7 +235,7 @@ static bool changed_since(struct digest_job *job, int fd)
 	struct stat st;
 
 	return sfs_history_changes(sfs_inode_history(job->inode)) != job->changes ||
-	       fstat(fd, &st) == -1 || !ts_equal(st.st_ctim, job->ctime) ||
+	       fstat(fd, &st) == -1 || !sfs_time_equal(st.st_ctim, job->ctime) ||
 	       (uint64_t)st.st_size != job->live_size;
 }
 
@@ -257,7 +253,7 @@ static int feed_segments(struct digest_run *r)
 		else if (s->kind == SFS_SEG_LIVE)
 			err = feed_live(r, s->off, s->len);
 		else
-			err = feed_read(r, __atomic_load_n(&h->store_fd, __ATOMIC_ACQUIRE),
+			err = feed_read(r, sfs_history_store_fd(h),
 					s->src_off, s->len);
 	}
 	return err;
@@ -324,7 +320,7 @@ out:
 static int digest_bytes(struct digest_run *r, unsigned char d[16])
 {
 	struct digest_job *job = r->job;
-	uint64_t size = job->fs->store ? job->snap->size : job->live_size, len;
+	uint64_t size = job->fs->store ? sfs_snap_size(job->snap) : job->live_size, len;
 	bool unlocked = !job->fs->store && !job->whole_locked;
 	int err = 0;
 
@@ -355,19 +351,8 @@ static int read_keys(struct digest_job *job, int fd)
 
 static void cache_store(struct digest_job *job, const unsigned char d[16])
 {
-	struct sfs_history *h = sfs_inode_history(job->inode);
-	struct sfs_snap *snap = job->snap;
-
-	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
-	memcpy(snap->digest, d, 16);
-	snap->digest_ctime = job->ctime;
-	snap->have_digest = true;
-	memcpy(h->digest, d, 16);
-	h->digest_version = snap->version;
-	h->digest_changes = job->changes;
-	h->digest_ctime = job->ctime;
-	h->have_digest = true;
-	sfs_mutex_unlock(&h->mutex);
+	sfs_history_digest_save(sfs_inode_history(job->inode), job->snap,
+				job->changes, job->ctime, d);
 }
 
 /* Compute job's digest (no cache); 0 with d, or a positive errno. */
@@ -542,24 +527,8 @@ static int job_prepare(struct digest_job *job, struct sfs_node *node)
 
 static bool cache_lookup(struct digest_job *job, unsigned char d[16])
 {
-	struct sfs_history *h = sfs_inode_history(job->inode);
-	struct sfs_snap *snap = job->snap;
-	bool hit = false;
-
-	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
-	if (snap->have_digest && ts_equal(snap->digest_ctime, job->ctime)) {
-		memcpy(d, snap->digest, 16);
-		hit = true;
-	} else if (h->have_digest && !snap->oob &&
-		   h->digest_version == snap->version &&
-		   h->digest_changes == job->changes &&
-		   ts_equal(h->digest_ctime, job->ctime)) {
-		/* A version's bytes are the same for every snapshot of it. */
-		memcpy(d, h->digest, 16);
-		hit = true;
-	}
-	sfs_mutex_unlock(&h->mutex);
-	return hit;
+	return sfs_history_digest_lookup(sfs_inode_history(job->inode), job->snap,
+					 job->changes, job->ctime, d);
 }
 
 void sfs_digest_reply(fuse_req_t req, struct sfs_node *node, size_t size)
@@ -588,7 +557,7 @@ void sfs_digest_reply(fuse_req_t req, struct sfs_node *node, size_t size)
 	err = job_prepare(job, node);
 	held = !fs->store;
 	if (!err && !cache_lookup(job, d)) {
-		uint64_t size_now = fs->store ? job->snap->size : job->live_size;
+		uint64_t size_now = fs->store ? sfs_snap_size(job->snap) : job->live_size;
 
 		if (size_now <= INLINE_MAX) {
 			job->whole_locked = held;

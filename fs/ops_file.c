@@ -188,7 +188,7 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 	if (!s)
 		return errno ? errno : ENOMEM;
 	err = sfs_node_open(fs->inodes, node, kernel_internal_open(flags) ?
-			    SFS_OPEN_READ_IN_PLACE : SFS_OPEN_READ, s->version,
+			    SFS_OPEN_READ_IN_PLACE : SFS_OPEN_READ, sfs_snap_version(s),
 			    s, tid, keep_cache, snap);
 	if (!err) {
 		*bound = true;

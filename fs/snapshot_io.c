@@ -108,7 +108,7 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 	if (err)
 		fail_read(req, f, why, off, size);
 	else if (!(v = bufvec_for(segs, f->fd,
-				  __atomic_load_n(&h->store_fd, __ATOMIC_ACQUIRE))))
+				  sfs_history_store_fd(h))))
 		err = ENOMEM;
 	if (err)
 		fuse_reply_err(req, err);
@@ -135,7 +135,7 @@ int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out)
 	struct sfs_history *h = sfs_inode_history(f->inode);
 	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
 	const char *why = NULL;
-	uint64_t size = f->snap->size;
+	uint64_t size = sfs_snap_size(f->snap);
 	struct sfs_range r;
 	int err;
 

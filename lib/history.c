@@ -1,4 +1,4 @@
-#include "sfs/history.h"
+#include "history_i.h"
 #include "sfs/clock.h"
 #include "sfs/lock_order.h"
 
@@ -979,5 +979,67 @@ void sfs_snap_plan_done(struct sfs_history *h, struct sfs_snap *snap)
 {
 	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	snap->readers--;
+	sfs_mutex_unlock(&h->mutex);
+}
+
+void sfs_history_changed(struct sfs_history *h)
+{
+	__atomic_add_fetch(&h->changes, 1, __ATOMIC_ACQ_REL);
+}
+
+uint64_t sfs_history_changes(struct sfs_history *h)
+{
+	return __atomic_load_n(&h->changes, __ATOMIC_ACQUIRE);
+}
+
+uint64_t sfs_snap_size(const struct sfs_snap *snap)
+{
+	return snap->size;
+}
+
+uint64_t sfs_snap_version(const struct sfs_snap *snap)
+{
+	return snap->version;
+}
+
+int sfs_history_store_fd(struct sfs_history *h)
+{
+	return __atomic_load_n(&h->store_fd, __ATOMIC_ACQUIRE);
+}
+
+bool sfs_history_digest_lookup(struct sfs_history *h, struct sfs_snap *snap,
+			       uint64_t changes, struct timespec ctime,
+			       unsigned char d[16])
+{
+	bool hit = false;
+
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	if (snap->have_digest && sfs_time_equal(snap->digest_ctime, ctime)) {
+		memcpy(d, snap->digest, 16);
+		hit = true;
+	} else if (h->have_digest && !snap->oob &&
+		   h->digest_version == snap->version &&
+		   h->digest_changes == changes &&
+		   sfs_time_equal(h->digest_ctime, ctime)) {
+		memcpy(d, h->digest, 16);
+		hit = true;
+	}
+	sfs_mutex_unlock(&h->mutex);
+	return hit;
+}
+
+void sfs_history_digest_save(struct sfs_history *h, struct sfs_snap *snap,
+			     uint64_t changes, struct timespec ctime,
+			     const unsigned char d[16])
+{
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	memcpy(snap->digest, d, 16);
+	snap->digest_ctime = ctime;
+	snap->have_digest = true;
+	memcpy(h->digest, d, 16);
+	h->digest_version = snap->version;
+	h->digest_changes = changes;
+	h->digest_ctime = ctime;
+	h->have_digest = true;
 	sfs_mutex_unlock(&h->mutex);
 }

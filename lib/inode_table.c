@@ -12,7 +12,21 @@
 #include <unistd.h>
 
 #include "sfs/store.h"
+#include "history_i.h"
 #include "sfs/clock.h"
+
+/*
+ * What only an inode whose bytes are read or changed through the mount
+ * needs, allocated at the first such use: most cached inodes are only
+ * looked up and stat'ed (a backup walking a tree), and these two are 312
+ * of the entry's bytes.
+ */
+struct sfs_data_state {
+	/* Orders reads against modifications of this inode's bytes. */
+	struct sfs_range_lock range_lock;
+	/* Versions snapshots still read (regular files). */
+	struct sfs_history history;
+};
 
 /*
  * The entries' fds (see the header). Its lock is taken inside the table's,
@@ -346,7 +360,7 @@ static struct sfs_data_state *data_if_any(struct sfs_inode *i)
 	return __atomic_load_n(&i->data, __ATOMIC_ACQUIRE);
 }
 
-struct sfs_data_state *sfs_inode_data(struct sfs_inode *i)
+static struct sfs_data_state *inode_data(struct sfs_inode *i)
 {
 	struct sfs_data_state *d = data_if_any(i);
 	struct sfs_data_state *none = NULL;
@@ -364,6 +378,16 @@ struct sfs_data_state *sfs_inode_data(struct sfs_inode *i)
 	sfs_range_lock_destroy(&d->range_lock);
 	g_free(d);
 	return none;
+}
+
+struct sfs_history *sfs_inode_history(struct sfs_inode *i)
+{
+	return &inode_data(i)->history;
+}
+
+struct sfs_range_lock *sfs_inode_range_lock(struct sfs_inode *i)
+{
+	return &inode_data(i)->range_lock;
 }
 
 uint64_t sfs_inode_version(struct sfs_inode *i)

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sfs/history.h"
+#include "history_i.h"
 #include "sfs/store.h"
 
 #define FILE_SIZE (256 * 1024)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "sfs/inode_table.h"
+#include "history_i.h"	/* the engine's own test: looks inside */
 #include "sfs/store.h"
 
 #define TID 4242
@@ -186,7 +187,7 @@ static int open_read(struct fixture *f, struct sfs_node *n, pid_t tid, bool *kee
 
 	snap = sfs_history_open(sfs_inode_history(n->inode), n->inode->fd);
 	assert_non_null(snap);
-	return sfs_node_open(f->t, n, SFS_OPEN_READ, snap->version, snap, tid, keep,
+	return sfs_node_open(f->t, n, SFS_OPEN_READ, sfs_snap_version(snap), snap, tid, keep,
 			     NULL);
 }
 
@@ -358,7 +359,7 @@ static void test_read_reopen_without_lookup_joins_snapshot(void **state)
 	/* The retry: same node, same thread, no lookup in between. */
 	snap = sfs_history_open(sfs_inode_history(n->inode), n->inode->fd);
 	assert_non_null(snap);
-	assert_int_equal(sfs_node_open(f->t, n, SFS_OPEN_READ, snap->version,
+	assert_int_equal(sfs_node_open(f->t, n, SFS_OPEN_READ, sfs_snap_version(snap),
 				       snap, TID + 1, &keep, &shown), 0);
 	assert_ptr_equal(shown, n->snap);	/* the snapshot it reopens */
 	assert_true(keep);

@@ -30,7 +30,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "sfs/history.h"
+#include "history_i.h"
 #include "sfs/stats.h"
 #include "sfs/store.h"
 

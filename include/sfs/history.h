@@ -17,87 +17,15 @@
 #define SFS_HISTORY_H
 
 #include <glib.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
 struct sfs_store;
 
-/* Store bytes shared by the extents of one or more snapshots. */
-struct sfs_chunk {
-	uint64_t store_off, len;
-	unsigned refs;			/* extents pointing into it */
-};
-
-struct sfs_extent {
-	uint64_t start, end;		/* file offsets, [start, end) */
-	struct sfs_chunk *chunk;	/* NULL: a hole */
-	uint64_t chunk_off;		/* where start lies in the chunk */
-};
-
-struct sfs_snap {
-	uint64_t version;
-	uint64_t size;			/* file size at open */
-	bool cloned;			/* all of it is a clone in the store */
-	struct timespec mtime, ctime;	/* at open, what fstat reports */
-	unsigned refs;			/* open snapshot handles */
-	bool oob;			/* SRC changed behind our back: live
-					 * ranges can no longer be trusted */
-	const char *invalid;		/* non-NULL: every read fails (why) */
-	GArray *extents;		/* struct sfs_extent, sorted, disjoint */
-	bool have_digest;
-	unsigned char digest[16];	/* XXH3-128, cached once computed */
-	struct timespec digest_ctime;	/* the live file's then (see fs/digest.c) */
-	struct sfs_snap *next;
-	/* Reads between their plan and sfs_snap_plan_done(): while any run,
-	 * the snapshot's store bytes must stay (their pages may be in a pipe). */
-	unsigned readers;
-	/* Process-wide, oldest first, for max_preserve (history.c). */
-	struct sfs_history *owner;
-	struct sfs_snap *older, *newer;
-};
-
-struct sfs_history {
-	pthread_mutex_t mutex;
-	pthread_cond_t idle;		/* changing dropped to zero */
-	uint64_t version;		/* V(B) */
-	struct sfs_snap *snaps;		/* live ones, newest first */
-	/* -1 until something is preserved. Set under the mutex, atomically:
-	 * a reader holding a snapshot with store segments may load it
-	 * without the mutex (it cannot change while that snapshot lives). */
-	int store_fd;
-	uint64_t store_end;
-	/*
-	 * Out-of-band detection: the (mtime, size) the file had after our
-	 * own last change, trusted only while no change of ours is running.
-	 */
-	unsigned changing;
-	bool base_known;
-	struct timespec base_mtime;
-	struct timespec base_ctime;	/* nobody can set it back: see mark_oob */
-	uint64_t base_size;
-	uint64_t oob_seen;		/* out-of-band changes detected */
-	/* ctime after our last change of metadata only (chmod, touch,
-	 * xattrs through MNT): snapshots still show the live times then. */
-	struct timespec meta_ctime;
-	/*
-	 * Changes of the data through MNT, in every mode: the version moves
-	 * only with snapshots (-o snapshot=off has none to tell apart), this
-	 * always. Atomic; bumped by sfs_modify() under its exclusive lock.
-	 */
-	uint64_t changes;
-	/*
-	 * The digest of the file's content at one version, valid while the
-	 * version, the change count and the live file's ctime (which nobody
-	 * can set back, unlike mtime) are all as they were (fs/digest.c).
-	 */
-	bool have_digest;
-	uint64_t digest_version;
-	uint64_t digest_changes;
-	struct timespec digest_ctime;
-	unsigned char digest[16];
-};
+/* The engine's own (lib/history_i.h): fs/ uses the functions below. */
+struct sfs_history;
+struct sfs_snap;
 
 enum sfs_seg_kind { SFS_SEG_LIVE, SFS_SEG_STORE, SFS_SEG_ZERO };
 
@@ -116,15 +44,9 @@ void sfs_history_init(struct sfs_history *h);
 void sfs_history_destroy(struct sfs_history *h, struct sfs_store *s);
 
 /* A change of the data through MNT was applied (any mode). */
-static inline void sfs_history_changed(struct sfs_history *h)
-{
-	__atomic_add_fetch(&h->changes, 1, __ATOMIC_ACQ_REL);
-}
-
-static inline uint64_t sfs_history_changes(struct sfs_history *h)
-{
-	return __atomic_load_n(&h->changes, __ATOMIC_ACQUIRE);
-}
+void sfs_history_changed(struct sfs_history *h);
+/* How many such changes there were (a key for cached digests). */
+uint64_t sfs_history_changes(struct sfs_history *h);
 
 /* The file's current version V(B). */
 uint64_t sfs_history_version(struct sfs_history *h);
@@ -236,5 +158,30 @@ void sfs_snap_plan_done(struct sfs_history *h, struct sfs_snap *snap);
 /* Invalidate snap (reads fail EIO from now on). */
 void sfs_snap_invalidate(struct sfs_history *h, struct sfs_snap *snap,
 			 const char *why);
+
+/* The file's size when snap was taken, and its version. */
+uint64_t sfs_snap_size(const struct sfs_snap *snap);
+uint64_t sfs_snap_version(const struct sfs_snap *snap);
+
+/*
+ * The store file SFS_SEG_STORE segments point into. Stable while a
+ * snapshot with such segments is held, so it is read without the mutex.
+ */
+int sfs_history_store_fd(struct sfs_history *h);
+
+/*
+ * The digest of snap's bytes, if known: computed for snap itself while the
+ * live file's ctime was `ctime`, or for another snapshot of the same
+ * version while the change count and ctime were as they are now (a
+ * version's bytes are the same for every snapshot of it, unless SRC
+ * changed under one). True with d filled.
+ */
+bool sfs_history_digest_lookup(struct sfs_history *h, struct sfs_snap *snap,
+			       uint64_t changes, struct timespec ctime,
+			       unsigned char d[16]);
+/* Remember d as snap's digest, computed under those keys. */
+void sfs_history_digest_save(struct sfs_history *h, struct sfs_snap *snap,
+			     uint64_t changes, struct timespec ctime,
+			     const unsigned char d[16]);
 
 #endif

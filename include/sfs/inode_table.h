@@ -65,18 +65,8 @@ struct sfs_node {
 	struct sfs_node *next;		/* in inode->nodes */
 };
 
-/*
- * What only an inode whose bytes are read or changed through the mount
- * needs, allocated at the first such use: most cached inodes are only
- * looked up and stat'ed (a backup walking a tree), and these two are 312
- * of the entry's bytes.
- */
-struct sfs_data_state {
-	/* Orders reads against modifications of this inode's bytes. */
-	struct sfs_range_lock range_lock;
-	/* Versions snapshots still read (regular files). */
-	struct sfs_history history;
-};
+/* What only an inode whose bytes are read or changed needs (inode_table.c). */
+struct sfs_data_state;
 
 struct sfs_inode {
 	/* O_PATH|O_NOFOLLOW, owned by the entry; -1 while closed by the fd
@@ -110,19 +100,12 @@ struct sfs_inode {
 
 struct sfs_inode_table;
 
-/* i's data state, allocated at the first call (glib aborts on OOM). */
-struct sfs_data_state *sfs_inode_data(struct sfs_inode *i);
-
-static inline struct sfs_history *sfs_inode_history(struct sfs_inode *i)
-{
-	return &sfs_inode_data(i)->history;
-}
-
-static inline struct sfs_range_lock *sfs_inode_range_lock(struct sfs_inode *i)
-{
-	return &sfs_inode_data(i)->range_lock;
-}
-
+/*
+ * i's history and range lock, in its data state, allocated at the first
+ * call (glib aborts on OOM) and kept until i is freed.
+ */
+struct sfs_history *sfs_inode_history(struct sfs_inode *i);
+struct sfs_range_lock *sfs_inode_range_lock(struct sfs_inode *i);
 /* i's version V(B) without allocating anything: 0 before any change. */
 uint64_t sfs_inode_version(struct sfs_inode *i);
 
