@@ -277,42 +277,44 @@ static uint64_t chunk_len(struct digest_run *r, uint64_t off)
 }
 
 /*
- * [off, off + len) of the job's bytes into the hash, under a shared lock
- * of that range. EAGAIN: (snapshot=off) the file changed, start over.
+ * snapshot=off: [off, off + len) of the live file into the hash, under a
+ * shared lock of that range unless the job holds the whole file. EAGAIN:
+ * the file changed, start over.
  */
+static int digest_live_chunk(struct digest_run *r, uint64_t off, uint64_t len)
+{
+	struct digest_job *job = r->job;
+	struct sfs_range range;
+	int err;
+
+	if (job->whole_locked)
+		return feed_live(r, off, MIN(job->live_size - off, len));
+	sfs_range_lock(sfs_inode_range_lock(job->inode), &range, off, len, false);
+	if (changed_since(job, r->live_fd))
+		err = EAGAIN;
+	else
+		err = feed_live(r, off, MIN(job->live_size - off, len));
+	sfs_range_unlock(sfs_inode_range_lock(job->inode), &range);
+	return err;
+}
+
+/* [off, off + len) of the job's bytes into the hash. */
 static int digest_chunk(struct digest_run *r, uint64_t off, uint64_t len)
 {
 	struct digest_job *job = r->job;
-	struct sfs_inode *inode = job->inode;
-	struct sfs_history *h = sfs_inode_history(inode);
-	struct sfs_range range;
+	struct sfs_snap_reading rd;
 	const char *why;
 	int err;
 
 	if (job_stopped(job))
 		return EINTR;
-	if (!job->whole_locked)
-		sfs_range_lock(sfs_inode_range_lock(inode), &range, off, len, false);
-	if (job->fs->store)
-		sfs_history_check_oob(h, r->live_fd);
-	else if (!job->whole_locked && changed_since(job, r->live_fd)) {
-		err = EAGAIN;
-		goto out;
-	}
-	if (!job->fs->store) {
-		/* Nothing preserved: the live file is all there is. */
-		err = feed_live(r, off, job->live_size - off < len ?
-				job->live_size - off : len);
-		goto out;
-	}
-	err = sfs_snap_plan(h, job->snap, off, len, r->segs, &why);
-	if (!err) {
+	if (!job->fs->store)
+		return digest_live_chunk(r, off, len);
+	err = sfs_snap_reading_start(&rd, job->inode, job->snap, r->live_fd,
+				     off, len, r->segs, &why);
+	if (!err)
 		err = feed_segments(r);
-		sfs_snap_plan_done(h, job->snap);
-	}
-out:
-	if (!job->whole_locked)
-		sfs_range_unlock(sfs_inode_range_lock(inode), &range);
+	sfs_snap_reading_end(&rd);
 	return err;
 }
 

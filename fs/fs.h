@@ -213,6 +213,25 @@ int sfs_set_size(fuse_req_t req, struct sfs_inode *inode, int fd, int path_fd,
 void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 	       uint64_t len);
 
+/*
+ * Reading [off, off + len) of a snapshot (snapshot_io.c), as every reader
+ * of one does it: the range held shared (a change of it first preserves it
+ * for us, K6), the live file (live_fd) checked for changes from outside,
+ * then the read planned into segs: 0, or EIO with *why. Store segments may
+ * be read until sfs_snap_reading_end(), which gives everything back
+ * (after a reply that spliced them: their pages may sit in a pipe).
+ */
+struct sfs_snap_reading {
+	struct sfs_inode *inode;
+	struct sfs_snap *snap;
+	struct sfs_range range;
+	bool planned;
+};
+int sfs_snap_reading_start(struct sfs_snap_reading *rd, struct sfs_inode *inode,
+			   struct sfs_snap *snap, int live_fd, uint64_t off,
+			   uint64_t len, GArray *segs, const char **why);
+void sfs_snap_reading_end(struct sfs_snap_reading *rd);
+
 /* Answer a read of a snapshot handle (snapshot_io.c). */
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);
 

@@ -81,34 +81,44 @@ static struct fuse_bufvec *bufvec_for(GArray *segs, int live_fd, int store_fd)
 	return v;
 }
 
-/*
- * A changed SRC file, noticed before its bytes are served as the
- * snapshot's. fd: any fd of the live file (the snapshot's own open one).
- */
-static void check_oob(struct sfs_inode *inode, int fd)
+int sfs_snap_reading_start(struct sfs_snap_reading *rd, struct sfs_inode *inode,
+			   struct sfs_snap *snap, int live_fd, uint64_t off,
+			   uint64_t len, GArray *segs, const char **why)
 {
-	sfs_history_check_oob(sfs_inode_history(inode), fd);
+	struct sfs_history *h = sfs_inode_history(inode);
+	int err;
+
+	rd->inode = inode;
+	rd->snap = snap;
+	sfs_range_lock(sfs_inode_range_lock(inode), &rd->range, off, len, false);
+	/* A changed SRC file, noticed before its bytes are served as ours. */
+	sfs_history_check_oob(h, live_fd);
+	err = sfs_snap_plan(h, snap, off, len, segs, why);
+	rd->planned = !err;
+	return err;
+}
+
+void sfs_snap_reading_end(struct sfs_snap_reading *rd)
+{
+	if (rd->planned)
+		sfs_snap_plan_done(sfs_inode_history(rd->inode), rd->snap);
+	sfs_range_unlock(sfs_inode_range_lock(rd->inode), &rd->range);
 }
 
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off)
 {
 	struct sfs_history *h = sfs_inode_history(f->inode);
 	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
+	struct sfs_snap_reading rd;
 	struct fuse_bufvec *v = NULL;
 	const char *why = NULL;
-	struct sfs_range r;
-	bool planned;
 	int err;
 
-	/* Shared: a change of this range first preserves it for us (K6). */
-	sfs_range_lock(sfs_inode_range_lock(f->inode), &r, (uint64_t)off, size, false);
-	check_oob(f->inode, f->fd);
-	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size, segs, &why);
-	planned = !err;
+	err = sfs_snap_reading_start(&rd, f->inode, f->snap, f->fd,
+				     (uint64_t)off, size, segs, &why);
 	if (err)
 		fail_read(req, f, why, off, size);
-	else if (!(v = bufvec_for(segs, f->fd,
-				  sfs_history_store_fd(h))))
+	else if (!(v = bufvec_for(segs, f->fd, sfs_history_store_fd(h))))
 		err = ENOMEM;
 	if (err)
 		fuse_reply_err(req, err);
@@ -116,10 +126,7 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 		fuse_reply_buf(req, NULL, 0);	/* at or past the snapshot's end */
 	else
 		fuse_reply_data(req, v, FUSE_BUF_SPLICE_MOVE);
-	/* Only now may the store bytes we spliced be given back (K6). */
-	if (planned)
-		sfs_snap_plan_done(h, f->snap);
-	sfs_range_unlock(sfs_inode_range_lock(f->inode), &r);
+	sfs_snap_reading_end(&rd);
 	free(v);
 	g_array_free(segs, TRUE);
 }
@@ -130,46 +137,51 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
  * is asked of the live file, which still holds those bytes. The kernel
  * answers SEEK_SET/CUR/END itself (END from the snapshot's size).
  */
-int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out)
+/* The first data (or hole) at or after the start of the segments: 0 with
+ * *out (-1: none in them), or an errno. */
+static int seek_in_segments(GArray *segs, int live_fd, int whence, off_t *out)
 {
-	struct sfs_history *h = sfs_inode_history(f->inode);
-	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
-	const char *why = NULL;
-	uint64_t size = sfs_snap_size(f->snap);
-	struct sfs_range r;
-	int err;
-
-	if (off < 0 || (uint64_t)off >= size) {
-		g_array_free(segs, TRUE);
-		return ENXIO;
-	}
-	sfs_range_lock(sfs_inode_range_lock(f->inode), &r, (uint64_t)off, SFS_RANGE_EOF, false);
-	check_oob(f->inode, f->fd);
-	err = sfs_snap_plan(h, f->snap, (uint64_t)off, size - (uint64_t)off, segs, &why);
-	if (!err)
-		sfs_snap_plan_done(h, f->snap);	/* no store bytes are read */
-	*out = whence == SEEK_HOLE ? (off_t)size : -1;	/* EOF is a hole */
-	for (guint i = 0; !err && i < segs->len; i++) {
+	for (guint i = 0; i < segs->len; i++) {
 		struct sfs_segment *s = &g_array_index(segs, struct sfs_segment, i);
 		off_t end = (off_t)(s->off + s->len), at = (off_t)s->off;
 
 		if (s->kind == SFS_SEG_LIVE) {
-			at = lseek(f->fd, (off_t)s->off, whence);
-			if (at == -1 && errno != ENXIO) {
-				err = errno;
-				break;
-			}
+			at = lseek(live_fd, (off_t)s->off, whence);
+			if (at == -1 && errno != ENXIO)
+				return errno;
 			if (at == -1 || at >= end)
 				continue;
 		} else if ((s->kind == SFS_SEG_ZERO) != (whence == SEEK_HOLE)) {
 			continue;
 		}
 		*out = at;
-		break;
+		return 0;
 	}
-	sfs_range_unlock(sfs_inode_range_lock(f->inode), &r);
+	*out = -1;
+	return 0;
+}
+
+int sfs_snapshot_lseek(struct sfs_file *f, off_t off, int whence, off_t *out)
+{
+	uint64_t size = sfs_snap_size(f->snap);
+	struct sfs_snap_reading rd;
+	const char *why = NULL;
+	GArray *segs;
+	int err;
+
+	if (off < 0 || (uint64_t)off >= size)
+		return ENXIO;
+	segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
+	err = sfs_snap_reading_start(&rd, f->inode, f->snap, f->fd, (uint64_t)off,
+				     size - (uint64_t)off, segs, &why);
+	if (!err)
+		err = seek_in_segments(segs, f->fd, whence, out);
+	sfs_snap_reading_end(&rd);
 	g_array_free(segs, TRUE);
-	if (!err && *out == -1)
-		err = ENXIO;
+	if (!err && *out == -1) {
+		if (whence == SEEK_DATA)
+			return ENXIO;
+		*out = (off_t)size;	/* the end of the snapshot is a hole */
+	}
 	return err;
 }
