@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sfs/store.h"
+#include "fd_cache.h"
 #include "history_i.h"
 #include "sfs/clock.h"
 
@@ -26,20 +27,6 @@ struct sfs_data_state {
 	struct sfs_range_lock range_lock;
 	/* Versions snapshots still read (regular files). */
 	struct sfs_history history;
-};
-
-/*
- * The entries' fds (see the header). Its lock is taken inside the table's,
- * never around it; get/put take only this one.
- */
-struct fd_cache {
-	pthread_mutex_t lock;
-	int mount_fd;			/* -1: no handles, every fd stays */
-	int mount_id;			/* handles only for inodes on this mount */
-	size_t budget;			/* close idle fds while more are open */
-	struct sfs_inode *oldest, *newest;	/* idle fds, by last use */
-	size_t open;
-	uint64_t reopens, closes;
 };
 
 /* Where an ESTALE sent a thread: its next lookup of inode gets node. */
@@ -62,7 +49,7 @@ struct sfs_inode_table {
 	struct sfs_inode *root;
 	struct sfs_store *store;
 	uint64_t nodes, incarnations, redirects;
-	struct fd_cache fds;
+	struct sfs_fd_cache fds;
 };
 
 static guint inode_hash(gconstpointer p)
@@ -96,227 +83,25 @@ static bool retry_pending(const struct route *r)
 	return r && !r->looked_up && sfs_now_ns() - r->set_ns < RETRY_WINDOW_NS;
 }
 
-/* ------------------------------------------------------------------ */
-/* The fd cache                                                        */
-/* ------------------------------------------------------------------ */
-
-static void idle_add(struct fd_cache *c, struct sfs_inode *i)
-{
-	i->idle_prev = c->newest;
-	i->idle_next = NULL;
-	if (c->newest)
-		c->newest->idle_next = i;
-	else
-		c->oldest = i;
-	c->newest = i;
-	i->in_idle = true;
-}
-
-static void idle_remove(struct fd_cache *c, struct sfs_inode *i)
-{
-	if (!i->in_idle)
-		return;
-	if (i->idle_prev)
-		i->idle_prev->idle_next = i->idle_next;
-	else
-		c->oldest = i->idle_next;
-	if (i->idle_next)
-		i->idle_next->idle_prev = i->idle_prev;
-	else
-		c->newest = i->idle_prev;
-	i->idle_prev = i->idle_next = NULL;
-	i->in_idle = false;
-}
-
-/* With the cache's lock: close idle fds, oldest first, down to budget. */
-static void fd_shrink(struct fd_cache *c)
-{
-	while (c->budget && c->open > c->budget && c->oldest) {
-		struct sfs_inode *i = c->oldest;
-
-		idle_remove(c, i);
-		close(i->fd);
-		i->fd = -1;
-		c->open--;
-		c->closes++;
-	}
-}
-
-/* With the cache's lock: i's fd is no longer used by anyone. */
-static void fd_now_idle(struct fd_cache *c, struct sfs_inode *i)
-{
-	if (i->handle && i->fd >= 0 && i->fd_users == 0) {
-		idle_add(c, i);
-		fd_shrink(c);
-	}
-}
-
-/* With the cache's lock: fd (O_PATH, ours) becomes i's. */
-static void fd_install(struct fd_cache *c, struct sfs_inode *i, int fd)
-{
-	i->fd = fd;
-	c->open++;
-	fd_now_idle(c, i);
-}
-
-/* With the cache's lock: i is going away. */
-static void fd_drop(struct fd_cache *c, struct sfs_inode *i)
-{
-	idle_remove(c, i);
-	if (i->fd >= 0) {
-		close(i->fd);
-		i->fd = -1;
-		c->open--;
-	}
-}
-
-union handle_buf {
-	struct file_handle fh;
-	char space[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-};
-
-static int encode_handle(int fd, union handle_buf *b, int *mount_id)
-{
-	b->fh.handle_bytes = MAX_HANDLE_SZ;
-	return name_to_handle_at(fd, "", &b->fh, mount_id, AT_EMPTY_PATH) ? errno : 0;
-}
-
-/*
- * The handle of the inode fd refers to, or NULL where handles are off, fail
- * or belong to another mount (a mount inside SRC: its entries keep fds).
- */
-static struct file_handle *handle_of(struct fd_cache *c, int fd)
-{
-	union handle_buf b;
-	struct file_handle *h;
-	int mount_id;
-
-	if (c->mount_fd < 0 || encode_handle(fd, &b, &mount_id) ||
-	    mount_id != c->mount_id)
-		return NULL;
-	h = malloc(sizeof(*h) + b.fh.handle_bytes);
-	if (h)
-		memcpy(h, &b.fh, sizeof(*h) + b.fh.handle_bytes);
-	return h;
-}
-
-static bool same_handle(const struct file_handle *a, const struct file_handle *b)
-{
-	return a->handle_type == b->handle_type &&
-	       a->handle_bytes == b->handle_bytes &&
-	       memcmp(a->f_handle, b->f_handle, a->handle_bytes) == 0;
-}
-
-/*
- * Is fd (just looked up) the file of i, which has the same (dev, ino) and
- * a handle but no fd? Their handles tell. Should fd's not be encodable,
- * whether i's still opens does: two live files never share (dev, ino).
- */
-static bool same_file(struct fd_cache *c, struct sfs_inode *i, int fd)
-{
-	struct file_handle *h = handle_of(c, fd);
-	bool same;
-	int old;
-
-	if (h) {
-		same = same_handle(h, i->handle);
-		free(h);
-		return same;
-	}
-	old = open_by_handle_at(c->mount_fd, i->handle, O_PATH | O_CLOEXEC);
-	if (old == -1)
-		return false;
-	close(old);
-	return true;
-}
-
 int sfs_itable_use_handles(struct sfs_inode_table *t, int mount_fd,
 			   size_t budget)
 {
-	struct fd_cache *c = &t->fds;
-	union handle_buf root;
-	int probe, err;
-
-	/* The root's handle tells whether there are handles, and its mount;
-	 * opening it whether we may (CAP_DAC_READ_SEARCH), as reopens will. */
-	err = encode_handle(t->root->fd, &root, &c->mount_id);
-	if (!err) {
-		probe = open_by_handle_at(mount_fd, &root.fh, O_PATH | O_CLOEXEC);
-		if (probe == -1)
-			err = errno;
-		else
-			close(probe);
-	}
-	if (err) {
-		close(mount_fd);
-		return err;
-	}
-	sfs_mutex_lock(&c->lock, SFS_RANK_FD_CACHE);
-	c->mount_fd = mount_fd;
-	c->budget = budget;
-	sfs_mutex_unlock(&c->lock);
-	return 0;
+	return sfs_fd_cache_use_handles(&t->fds, t->root->fd, mount_fd, budget);
 }
 
 int sfs_inode_fd_get(struct sfs_inode_table *t, struct sfs_inode *i)
 {
-	struct fd_cache *c = &t->fds;
-	int fd;
-
-	sfs_mutex_lock(&c->lock, SFS_RANK_FD_CACHE);
-	while (i->fd < 0) {
-		/* Reopen outside the lock: other inodes' gets go on meanwhile. */
-		sfs_mutex_unlock(&c->lock);
-		fd = open_by_handle_at(c->mount_fd, i->handle,
-				       O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd == -1)
-			return -1;
-		sfs_mutex_lock(&c->lock, SFS_RANK_FD_CACHE);
-		if (i->fd >= 0) {
-			close(fd);	/* another get was quicker */
-		} else {
-			i->fd = fd;
-			c->open++;
-			c->reopens++;
-		}
-	}
-	idle_remove(c, i);
-	i->fd_users++;
-	fd = i->fd;
-	sfs_mutex_unlock(&c->lock);
-	return fd;
+	return sfs_fd_cache_get(&t->fds, i);
 }
 
 void sfs_inode_fd_put(struct sfs_inode_table *t, struct sfs_inode *i)
 {
-	struct fd_cache *c = &t->fds;
-
-	sfs_mutex_lock(&c->lock, SFS_RANK_FD_CACHE);
-	if (i->fd_users && --i->fd_users == 0)
-		fd_now_idle(c, i);
-	sfs_mutex_unlock(&c->lock);
-}
-
-/*
- * Keep i's fd while it has open files or routes: their operations (and a
- * snapshot's preservation) need it, and an unlinked file is best kept open.
- * Does not reopen a closed fd: the next get does, and then it stays.
- */
-static void fd_hold(struct sfs_inode_table *t, struct sfs_inode *i)
-{
-	sfs_mutex_lock(&t->fds.lock, SFS_RANK_FD_CACHE);
-	idle_remove(&t->fds, i);
-	i->fd_users++;
-	sfs_mutex_unlock(&t->fds.lock);
+	sfs_fd_cache_put(&t->fds, i);
 }
 
 void sfs_itable_fd_stats(struct sfs_inode_table *t, struct sfs_fd_cache_stats *s)
 {
-	sfs_mutex_lock(&t->fds.lock, SFS_RANK_FD_CACHE);
-	s->open = t->fds.open;
-	s->reopens = t->fds.reopens;
-	s->closes = t->fds.closes;
-	sfs_mutex_unlock(&t->fds.lock);
+	sfs_fd_cache_stats(&t->fds, s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -341,9 +126,7 @@ static void inode_free(struct sfs_inode_table *t, struct sfs_inode *i)
 		sfs_range_lock_destroy(&d->range_lock);
 		g_free(d);
 	}
-	sfs_mutex_lock(&t->fds.lock, SFS_RANK_FD_CACHE);
-	fd_drop(&t->fds, i);
-	sfs_mutex_unlock(&t->fds.lock);
+	sfs_fd_cache_remove(&t->fds, i);
 	while (i->nodes) {
 		struct sfs_node *next = i->nodes->next;
 
@@ -408,10 +191,7 @@ static struct sfs_inode *inode_new(struct sfs_inode_table *t, int fd,
 	i->dev = st->st_dev;
 	i->ino = st->st_ino;
 	i->type = st->st_mode & S_IFMT;
-	i->handle = handle_of(&t->fds, fd);
-	sfs_mutex_lock(&t->fds.lock, SFS_RANK_FD_CACHE);
-	fd_install(&t->fds, i, fd);
-	sfs_mutex_unlock(&t->fds.lock);
+	sfs_fd_cache_add(&t->fds, i, fd);
 	g_hash_table_add(t->map, i);
 	i->hashed = true;
 	return i;
@@ -428,18 +208,7 @@ static struct sfs_inode *inode_new(struct sfs_inode_table *t, int fd,
 static bool inode_matches(struct sfs_inode_table *t, struct sfs_inode *i, int fd,
 			  int *spare)
 {
-	bool same = true;
-
-	sfs_mutex_lock(&t->fds.lock, SFS_RANK_FD_CACHE);
-	if (i->fd >= 0) {
-		*spare = fd;
-	} else {
-		same = same_file(&t->fds, i, fd);
-		if (same)
-			fd_install(&t->fds, i, fd);
-	}
-	sfs_mutex_unlock(&t->fds.lock);
-	return same;
+	return sfs_fd_cache_adopt(&t->fds, i, fd, spare);
 }
 
 /* With the table's lock: i's number now names another file; i lives on
@@ -557,7 +326,7 @@ static void route_set(struct sfs_inode_table *t, pid_t tid, struct sfs_node *n)
 	if (!r)
 		return;		/* the retry lands on the current node */
 	n->pins++;
-	fd_hold(t, n->inode);
+	sfs_fd_cache_hold(&t->fds, n->inode);
 	route_drop(t, GINT_TO_POINTER(tid));
 	r->node = n;
 	r->set_ns = sfs_now_ns();
@@ -582,8 +351,7 @@ struct sfs_inode_table *sfs_itable_new(int root_fd, struct sfs_store *store)
 		return NULL;
 	}
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_mutex_init(&t->fds.lock, NULL);
-	t->fds.mount_fd = -1;
+	sfs_fd_cache_init(&t->fds);
 	t->store = store;
 	t->map = g_hash_table_new(inode_hash, inode_equal);
 	t->orphans = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -629,9 +397,7 @@ void sfs_itable_free(struct sfs_inode_table *t)
 	g_hash_table_destroy(t->routes);
 	free_entries(t, t->map);
 	free_entries(t, t->orphans);
-	if (t->fds.mount_fd >= 0)
-		close(t->fds.mount_fd);
-	pthread_mutex_destroy(&t->fds.lock);
+	sfs_fd_cache_destroy(&t->fds);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -1096,7 +862,7 @@ int sfs_node_open(struct sfs_inode_table *t, struct sfs_node *n,
 		err = open_write(t, n, version, tid, keep_cache);
 	if (!err) {
 		n->nopen++;
-		fd_hold(t, n->inode);
+		sfs_fd_cache_hold(&t->fds, n->inode);
 		n->inode->current = n;
 	}
 	/* A route is used up by the open it steered (or by the retry's open
