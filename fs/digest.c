@@ -365,7 +365,7 @@ static int digest_compute(struct digest_job *job, unsigned char d[16])
 
 	r.live_fd = sfs_open_data_fd(job->fs->inodes, job->inode);
 	if (r.live_fd < 0)
-		return -r.live_fd;
+		return errno;
 	r.buf = malloc(PIECE);
 	r.segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
 	for (err = r.buf ? 0 : ENOMEM; !err;) {

@@ -1,6 +1,13 @@
 /*
  * Private to the daemon: the mounted filesystem's state and the helpers the
  * fuse_lowlevel_ops handlers share. Handlers reply with positive errnos only.
+ *
+ * One errno convention, for fs/ and lib/ alike: a helper that can fail
+ * returns 0 or a positive errno; one that returns an fd, a count or a
+ * pointer returns it, or -1 (NULL) with errno set, as system calls do.
+ * Never -errno. Parsers of user input (lib/options.c) return 0 or -1 and
+ * say why in a message. (libfuse's own results, e.g. of
+ * fuse_session_loop_mt(), keep its convention where passed on as they are.)
  */
 #ifndef SFS_FS_H
 #define SFS_FS_H
@@ -130,7 +137,7 @@ int sfs_do_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 		  struct fuse_entry_param *e);
 /* Fill e for an inode we hold an O_PATH fd to (consumed); one lookup. */
 int sfs_entry_from_fd(fuse_req_t req, int path_fd, struct fuse_entry_param *e);
-/* A readable fd of inode's live file (callers close it), or -errno. */
+/* A readable fd of inode's live file (callers close it), or -1 with errno. */
 int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode);
 
 /* ops_entry.c: attributes shared with the other ops. */

@@ -51,17 +51,17 @@ int sfs_entry_from_fd(fuse_req_t req, int path_fd, struct fuse_entry_param *e)
 int sfs_open_data_fd(struct sfs_inode_table *t, struct sfs_inode *inode)
 {
 	char path[SFS_PROC_PATH_MAX];
-	int fd = sfs_inode_fd_get(t, inode);
+	int fd = sfs_inode_fd_get(t, inode), err;
 
 	if (fd < 0)
-		return -errno;
+		return -1;
 	sfs_proc_path(path, fd);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
 	if (fd == -1 && errno == EPERM)	/* O_NOATIME needs ownership */
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		fd = -errno;
-	sfs_inode_fd_put(t, inode);
+	err = fd == -1 ? errno : 0;
+	sfs_inode_fd_put(t, inode);	/* may close an idle fd: keep errno */
+	errno = err;
 	return fd;
 }
 

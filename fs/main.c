@@ -180,30 +180,23 @@ static int open_store(struct sfs_fs *fs, const char *mnt)
 	return 0;
 }
 
+/* 0, or ENOMEM (fuse_opt says no more than that). */
 static int add_mount_options(struct fuse_args *args, const char *src_real)
 {
-	char *fsname = NULL;
-	int res;
+	char *fsname = NULL, *arg = NULL;
+	int err = ENOMEM;
 
 	/* The kernel checks permissions against the attributes we report. */
-	if (fuse_opt_add_arg(args, "-odefault_permissions") ||
-	    fuse_opt_add_arg(args, "-osubtype=stablefs"))
-		return -1;
-	if (fuse_opt_add_opt_escaped(&fsname, src_real) == -1)
-		return -1;
-	res = -1;
-	{
-		size_t n = strlen(fsname) + sizeof("-ofsname=");
-		char *arg = malloc(n);
-
-		if (arg) {
-			snprintf(arg, n, "-ofsname=%s", fsname);
-			res = fuse_opt_add_arg(args, arg);
-			free(arg);
-		}
+	if (fuse_opt_add_arg(args, "-odefault_permissions") == 0 &&
+	    fuse_opt_add_arg(args, "-osubtype=stablefs") == 0 &&
+	    fuse_opt_add_opt_escaped(&fsname, src_real) == 0) {
+		arg = g_strconcat("-ofsname=", fsname, NULL);
+		if (fuse_opt_add_arg(args, arg) == 0)
+			err = 0;
 	}
+	g_free(arg);
 	free(fsname);
-	return res;
+	return err;
 }
 
 /*

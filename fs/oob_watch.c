@@ -167,6 +167,7 @@ bool sfs_oob_watch_preserves(const struct oob_watch *w)
 	return w && w->preserve;
 }
 
+/* The group and its filesystem mark on SRC: 0 or a positive errno. */
 static int open_group(struct oob_watch *w, bool preserve)
 {
 	unsigned flags = FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_TID |
@@ -174,18 +175,21 @@ static int open_group(struct oob_watch *w, bool preserve)
 
 	/* No queue or mark limits (root only): an overflow distrusts every
 	 * snapshot, and each file seen gets an ignore mark. */
+	int err;
+
 	w->fan = fanotify_init(flags | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS,
 			       O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	if (w->fan < 0)
-		return -1;
+		return errno;
 	w->preserve = preserve;
 	w->mask = FAN_MODIFY | (preserve ? PERM_EVENTS : 0);
 	if (fanotify_mark(w->fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, w->mask,
 			  AT_FDCWD, w->fs->src_real) == 0)
 		return 0;
+	err = errno;
 	close(w->fan);
 	w->fan = -1;
-	return -1;
+	return err;
 }
 
 static void stop_handler(struct oob_watch *w)
@@ -214,19 +218,20 @@ static void watch_free(struct oob_watch *w)
 struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs, bool preserve)
 {
 	struct oob_watch *w = g_new0(struct oob_watch, 1);
+	int err;
 
 	w->fs = fs;
 	w->fan = -1;
 	w->stop = -1;
-	if (preserve && open_group(w, true)) {
+	if (preserve && (err = open_group(w, true))) {
 		fuse_log(FUSE_LOG_WARNING, "stablefs: -o oob=preserve: no "
 			 "pre-content watch on SRC (%s): changes made to SRC "
-			 "directly are detected, not preserved\n", strerror(errno));
+			 "directly are detected, not preserved\n", strerror(err));
 	}
-	if (w->fan < 0 && open_group(w, false)) {
+	if (w->fan < 0 && (err = open_group(w, false))) {
 		fuse_log(FUSE_LOG_INFO, "stablefs: no fanotify watch on SRC (%s): "
 			 "out-of-band changes are seen by mtime and size only\n",
-			 strerror(errno));
+			 strerror(err));
 		g_free(w);
 		return NULL;
 	}

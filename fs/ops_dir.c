@@ -64,7 +64,8 @@ static bool is_dot_or_dotdot(const char *name)
  * Append one entry to buf. For readdirplus, the entry is looked up (the
  * kernel then holds one lookup of it) except . and .., which the kernel
  * never looks up this way. Returns bytes used, 0 if it did not fit (any
- * lookup taken is given back), or -errno.
+ * lookup taken is given back), or -1 with errno (ENOENT: the entry went
+ * away meanwhile).
  */
 static ssize_t add_entry(fuse_req_t req, fuse_ino_t ino, bool plus, char *buf,
 			 size_t rem, struct dirent *de, off_t next)
@@ -84,10 +85,10 @@ static ssize_t add_entry(fuse_req_t req, fuse_ino_t ino, bool plus, char *buf,
 		e.attr.st_mode = DTTOIF(de->d_type);
 	} else {
 		err = sfs_do_lookup(req, sfs_inode_of(req, ino), de->d_name, &e);
-		if (err == ENOENT)
-			return -ENOENT;	/* raced with an unlink: skip it */
-		if (err)
-			return -err;
+		if (err) {
+			errno = err;
+			return -1;
+		}
 	}
 	size = fuse_add_direntry_plus(req, buf, rem, de->d_name, &e, next);
 	if (size > rem) {
@@ -129,8 +130,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 			      telldir(d->dp));
 		if (n == 0)
 			break;		/* full: keep d->entry for next time */
-		if (n < 0 && n != -ENOENT) {
-			err = (int)-n;
+		if (n < 0 && errno != ENOENT) {	/* ENOENT: raced with an unlink */
+			err = errno;
 			break;
 		}
 		used += n > 0 ? (size_t)n : 0;

@@ -272,17 +272,16 @@ void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct sfs_inode *inode = sfs_inode_of(req, ino);
 	char buf[PATH_MAX + 1];
-	int fd = sfs_fd_get(req, inode);
+	int fd = sfs_fd_get(req, inode), err;
 	ssize_t n;
 
 	if (fd < 0)
 		return (void)fuse_reply_err(req, errno);
 	n = readlinkat(fd, "", buf, sizeof(buf));
-	if (n == -1)
-		n = -errno;
+	err = n == -1 ? errno : 0;
 	sfs_fd_put(req, inode);
-	if (n < 0)
-		return (void)fuse_reply_err(req, (int)-n);
+	if (err)
+		return (void)fuse_reply_err(req, err);
 	if (n == sizeof(buf))
 		return (void)fuse_reply_err(req, ENAMETOOLONG);
 	buf[n] = '\0';

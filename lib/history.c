@@ -555,7 +555,7 @@ static int preserve_data(struct sfs_history *h, struct sfs_store *s, int live,
 		int fd = sfs_store_file(s);
 
 		if (fd < 0)
-			return -fd;
+			return errno;
 		/* Atomic: readers of store segments load it without the mutex. */
 		__atomic_store_n(&h->store_fd, fd, __ATOMIC_RELEASE);
 	}
@@ -844,7 +844,7 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 	if (fd >= 0 && fstat(fd, &st) == 0)
 		check_oob_locked(h, &st);
 	else
-		err = fd < 0 ? -fd : errno;
+		err = errno;	/* of live_fd() or fstat() */
 	h->changing++;
 	all = g_array_new(FALSE, FALSE, sizeof(struct range));
 	pieces = g_array_new(FALSE, FALSE, sizeof(struct piece));

@@ -23,9 +23,7 @@ struct sfs_store {
 
 static int open_tmpfile(int dirfd)
 {
-	int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-	return fd == -1 ? -errno : fd;
+	return openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 }
 
 struct sfs_store *sfs_store_new(int dirfd, char *err, size_t errlen)
@@ -38,10 +36,10 @@ struct sfs_store *sfs_store_new(int dirfd, char *err, size_t errlen)
 		return NULL;
 	}
 	s->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-	probe = s->dirfd == -1 ? -errno : open_tmpfile(s->dirfd);
+	probe = s->dirfd == -1 ? -1 : open_tmpfile(s->dirfd);
 	if (probe < 0) {
 		snprintf(err, errlen, "cannot create anonymous files for the "
-			 "snapshot store: %s", strerror(-probe));
+			 "snapshot store: %s", strerror(errno));
 		if (s->dirfd != -1)
 			close(s->dirfd);
 		free(s);

@@ -80,7 +80,7 @@ void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
 /*
  * Around a change of [off, end) of the live file (end UINT64_MAX: to the
  * end), with that range locked exclusively. live_fd(arg) gives a readable
- * fd of the live file (or -errno), asked only if something must be
+ * fd of the live file (or -1 with errno), asked only if something must be
  * preserved, under the history's mutex (an empty range, off >= end, only
  * marks a change of metadata running). before_change preserves what
  * live snapshots still need (never failing the writer: a snapshot that

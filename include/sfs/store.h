@@ -45,7 +45,7 @@ void sfs_store_set_max(struct sfs_store *s, uint64_t max_bytes);
 /* Would need more bytes fit under the cap (always, without one)? */
 bool sfs_store_fits(struct sfs_store *s, uint64_t need);
 
-/* A new anonymous store file (read/write fd), or -errno. */
+/* A new anonymous store file (read/write fd), or -1 with errno. */
 int sfs_store_file(struct sfs_store *s);
 void sfs_store_file_close(struct sfs_store *s, int fd);
 
