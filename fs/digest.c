@@ -284,17 +284,17 @@ static uint64_t chunk_len(struct digest_run *r, uint64_t off)
 static int digest_live_chunk(struct digest_run *r, uint64_t off, uint64_t len)
 {
 	struct digest_job *job = r->job;
-	struct sfs_range range;
+	struct sfs_range_request range;
 	int err;
 
 	if (job->whole_locked)
 		return feed_live(r, off, MIN(job->live_size - off, len));
-	sfs_range_lock(sfs_inode_range_lock(job->inode), &range, off, len, false);
+	sfs_range_acquire(sfs_inode_range_lock(job->inode), &range, off, len, false);
 	if (changed_since(job, r->live_fd))
 		err = EAGAIN;
 	else
 		err = feed_live(r, off, MIN(job->live_size - off, len));
-	sfs_range_unlock(sfs_inode_range_lock(job->inode), &range);
+	sfs_range_release(sfs_inode_range_lock(job->inode), &range);
 	return err;
 }
 
@@ -538,7 +538,7 @@ void sfs_digest_reply(fuse_req_t req, struct sfs_node *node, size_t size)
 	struct sfs_fs *fs = sfs_fs_of(req);
 	struct sfs_inode *inode = node->inode;
 	struct digest_job *job;
-	struct sfs_range whole;
+	struct sfs_range_request whole;
 	unsigned char d[16] = { 0 };
 	bool held;
 	int err;
@@ -555,7 +555,7 @@ void sfs_digest_reply(fuse_req_t req, struct sfs_node *node, size_t size)
 	/* snapshot=off: hold the file still from before its size is taken;
 	 * kept for small files only (below). */
 	if (!fs->store)
-		sfs_range_lock(sfs_inode_range_lock(inode), &whole, 0, SFS_RANGE_EOF, false);
+		sfs_range_acquire(sfs_inode_range_lock(inode), &whole, 0, SFS_RANGE_EOF, false);
 	err = job_prepare(job, node);
 	held = !fs->store;
 	if (!err && !cache_lookup(job, d)) {
@@ -567,7 +567,7 @@ void sfs_digest_reply(fuse_req_t req, struct sfs_node *node, size_t size)
 		} else {
 			/* Not held still: the chunks check for changes. */
 			if (held)
-				sfs_range_unlock(sfs_inode_range_lock(inode), &whole);
+				sfs_range_release(sfs_inode_range_lock(inode), &whole);
 			held = false;
 			if (fs->digests && pool_add(fs->digests, job))
 				return;
@@ -575,7 +575,7 @@ void sfs_digest_reply(fuse_req_t req, struct sfs_node *node, size_t size)
 		}
 	}
 	if (held)
-		sfs_range_unlock(sfs_inode_range_lock(inode), &whole);
+		sfs_range_release(sfs_inode_range_lock(inode), &whole);
 	if (!job->snap) {	/* job_prepare failed before a snapshot */
 		fuse_reply_err(req, err);
 		free(job);

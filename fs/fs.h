@@ -100,8 +100,8 @@ static inline fuse_ino_t sfs_nodeid(struct sfs_fs *fs, struct sfs_node *n)
 	return n == sfs_itable_root(fs->inodes) ? FUSE_ROOT_ID : (uintptr_t)n;
 }
 
-/* Incarnations matter only for regular files, and only with snapshots. */
-static inline bool sfs_incarnated(struct sfs_fs *fs, struct sfs_inode *i)
+/* Can i have snapshots (and so incarnations)? Regular files, with a store. */
+static inline bool sfs_has_snapshots(struct sfs_fs *fs, struct sfs_inode *i)
 {
 	return fs->store && i->type == S_IFREG;
 }
@@ -231,7 +231,7 @@ void sfs_evict(fuse_req_t req, struct sfs_inode *inode, uint64_t off,
 struct sfs_snap_reading {
 	struct sfs_inode *inode;
 	struct sfs_snap *snap;
-	struct sfs_range range;
+	struct sfs_range_request range;
 	bool planned;
 };
 int sfs_snap_reading_start(struct sfs_snap_reading *rd, struct sfs_inode *inode,

@@ -255,6 +255,10 @@ static void use_file_handles(struct sfs_fs *fs)
 			 "per cached inode\n", strerror(err));
 }
 
+/*
+ * Answer requests until unmounted or signalled, on max_threads workers
+ * (one with -s): libfuse's loop result, negative if it failed.
+ */
 static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd,
 		 unsigned max_threads)
 {

@@ -118,23 +118,23 @@ static int apply_as_caller(fuse_req_t req, int fd, uint64_t len,
  * copies A -> B and B -> A at once then never hold one lock each while
  * waiting for the other's.
  */
-static void lock_ranges(struct sfs_inode *inode, struct sfs_range *r,
+static void lock_ranges(struct sfs_inode *inode, struct sfs_range_request *r,
 			uint64_t off, uint64_t len,
-			const struct sfs_copy_source *src, struct sfs_range *sr)
+			const struct sfs_copy_source *src, struct sfs_range_request *sr)
 {
 	struct sfs_range_lock *lock = sfs_inode_range_lock(inode);
 	struct sfs_range_lock *src_lock;
 
 	if (!src) {
-		sfs_range_lock(lock, r, off, len, true);
+		sfs_range_acquire(lock, r, off, len, true);
 		return;
 	}
 	src_lock = sfs_inode_range_lock(src->inode);
 	if ((uintptr_t)src_lock < (uintptr_t)lock)
-		sfs_range_lock(src_lock, sr, src->off, src->len, false);
-	sfs_range_lock(lock, r, off, len, true);
+		sfs_range_acquire(src_lock, sr, src->off, src->len, false);
+	sfs_range_acquire(lock, r, off, len, true);
 	if ((uintptr_t)src_lock > (uintptr_t)lock)
-		sfs_range_lock(src_lock, sr, src->off, src->len, false);
+		sfs_range_acquire(src_lock, sr, src->off, src->len, false);
 }
 
 int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
@@ -146,8 +146,8 @@ int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
 	uint64_t end = len > SFS_RANGE_EOF - off ? SFS_RANGE_EOF : off + len;
 	struct data_fd data = { .inodes = fs->inodes, .inode = inode, .fd = -1 };
 	struct sfs_history *h = sfs_inode_history(inode);
-	bool snapshots = sfs_incarnated(fs, inode);
-	struct sfs_range r, sr;
+	bool snapshots = sfs_has_snapshots(fs, inode);
+	struct sfs_range_request r, sr;
 	int err;
 
 	if (src && src->inode == inode)
@@ -163,8 +163,8 @@ int sfs_modify_from(fuse_req_t req, struct sfs_inode *inode, int attr_fd,
 	if (snapshots)
 		sfs_history_after_change(h, attr_fd, true);
 	if (src)
-		sfs_range_unlock(sfs_inode_range_lock(src->inode), &sr);
-	sfs_range_unlock(sfs_inode_range_lock(inode), &r);
+		sfs_range_release(sfs_inode_range_lock(src->inode), &sr);
+	sfs_range_release(sfs_inode_range_lock(inode), &r);
 	if (data.fd >= 0)
 		close(data.fd);
 	if (ev)

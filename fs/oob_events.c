@@ -313,7 +313,7 @@ static bool hold_for_change(struct oob_watch *w, struct oob_event *e,
 				  SFS_OOB_PRE_ACCESS;
 	struct oob_grant *g = g_new0(struct oob_grant, 1);
 	struct sfs_syscall sc = { .known = false };
-	struct sfs_range r;
+	struct sfs_range_request r;
 
 	sfs_stat_add(SFS_STAT_OOB_HELD, 1);
 	if (read_held_syscall(e->tid, g->line, sizeof(g->line)))
@@ -324,12 +324,12 @@ static bool hold_for_change(struct oob_watch *w, struct oob_event *e,
 	}
 	/* As a change through the mount (modify.c): wait for reads that
 	 * spliced the range, preserve, let the change go. */
-	sfs_range_lock(lock, &r, g->off,
+	sfs_range_acquire(lock, &r, g->off,
 		       g->end == UINT64_MAX ? SFS_RANGE_EOF - g->off : g->end - g->off,
 		       true);
 	sfs_history_before_change(h, w->fs->store, event_fd, &e->fd,
 				  g->off, g->end);
-	sfs_range_unlock(lock, &r);
+	sfs_range_release(lock, &r);
 	sfs_oob_respond(w, e->fd, FAN_ALLOW);
 	sfs_stat_add(SFS_STAT_OOB_PRESERVED, 1);
 	g->tid = e->tid;

@@ -112,10 +112,10 @@ static int set_times_as_ours(fuse_req_t req, struct sfs_inode *inode, int fd,
 	struct sfs_history *h;
 	int err;
 
-	if (!sfs_incarnated(sfs_fs_of(req), inode))
+	if (!sfs_has_snapshots(sfs_fs_of(req), inode))
 		return set_times(fd, attr, valid);
 	h = sfs_inode_history(inode);
-	sfs_history_before_change(h, NULL, NULL, NULL, 0, 0);
+	sfs_history_before_meta_change(h);
 	err = set_times(fd, attr, valid);
 	sfs_history_after_change(h, path_fd, false);
 	return err;
@@ -198,7 +198,7 @@ static int steer_size_change(fuse_req_t req, struct sfs_node *node)
 	bool keep;
 	int err;
 
-	if (!sfs_incarnated(fs, node->inode) || node->mode == SFS_NODE_WRITE)
+	if (!sfs_has_snapshots(fs, node->inode) || node->mode == SFS_NODE_WRITE)
 		return 0;
 	err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE,
 			    sfs_inode_version(node->inode), NULL,

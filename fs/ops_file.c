@@ -51,14 +51,6 @@ static void drop_append(int fd, int flags)
 }
 
 /*
- * Handles that can write are FOPEN_DIRECT_IO: the kernel then never copies
- * user data into cached folios that a pipe may reference (K4), and refuses
- * MAP_SHARED on them with ENODEV (libfuse 3.14 cannot ask for
- * FUSE_DIRECT_IO_ALLOW_MMAP), so no shared mapping can write into them
- * either. Read-only handles keep the page cache: splice hands out its
- * folios (K3), and nothing we allow modifies a cached folio in place.
- */
-/*
  * The kernel sends FLUSH at every close(2) for filesystems that act at
  * close (NFS writes back and reports errors there; sfs_op_flush passes it
  * on). The local filesystems SRC usually is have no ->flush at all: there
@@ -89,7 +81,16 @@ static bool flush_is_noop(int fd)
 	}
 }
 
-/* fd: the backing file just opened. */
+/*
+ * Handles that can write are FOPEN_DIRECT_IO: the kernel then never copies
+ * user data into cached folios that a pipe may reference (K4), and refuses
+ * MAP_SHARED on them with ENODEV (libfuse 3.14 cannot ask for
+ * FUSE_DIRECT_IO_ALLOW_MMAP), so no shared mapping can write into them
+ * either. Read-only handles keep the page cache: splice hands out its
+ * folios (K3), and nothing we allow modifies a cached folio in place.
+ *
+ * fd: the backing file just opened.
+ */
 static void set_open_flags(struct sfs_fs *fs, struct fuse_file_info *fi,
 			   int flags, int fd, bool keep_cache)
 {
@@ -162,7 +163,7 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 	*snap = NULL;
 	*keep_cache = false;
 	*bound = false;
-	if (!sfs_incarnated(fs, inode))
+	if (!sfs_has_snapshots(fs, inode))
 		return 0;
 	if (opens_for_change(flags)) {
 		err = sfs_node_open(fs->inodes, node, SFS_OPEN_WRITE,
@@ -416,7 +417,7 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct sfs_file *f = sfs_file_of(fi);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	struct sfs_range r;
+	struct sfs_range_request r;
 
 	__atomic_add_fetch(&f->inflight, 1, __ATOMIC_ACQUIRE);
 	if (f->snap) {
@@ -434,9 +435,9 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * /dev/fuse, where the kernel copies them out. Until that returns the
 	 * pipe references backing folios a modification could change (K6).
 	 */
-	sfs_range_lock(sfs_inode_range_lock(f->inode), &r, (uint64_t)off, size, false);
+	sfs_range_acquire(sfs_inode_range_lock(f->inode), &r, (uint64_t)off, size, false);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-	sfs_range_unlock(sfs_inode_range_lock(f->inode), &r);
+	sfs_range_release(sfs_inode_range_lock(f->inode), &r);
 	__atomic_sub_fetch(&f->inflight, 1, __ATOMIC_RELEASE);
 }
 

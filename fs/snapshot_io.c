@@ -17,7 +17,6 @@
 /* Holes are sent from here: one read is at most max_read (1 MiB). */
 static const char zeros[1 << 20];
 
-/* Log why a snapshot read fails, once per open file. */
 /*
  * A snapshot read fails: said once per open file, and then the node's
  * cached pages go (evictor.c), so later reads fail whole with EIO instead
@@ -73,7 +72,7 @@ static struct fuse_bufvec *bufvec_for(GArray *segs, int live_fd, int store_fd)
 		while (left) {
 			struct fuse_buf *b = &v->buf[n++];
 
-			b->size = left < sizeof(zeros) ? left : sizeof(zeros);
+			b->size = MIN(left, sizeof(zeros));
 			b->mem = (void *)zeros;
 			left -= b->size;
 		}
@@ -90,7 +89,7 @@ int sfs_snap_reading_start(struct sfs_snap_reading *rd, struct sfs_inode *inode,
 
 	rd->inode = inode;
 	rd->snap = snap;
-	sfs_range_lock(sfs_inode_range_lock(inode), &rd->range, off, len, false);
+	sfs_range_acquire(sfs_inode_range_lock(inode), &rd->range, off, len, false);
 	/* A changed SRC file, noticed before its bytes are served as ours. */
 	sfs_history_check_oob(h, live_fd);
 	err = sfs_snap_plan(h, snap, off, len, segs, why);
@@ -102,7 +101,7 @@ void sfs_snap_reading_end(struct sfs_snap_reading *rd)
 {
 	if (rd->planned)
 		sfs_snap_plan_done(sfs_inode_history(rd->inode), rd->snap);
-	sfs_range_unlock(sfs_inode_range_lock(rd->inode), &rd->range);
+	sfs_range_release(sfs_inode_range_lock(rd->inode), &rd->range);
 }
 
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off)

@@ -26,7 +26,7 @@ size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size)
 	sfs_range_stats_get(&rs);
 	sfs_itable_fd_stats(fs->inodes, &fds);
 #define PUT(fmt, ...) \
-	n += (size_t)snprintf(buf + (n < size ? n : size), n < size ? size - n : 0, \
+	n += (size_t)snprintf(buf + MIN(n, size), n < size ? size - n : 0, \
 			      fmt, __VA_ARGS__)
 	PUT("{\"snapshots_enabled\":%d", fs->store != NULL);
 	for (int i = 0; i < SFS_STAT_COUNT; i++)

@@ -484,7 +484,7 @@ static void add_gaps(const struct sfs_snap *snap, uint64_t off, uint64_t end,
 	while (off < end) {
 		const struct sfs_extent *e = i < snap->extents->len ?
 			&g_array_index(snap->extents, struct sfs_extent, i) : NULL;
-		uint64_t gap_end = e && e->start < end ? e->start : end;
+		uint64_t gap_end = e ? MIN(e->start, end) : end;
 
 		if (gap_end > off) {
 			struct range r = { off, gap_end };
@@ -550,7 +550,7 @@ static int preserve_data(struct sfs_history *h, struct sfs_store *s, int live,
 	int err;
 
 	if (to > live_size)
-		to = live_size > end ? live_size : end;
+		to = MAX(live_size, end);
 	if (h->store_fd < 0) {
 		int fd = sfs_store_file(s);
 
@@ -747,8 +747,8 @@ static void attach_pieces(struct sfs_snap *snap, GArray *gaps, GArray *pieces,
 
 		for (guint i = 0; i < pieces->len; i++) {
 			struct piece *p = &g_array_index(pieces, struct piece, i);
-			uint64_t a = done > p->start ? done : p->start;
-			uint64_t b = gap.end < p->end ? gap.end : p->end;
+			uint64_t a = MAX(done, p->start);
+			uint64_t b = MIN(gap.end, p->end);
 			struct sfs_extent e;
 
 			if (a >= b)
@@ -850,7 +850,7 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 	pieces = g_array_new(FALSE, FALSE, sizeof(struct piece));
 	bases = g_array_new(FALSE, FALSE, sizeof(struct chunk_base));
 	for (struct sfs_snap *p = h->snaps; p; p = p->next) {
-		uint64_t e = end < p->size ? end : p->size;
+		uint64_t e = MIN(end, p->size);
 
 		if (!p->invalid && !p->oob && off < e)
 			add_gaps(p, off, e, all);
@@ -862,7 +862,7 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 				     bases);
 	win = pieces_window(pieces);
 	for (struct sfs_snap *p = h->snaps; p; p = p->next) {
-		uint64_t e = end < p->size ? end : p->size;
+		uint64_t e = MIN(end, p->size);
 		GArray *gaps;
 
 		if (p->invalid || p->oob || off >= e)
@@ -877,8 +877,8 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 			continue;
 		}
 		gaps = g_array_new(FALSE, FALSE, sizeof(struct range));
-		add_gaps(p, win.start < off ? win.start : off,
-			 win.end > e ? (win.end < p->size ? win.end : p->size) : e,
+		add_gaps(p, MIN(win.start, off),
+			 win.end > e ? MIN(win.end, p->size) : e,
 			 gaps);
 		attach_pieces(p, gaps, pieces, bases);
 		g_array_free(gaps, TRUE);
@@ -946,7 +946,7 @@ int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
 	while (off < end) {
 		const struct sfs_extent *e = i < snap->extents->len ?
 			&g_array_index(snap->extents, struct sfs_extent, i) : NULL;
-		uint64_t live_end = e && e->start < end ? e->start : end;
+		uint64_t live_end = e ? MIN(e->start, end) : end;
 
 		if (live_end > off) {
 			if (snap->oob) {
@@ -958,7 +958,7 @@ int sfs_snap_plan(struct sfs_history *h, struct sfs_snap *snap, uint64_t off,
 			off = live_end;
 			continue;
 		}
-		uint64_t seg_end = e->end < end ? e->end : end;
+		uint64_t seg_end = MIN(e->end, end);
 
 		if (e->chunk)
 			add_segment(segs, SFS_SEG_STORE, off, seg_end - off,
@@ -980,6 +980,11 @@ void sfs_snap_plan_done(struct sfs_history *h, struct sfs_snap *snap)
 	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
 	snap->readers--;
 	sfs_mutex_unlock(&h->mutex);
+}
+
+void sfs_history_before_meta_change(struct sfs_history *h)
+{
+	sfs_history_before_change(h, NULL, NULL, NULL, 0, 0);
 }
 
 void sfs_history_changed(struct sfs_history *h)

@@ -709,12 +709,7 @@ static void bind_read(struct sfs_node *n, struct sfs_snap *snap)
 	n->snap = snap;
 }
 
-
-/*
- * A READ open. Joining a node that shows this very version lets the kernel
- * keep its cache; an unused node whose attributes the kernel got at this
- * version can be bound to it. Anything else is a stale incarnation.
- */
+/* Did an ESTALE route tid's retry to n? */
 static bool routed_here(struct sfs_inode_table *t, struct sfs_node *n, pid_t tid)
 {
 	struct route *r = g_hash_table_lookup(t->routes, GINT_TO_POINTER(tid));
@@ -722,6 +717,11 @@ static bool routed_here(struct sfs_inode_table *t, struct sfs_node *n, pid_t tid
 	return r && r->node == n;
 }
 
+/*
+ * A READ open. Joining a node that shows this very version lets the kernel
+ * keep its cache; an unused node whose attributes the kernel got at this
+ * version can be bound to it. Anything else is a stale incarnation.
+ */
 static int open_read(struct sfs_inode_table *t, struct sfs_node *n,
 		     uint64_t version, struct sfs_snap *snap, pid_t tid,
 		     bool *keep_cache)

@@ -3,7 +3,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fuse_opt.h>
+#include <glib.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +97,7 @@ void sfs_printable(const char *s, char *out, size_t outlen)
 		else
 			out[n++] = (char)c;
 	}
-	out[n < outlen ? n : outlen - 1] = '\0';
+	out[MIN(n, outlen - 1)] = '\0';
 }
 
 int sfs_options_parse(struct fuse_args *args, struct sfs_options *opts,
@@ -167,83 +169,131 @@ static int parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+/*
+ * One option given as text: its parser takes the text (and the check's
+ * bounds) and sets the option's value; on failure the message says what
+ * was expected. -o store= is checked on its own: it is kept as text.
+ */
+struct opt_check {
+	const char *name;		/* -o NAME= */
+	size_t text;			/* offsetof its raw string */
+	int (*parse)(const char *s, const struct opt_check *c,
+		     struct sfs_options *o);
+	const char *expected;
+	uint64_t min, max;		/* counts and sizes */
+};
+
+static int take_max_preserve(const char *s, const struct opt_check *c,
+			     struct sfs_options *o)
+{
+	return sfs_parse_size(s, &o->max_preserve);
+}
+
+static int take_snapshot(const char *s, const struct opt_check *c,
+			 struct sfs_options *o)
+{
+	return parse_on_off(s, &o->snapshot);
+}
+
+static int take_oob(const char *s, const struct opt_check *c,
+		    struct sfs_options *o)
+{
+	if (!strcmp(s, "detect"))
+		o->oob = SFS_OOB_DETECT;
+	else if (!strcmp(s, "ignore"))
+		o->oob = SFS_OOB_IGNORE;
+	else if (!strcmp(s, "preserve"))
+		o->oob = SFS_OOB_PRESERVE;
+	else
+		return -1;
+	return 0;
+}
+
+static int take_clone(const char *s, const struct opt_check *c,
+		      struct sfs_options *o)
+{
+	if (!strcmp(s, "auto"))
+		o->clone = true;
+	else if (!strcmp(s, "off"))
+		o->clone = false;
+	else
+		return -1;
+	return 0;
+}
+
+static int take_readahead(const char *s, const struct opt_check *c,
+			  struct sfs_options *o)
+{
+	uint64_t n;
+
+	if (sfs_parse_size(s, &n) || n < c->min || n > c->max)
+		return -1;
+	o->readahead_kb = (unsigned)n;
+	return 0;
+}
+
+static int take_max_threads(const char *s, const struct opt_check *c,
+			    struct sfs_options *o)
+{
+	uint64_t n;
+
+	if (parse_count(s, c->min, c->max, &n))
+		return -1;
+	o->max_threads = (unsigned)n;
+	return 0;
+}
+
+static int take_fd_cache(const char *s, const struct opt_check *c,
+			 struct sfs_options *o)
+{
+	uint64_t n;
+
+	if (parse_count(s, c->min, c->max, &n))
+		return -1;
+	o->fd_cache = (unsigned)n;
+	return 0;
+}
+
+static int take_timeout(const char *s, const struct opt_check *c,
+			struct sfs_options *o)
+{
+	return parse_seconds(s, &o->timeout);
+}
+
+#define TEXT(field) offsetof(struct sfs_options, field)
+
+static const struct opt_check opt_checks[] = {
+	{ "max_preserve", TEXT(max_preserve_str), take_max_preserve,
+	  "a size (digits with an optional K, M, G, T suffix)", 0, 0 },
+	{ "snapshot", TEXT(snapshot_str), take_snapshot, "on or off", 0, 0 },
+	{ "oob", TEXT(oob_str), take_oob, "preserve, detect or ignore", 0, 0 },
+	{ "clone", TEXT(clone_str), take_clone, "auto or off", 0, 0 },
+	{ "readahead_kb", TEXT(readahead_str), take_readahead,
+	  "1 to 1048576 (KiB)", 1, 1 << 20 },
+	{ "max_threads", TEXT(max_threads_str), take_max_threads,
+	  "a number of threads from 1 to 100000", 1, 100000 },
+	{ "fd_cache", TEXT(fd_cache_str), take_fd_cache,
+	  "a number of fds from 16 to 100000000", 16, 100000000 },
+	{ "timeout", TEXT(timeout_str), take_timeout,
+	  "seconds (0 or more, decimal)", 0, 0 },
+};
+
 int sfs_options_validate(struct sfs_options *opts, char *err, size_t errlen)
 {
 	char q[4 * SFS_QUOTE_MAX + 8];
-	uint64_t n;
 
 	if (opts->store && !*opts->store) {
 		snprintf(err, errlen, "-o store= needs a directory");
 		return -1;
 	}
-	if (opts->max_preserve_str &&
-	    sfs_parse_size(opts->max_preserve_str, &opts->max_preserve)) {
-		sfs_printable(opts->max_preserve_str, q, sizeof(q));
-		snprintf(err, errlen,
-			 "-o max_preserve=%s: not a size (digits with an optional K, M, G, T suffix)",
-			 q);
-		return -1;
-	}
-	if (opts->snapshot_str && parse_on_off(opts->snapshot_str, &opts->snapshot)) {
-		sfs_printable(opts->snapshot_str, q, sizeof(q));
-		snprintf(err, errlen, "-o snapshot=%s: expected on or off", q);
-		return -1;
-	}
-	if (opts->oob_str) {
-		if (!strcmp(opts->oob_str, "detect"))
-			opts->oob = SFS_OOB_DETECT;
-		else if (!strcmp(opts->oob_str, "ignore"))
-			opts->oob = SFS_OOB_IGNORE;
-		else if (!strcmp(opts->oob_str, "preserve"))
-			opts->oob = SFS_OOB_PRESERVE;
-		else {
-			sfs_printable(opts->oob_str, q, sizeof(q));
-			snprintf(err, errlen, "-o oob=%s: expected preserve, detect or ignore", q);
-			return -1;
-		}
-	}
-	if (opts->clone_str) {
-		if (!strcmp(opts->clone_str, "auto"))
-			opts->clone = true;
-		else if (!strcmp(opts->clone_str, "off"))
-			opts->clone = false;
-		else {
-			sfs_printable(opts->clone_str, q, sizeof(q));
-			snprintf(err, errlen, "-o clone=%s: expected auto or off", q);
-			return -1;
-		}
-	}
-	if (opts->readahead_str) {
-		if (sfs_parse_size(opts->readahead_str, &n) || n == 0 || n > 1 << 20) {
-			sfs_printable(opts->readahead_str, q, sizeof(q));
-			snprintf(err, errlen, "-o readahead_kb=%s: expected 1 to 1048576 "
-				 "(KiB)", q);
-			return -1;
-		}
-		opts->readahead_kb = (unsigned)n;
-	}
-	if (opts->max_threads_str) {
-		if (parse_count(opts->max_threads_str, 1, 100000, &n)) {
-			sfs_printable(opts->max_threads_str, q, sizeof(q));
-			snprintf(err, errlen, "-o max_threads=%s: expected a number of "
-				 "threads from 1 to 100000", q);
-			return -1;
-		}
-		opts->max_threads = (unsigned)n;
-	}
-	if (opts->fd_cache_str) {
-		if (parse_count(opts->fd_cache_str, 16, 100000000, &n)) {
-			sfs_printable(opts->fd_cache_str, q, sizeof(q));
-			snprintf(err, errlen, "-o fd_cache=%s: expected a number of "
-				 "fds from 16 to 100000000", q);
-			return -1;
-		}
-		opts->fd_cache = (unsigned)n;
-	}
-	if (opts->timeout_str && parse_seconds(opts->timeout_str, &opts->timeout)) {
-		sfs_printable(opts->timeout_str, q, sizeof(q));
-		snprintf(err, errlen, "-o timeout=%s: expected seconds (0 or more, "
-			 "decimal)", q);
+	for (size_t i = 0; i < G_N_ELEMENTS(opt_checks); i++) {
+		const struct opt_check *c = &opt_checks[i];
+		const char *s = *(char **)((char *)opts + c->text);
+
+		if (!s || c->parse(s, c, opts) == 0)
+			continue;
+		sfs_printable(s, q, sizeof(q));
+		snprintf(err, errlen, "-o %s=%s: expected %s", c->name, q, c->expected);
 		return -1;
 	}
 	return 0;

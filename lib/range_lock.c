@@ -19,23 +19,23 @@ void sfs_range_lock_destroy(struct sfs_range_lock *l)
 	pthread_mutex_destroy(&l->mutex);
 }
 
-static bool conflicts(const struct sfs_range *a, const struct sfs_range *b)
+static bool conflicts(const struct sfs_range_request *a, const struct sfs_range_request *b)
 {
 	return (a->exclusive || b->exclusive) &&
 	       a->start < b->end && b->start < a->end;
 }
 
 /* May r go now? Only requests that arrived before it can hold it up. */
-static bool can_grant(const struct sfs_range *r)
+static bool can_grant(const struct sfs_range_request *r)
 {
-	for (const struct sfs_range *e = r->prev; e; e = e->prev)
+	for (const struct sfs_range_request *e = r->prev; e; e = e->prev)
 		if (conflicts(e, r))
 			return false;
 	return true;
 }
 
 
-void sfs_range_lock(struct sfs_range_lock *l, struct sfs_range *r,
+void sfs_range_acquire(struct sfs_range_lock *l, struct sfs_range_request *r,
 		    uint64_t off, uint64_t len, bool exclusive)
 {
 	uint64_t t0;
@@ -65,7 +65,7 @@ void sfs_range_lock(struct sfs_range_lock *l, struct sfs_range *r,
 	pthread_mutex_unlock(&l->mutex);
 }
 
-void sfs_range_unlock(struct sfs_range_lock *l, struct sfs_range *r)
+void sfs_range_release(struct sfs_range_lock *l, struct sfs_range_request *r)
 {
 	sfs_lock_order_release(l);
 	pthread_mutex_lock(&l->mutex);

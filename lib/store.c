@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glib.h>
 #include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
@@ -102,7 +103,7 @@ static uint64_t shared_bytes(int fd, uint64_t off, uint64_t len)
 		return 0;
 	for (unsigned i = 0; i < q.fm.fm_mapped_extents; i++) {
 		const struct fiemap_extent *e = &q.ext[i];
-		uint64_t a = e->fe_logical > off ? e->fe_logical : off;
+		uint64_t a = MAX(e->fe_logical, off);
 		uint64_t b = e->fe_logical + e->fe_length;
 
 		if (b > off + len)
@@ -120,7 +121,7 @@ static int copy_by_pread(int src, uint64_t src_off, int dst, uint64_t dst_off,
 	char buf[65536];
 
 	while (len) {
-		ssize_t n = pread(src, buf, len < sizeof(buf) ? len : sizeof(buf),
+		ssize_t n = pread(src, buf, MIN(len, sizeof(buf)),
 				  (off_t)src_off);
 
 		if (n <= 0)

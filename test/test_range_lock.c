@@ -47,18 +47,18 @@ struct locker {
 	bool exclusive;
 	int got;		/* set once granted (atomic) */
 	int release;		/* set by the test (atomic) */
-	struct sfs_range r;
+	struct sfs_range_request r;
 };
 
 static void *locker_main(void *arg)
 {
 	struct locker *k = arg;
 
-	sfs_range_lock(&L, &k->r, k->off, k->len, k->exclusive);
+	sfs_range_acquire(&L, &k->r, k->off, k->len, k->exclusive);
 	__atomic_store_n(&k->got, 1, __ATOMIC_SEQ_CST);
 	while (!__atomic_load_n(&k->release, __ATOMIC_SEQ_CST))
 		sleep_ms(1);
-	sfs_range_unlock(&L, &k->r);
+	sfs_range_release(&L, &k->r);
 	return NULL;
 }
 
@@ -151,13 +151,13 @@ static void test_open_ended_range(void **state)
 
 static void test_overflowing_length_is_clamped(void **state)
 {
-	struct sfs_range r;
+	struct sfs_range_request r;
 
 	(void)state;
-	sfs_range_lock(&L, &r, UINT64_MAX - 10, 100, true);
+	sfs_range_acquire(&L, &r, UINT64_MAX - 10, 100, true);
 	assert_true(r.end == SFS_RANGE_EOF);
 	assert_true(r.start < r.end);
-	sfs_range_unlock(&L, &r);
+	sfs_range_release(&L, &r);
 }
 
 static void test_writer_not_starved(void **state)
@@ -182,7 +182,7 @@ static void test_writer_not_starved(void **state)
 }
 
 /* Is a request queued after r in the lock (under its mutex)? */
-static bool queued_behind(struct sfs_range *r)
+static bool queued_behind(struct sfs_range_request *r)
 {
 	bool queued;
 
@@ -245,14 +245,14 @@ static void *hammer(void *arg)
 		uint64_t off = (uint64_t)(rand_r(&seed) % 60) * 64;
 		uint64_t len = (uint64_t)(rand_r(&seed) % 4 + 1) * 64;
 		bool excl = rand_r(&seed) % 3 == 0;
-		struct sfs_range r;
+		struct sfs_range_request r;
 
-		sfs_range_lock(&L, &r, off, len, excl);
+		sfs_range_acquire(&L, &r, off, len, excl);
 		enter(off, len, excl, 1);
 		if (i % 100 == 0)
 			sched_yield();
 		enter(off, len, excl, -1);
-		sfs_range_unlock(&L, &r);
+		sfs_range_release(&L, &r);
 	}
 	return NULL;
 }

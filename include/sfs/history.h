@@ -92,6 +92,12 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 			       int (*live_fd)(void *arg), void *arg,
 			       uint64_t off, uint64_t end);
 void sfs_history_after_change(struct sfs_history *h, int fd, bool data_changed);
+/*
+ * A change of metadata only (times, mode) through MNT begins: nothing to
+ * preserve, but until sfs_history_after_change(h, fd, false) the file's
+ * new mtime or ctime must not look like a change from outside.
+ */
+void sfs_history_before_meta_change(struct sfs_history *h);
 
 /*
  * Check the live file (fstat of fd) against what we last did to it. A

@@ -20,17 +20,17 @@
 /* End of an open-ended range: truncate/extend/insert lock [off, EOF...). */
 #define SFS_RANGE_EOF UINT64_MAX
 
-struct sfs_range {
+struct sfs_range_request {
 	uint64_t start, end;		/* [start, end) */
 	bool exclusive;
 	bool granted;
-	struct sfs_range *prev, *next;	/* arrival order, in the lock's list */
+	struct sfs_range_request *prev, *next;	/* arrival order, in the lock's list */
 };
 
 struct sfs_range_lock {
 	pthread_mutex_t mutex;
 	pthread_cond_t changed;		/* a range was released */
-	struct sfs_range *head, *tail;	/* protected by mutex */
+	struct sfs_range_request *head, *tail;	/* protected by mutex */
 };
 
 struct sfs_range_stats {
@@ -44,12 +44,12 @@ void sfs_range_lock_destroy(struct sfs_range_lock *l);
 /*
  * Lock [off, off + len) (len SFS_RANGE_EOF - off, or any length reaching
  * past it, means "to the end of all files"). r is caller-owned storage
- * (usually on the stack) until sfs_range_unlock(). len 0 locks nothing but
+ * (usually on the stack) until sfs_range_release(). len 0 locks nothing but
  * still orders the request.
  */
-void sfs_range_lock(struct sfs_range_lock *l, struct sfs_range *r,
+void sfs_range_acquire(struct sfs_range_lock *l, struct sfs_range_request *r,
 		    uint64_t off, uint64_t len, bool exclusive);
-void sfs_range_unlock(struct sfs_range_lock *l, struct sfs_range *r);
+void sfs_range_release(struct sfs_range_lock *l, struct sfs_range_request *r);
 
 /* Is any range held or waiting? (for tests and leak checks) */
 bool sfs_range_lock_idle(struct sfs_range_lock *l);
