@@ -11,7 +11,7 @@
  *   4 HISTORY    a file's history mutex (versions, snapshots, extents).
  *   5 HISTORIES  the list of all histories (lib/history.c's all_lock);
  *                under it another history's mutex only with trylock.
- *   6 FD_CACHE   the fd cache's lock (lib/inode_table.c).
+ *   6 FD_CACHE   the fd cache's lock (lib/fd_cache.c).
  *
  * Every other lock is a leaf: held for a few instructions, never while
  * taking another (the range lock's own mutex, the stats, the handle list,
