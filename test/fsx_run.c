@@ -220,21 +220,17 @@ static int setup_raw(void **state)
 static int setup_stablefs(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
+	int err;
 
 	*state = f;
 	if (!f || require_fsx())
 		return -1;
-	if (!test_can_mount()) {
-		f->skip_why = "no /dev/fuse, fusermount3 or stablefs binary";
-		return 0;
-	}
-	if (test_mount_prepare(&f->m, "fsx"))
-		return -1;
-	f->is_mount = true;
+	err = test_mount_setup(&f->m, "fsx", NULL, &f->skip_why);
+	f->is_mount = f->m.base[0] != '\0';
+	if (err || f->skip_why)
+		return err;
 	/* The output file lives beside src/ and mnt/, not in the mount. */
 	snprintf(f->out, sizeof(f->out), "%s/fsx.out", f->m.base);
-	if (test_mount_start(&f->m, NULL))
-		return -1;
 	snprintf(f->dir, sizeof(f->dir), "%s", f->m.mnt);
 	return 0;
 }

@@ -154,6 +154,7 @@ int test_mount_prepare(struct test_mount *m, const char *tag)
 	snprintf(m->base, sizeof(m->base), "%s/sfs-%s-XXXXXX", tmp_base(), tag);
 	if (!mkdtemp(m->base)) {
 		perror("mkdtemp");
+		m->base[0] = '\0';	/* nothing to clean up */
 		return -1;
 	}
 	/* Let unprivileged test users reach src/ and mnt/. */
@@ -165,6 +166,19 @@ int test_mount_prepare(struct test_mount *m, const char *tag)
 		return -1;
 	}
 	return 0;
+}
+
+int test_mount_setup(struct test_mount *m, const char *tag, const char *opts,
+		     const char **skip_why)
+{
+	memset(m, 0, sizeof(*m));
+	if (!test_can_mount()) {
+		*skip_why = "no /dev/fuse, fusermount3 or stablefs binary";
+		return 0;
+	}
+	if (test_mount_prepare(m, tag))
+		return -1;
+	return test_mount_start(m, opts);
 }
 
 bool test_is_stablefs_mount(const char *path)

@@ -40,6 +40,15 @@ int test_mount_prepare(struct test_mount *m, const char *tag);
  */
 int test_mount_start(struct test_mount *m, const char *opts);
 
+/*
+ * A fixture's mount: prepare and start with opts. 0 once mounted, or 0
+ * with *skip_why set where this machine cannot mount (the fixture's tests
+ * then skip); -1 if it failed. Either way m->base[0] says whether there
+ * is something for test_mount_finish() to clean up.
+ */
+int test_mount_setup(struct test_mount *m, const char *tag, const char *opts,
+		     const char **skip_why);
+
 /* Unmount (fusermount3 -u, then -u -z), reap the daemon, keep the dirs. */
 int test_mount_stop(struct test_mount *m);
 

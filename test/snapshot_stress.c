@@ -467,36 +467,11 @@ static int prepare_files(struct run *r, const struct test_mount *m)
  * deadlock): then our daemon is killed, which aborts the connection so
  * blocked threads return and can be joined.
  */
-static bool supervise(struct run *r, double seconds, pid_t daemon_pid)
+static long progress_of(void *arg)
 {
-	double start = now_s(), last_move = start;
-	long last = -1;
+	struct run *r = arg;
 
-	for (;;) {
-		long progress = atomic_load(&r->ops) + atomic_load(&r->checks);
-		double t = now_s();
-
-		if (progress != last) {
-			last = progress;
-			last_move = t;
-		}
-		if (t - start >= seconds)
-			atomic_store(&r->stop, true);
-		if (t - last_move >= STALL_SECONDS) {
-			printf("# no progress for %d s: deadlock, killing daemon %d\n",
-			       STALL_SECONDS, (int)daemon_pid);
-			fflush(stdout);
-			if (daemon_pid > 0)
-				kill(daemon_pid, SIGKILL);
-			atomic_store(&r->stop, true);
-			return false;
-		}
-		if (atomic_load(&r->stop) && t - start >= seconds)
-			return true;
-		if (atomic_load(&r->stop) && atomic_load(&r->errors))
-			return true;
-		sleep_us(100000);
-	}
+	return atomic_load(&r->ops) + atomic_load(&r->checks);
 }
 
 /* The file through a fresh reader and directly in SRC equals the model. */
@@ -598,7 +573,8 @@ static void test_snapshot_stress(void **state)
 		}
 		n++;
 	}
-	alive = supervise(r, secs, f->m.pid);
+	alive = supervise_run(&r->stop, progress_of, r, secs, STALL_SECONDS,
+			     f->m.pid, "snapshot stress");
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
 

@@ -133,69 +133,6 @@ static void run_error(struct run *r, const char *what, int err)
 /* Splicers                                                           */
 /* ------------------------------------------------------------------ */
 
-enum filler { BY_SPLICE, BY_SENDFILE, BY_TEE, N_FILLERS };
-
-static const char *const filler_name[] = { "splice", "sendfile", "tee" };
-
-/* Move up to len bytes of fd at off into the pipe, stopping at EOF. */
-static long pipe_in(enum filler how, int fd, long off, int pipe_w, long len)
-{
-	long done = 0;
-
-	while (done < len) {
-		loff_t lo = off + done;
-		off_t so = off + done;
-		ssize_t n = how == BY_SENDFILE
-			? sendfile(pipe_w, fd, &so, (size_t)(len - done))
-			: splice(fd, &lo, pipe_w, NULL, (size_t)(len - done), 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;	/* EOF */
-		done += n;
-	}
-	return done;
-}
-
-/*
- * Fill a pipe; returns its read end with the write end closed, *got = bytes
- * in it. BY_TEE: splice into A, tee A into B, close A - B then holds the
- * only references (tee copies references, not bytes).
- */
-static int fill_pipe(enum filler how, int fd, long off, long len, long *got)
-{
-	int a[2], b[2];
-	ssize_t n;
-
-	if (make_pipe(a, PIPE_SIZE))
-		return -1;
-	*got = pipe_in(how, fd, off, a[1], len);
-	close(a[1]);
-	if (*got < 0 || how != BY_TEE || *got == 0) {
-		if (*got < 0) {
-			close(a[0]);
-			return -1;
-		}
-		return a[0];
-	}
-	if (make_pipe(b, PIPE_SIZE)) {
-		close(a[0]);
-		return -1;
-	}
-	n = tee(a[0], b[1], (size_t)*got, 0);
-	close(a[0]);
-	close(b[1]);
-	if (n != *got) {
-		close(b[0]);
-		errno = n < 0 ? errno : EIO;
-		return -1;
-	}
-	return b[0];
-}
-
 struct splice_job {
 	long off, len, got;
 	enum filler how;
@@ -259,7 +196,7 @@ static void splice_once(struct run *r, struct splice_job *j, int rdwr_fd,
 	if (j->fresh_rdonly)
 		fd = open(r->path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0)
-		pr = fill_pipe(j->how, fd, j->off, j->len, &j->got);
+		pr = fill_pipe(j->how, fd, j->off, j->len, PIPE_SIZE, &j->got);
 	want_len = model_expect(r, j);
 	/* The control run drains before anything can change the file. */
 	drained = r->drain_early && pr >= 0 ? drain_pipe(pr, j->have, MAX_SPLICE) : 0;
@@ -609,33 +546,11 @@ static void free_run(struct run *r)
  * stopped for STALL_SECONDS (a deadlock). daemon_pid > 0: killing it then
  * aborts the FUSE connection, so blocked threads return and can be joined.
  */
-static bool supervise(struct run *r, double seconds, pid_t daemon_pid)
+static long progress_of(void *arg)
 {
-	double start = now_s(), last_move = start;
-	long last = -1;
+	struct run *r = arg;
 
-	for (;;) {
-		long progress = atomic_load(&r->splices) + atomic_load(&r->mods);
-		double t = now_s();
-
-		if (progress != last) {
-			last = progress;
-			last_move = t;
-		}
-		if (t - start >= seconds)
-			atomic_store(&r->stop, true);
-		if (t - last_move >= STALL_SECONDS) {
-			printf("# %s: no progress for %d s: deadlock\n", r->label,
-			       STALL_SECONDS);
-			if (daemon_pid > 0)
-				kill(daemon_pid, SIGKILL);
-			atomic_store(&r->stop, true);
-			return false;
-		}
-		if (atomic_load(&r->stop))
-			return true;
-		sleep_us(100000);
-	}
+	return atomic_load(&r->splices) + atomic_load(&r->mods);
 }
 
 static bool run_harness(struct run *r, const char *dir, double seconds,
@@ -657,7 +572,8 @@ static bool run_harness(struct run *r, const char *dir, double seconds,
 		}
 		n++;
 	}
-	alive = supervise(r, seconds, daemon_pid);
+	alive = supervise_run(&r->stop, progress_of, r, seconds, STALL_SECONDS,
+			     daemon_pid, r->label);
 	/* After a deadlock the daemon is dead: joins return (ENOTCONN). */
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
@@ -710,19 +626,15 @@ static int setup_raw(void **state)
 static int setup_stablefs(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
+	int err;
 
 	*state = f;
 	if (!f)
 		return -1;
-	if (!test_can_mount()) {
-		f->skip_why = "no /dev/fuse, fusermount3 or stablefs binary";
-		return 0;
-	}
-	if (test_mount_prepare(&f->m, "stress"))
-		return -1;
-	f->is_mount = true;
-	if (test_mount_start(&f->m, NULL))
-		return -1;
+	err = test_mount_setup(&f->m, "stress", NULL, &f->skip_why);
+	f->is_mount = f->m.base[0] != '\0';
+	if (err || f->skip_why)
+		return err;
 	snprintf(f->dir, sizeof(f->dir), "%s", f->m.mnt);
 	return 0;
 }

@@ -75,82 +75,19 @@
 /* Pipe fillers: the three ways G1 names to get file pages into a pipe */
 /* ------------------------------------------------------------------ */
 
-enum filler { BY_SPLICE, BY_SENDFILE, BY_TEE, N_FILLERS };
-
-static const char *const filler_name[] = {
-	[BY_SPLICE] = "splice",
-	[BY_SENDFILE] = "sendfile",
-	[BY_TEE] = "tee",
-};
-
-static int splice_in(int fd, loff_t off, int pipe_w, size_t len)
+/* Exactly len bytes of fd at off in a new pipe (test_util's fill_pipe). */
+static int fill_pipe_exactly(enum filler how, int fd, off_t off, size_t len)
 {
-	while (len > 0) {
-		ssize_t n = splice(fd, &off, pipe_w, NULL, len, 0);
+	long got;
+	int pr = fill_pipe(how, fd, off, (long)len, PIPE_SIZE, &got);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "splice: %s\n", n < 0 ? strerror(errno) : "EOF");
-			return -1;
-		}
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* sendfile(2) to a pipe: the kernel splices file pages into it (5.12+). */
-static int sendfile_in(int fd, off_t off, int pipe_w, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = sendfile(pipe_w, fd, &off, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "sendfile: %s\n", n < 0 ? strerror(errno) : "EOF");
-			return -1;
-		}
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/*
- * Fill a pipe with len bytes of fd at off; return its read end (write end
- * closed, so draining ends at EOF) or -1. BY_TEE splices into pipe A, tee(2)s
- * A into B and closes A: tee copies page *references*, so only B's remain
- * and B must be exactly as stable as a spliced pipe.
- */
-static int fill_pipe(enum filler how, int fd, off_t off, size_t len)
-{
-	int a[2], b[2];
-	ssize_t n;
-
-	if (make_pipe(a, PIPE_SIZE))
-		return -1;
-	if ((how == BY_SENDFILE ? sendfile_in(fd, off, a[1], len)
-				: splice_in(fd, off, a[1], len))) {
-		close(a[0]);
-		close(a[1]);
-		return -1;
-	}
-	close(a[1]);
-	if (how != BY_TEE)
-		return a[0];
-	if (make_pipe(b, PIPE_SIZE)) {
-		close(a[0]);
-		return -1;
-	}
-	n = tee(a[0], b[1], len, 0);
-	close(a[0]);
-	close(b[1]);
-	if (n != (ssize_t)len) {
-		fprintf(stderr, "tee: %zd of %zu: %s\n", n, len, strerror(errno));
-		close(b[0]);
-		return -1;
-	}
-	return b[0];
+	if (pr >= 0 && got == (long)len)
+		return pr;
+	fprintf(stderr, "%s: %ld of %zu bytes: %s\n", filler_name[how],
+		pr < 0 ? -1L : got, len, pr < 0 ? strerror(errno) : "EOF");
+	if (pr >= 0)
+		close(pr);
+	return -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -479,7 +416,7 @@ static int run_cell(const char *dir, const struct row *r, enum filler how,
 		fprintf(stderr, "open %s: %s\n", c.path, strerror(errno));
 		goto out;
 	}
-	pr = fill_pipe(how, sfd, SPLICE_OFF, (size_t)len);
+	pr = fill_pipe_exactly(how, sfd, SPLICE_OFF, (size_t)len);
 	if (pr < 0)
 		goto out;
 	if (r->modify(&c))
@@ -663,7 +600,7 @@ static long wilcox(const char *dir, enum filler how)
 		return -1;
 	if (ftruncate(fd, PAGE) || pwrite_all(fd, "old", 3, 0))
 		goto out;
-	pr = fill_pipe(how, fd, 0, PAGE);
+	pr = fill_pipe_exactly(how, fd, 0, PAGE);
 	if (pr < 0)
 		goto out;
 	if (pwrite_all(fd, "new", 3, 0) == 0) {
@@ -765,18 +702,15 @@ static int setup_stablefs(void **state)
 {
 	struct fixture *f = new_fixture(state, T_STABLEFS);
 
+	int err;
+
 	if (!f)
 		return -1;
-	if (!test_can_mount()) {
-		f->skip_why = "no /dev/fuse, fusermount3 or stablefs binary";
-		return 0;
-	}
-	if (test_mount_prepare(&f->m, "ss"))
-		return -1;
+	err = test_mount_setup(&f->m, "ss", NULL, &f->skip_why);
+	if (err || f->skip_why)
+		return err;
 	if (!is_ext4(f->m.src))
 		printf("# note: stablefs SRC %s is not ext4\n", f->m.src);
-	if (test_mount_start(&f->m, NULL))
-		return -1;
 	snprintf(f->dir, sizeof(f->dir), "%s", f->m.mnt);
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sfs/range_lock.h"
+#include "test_util.h"
 
 static struct sfs_range_lock L;
 
@@ -31,13 +32,6 @@ static int teardown(void **state)
 		return -1;
 	sfs_range_lock_destroy(&L);
 	return 0;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 /* A locker thread: takes a range, flags that it got it, waits to be told. */

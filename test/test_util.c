@@ -5,9 +5,11 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -131,6 +133,98 @@ int make_pipe(int p[2], int size)
 		return -1;
 	}
 	return 0;
+}
+
+const char *const filler_name[N_FILLERS] = {
+	[BY_SPLICE] = "splice",
+	[BY_SENDFILE] = "sendfile",
+	[BY_TEE] = "tee",
+};
+
+/* Move up to len bytes of fd at off into the pipe, stopping at EOF. */
+static long pipe_in(enum filler how, int fd, long off, int pipe_w, long len)
+{
+	long done = 0;
+
+	while (done < len) {
+		loff_t lo = off + done;
+		off_t so = off + done;
+		ssize_t n = how == BY_SENDFILE
+			? sendfile(pipe_w, fd, &so, (size_t)(len - done))
+			: splice(fd, &lo, pipe_w, NULL, (size_t)(len - done), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;	/* EOF */
+		done += n;
+	}
+	return done;
+}
+
+int fill_pipe(enum filler how, int fd, long off, long len, int pipe_size,
+	      long *got)
+{
+	int a[2], b[2];
+	ssize_t n;
+
+	if (make_pipe(a, pipe_size))
+		return -1;
+	*got = pipe_in(how, fd, off, a[1], len);
+	close(a[1]);
+	if (*got < 0) {
+		close(a[0]);
+		return -1;
+	}
+	if (how != BY_TEE || *got == 0)
+		return a[0];
+	if (make_pipe(b, pipe_size)) {
+		close(a[0]);
+		return -1;
+	}
+	n = tee(a[0], b[1], (size_t)*got, 0);
+	close(a[0]);
+	close(b[1]);
+	if (n != *got) {
+		close(b[0]);
+		errno = n < 0 ? errno : EIO;
+		return -1;
+	}
+	return b[0];
+}
+
+bool supervise_run(atomic_bool *stop, long (*progress)(void *arg), void *arg,
+		   double seconds, int stall_s, pid_t daemon_pid,
+		   const char *label)
+{
+	double start = now_s(), last_move = start;
+	long last = -1;
+
+	for (;;) {
+		long done = progress(arg);
+		double t = now_s();
+
+		if (done != last) {
+			last = done;
+			last_move = t;
+		}
+		if (t - start >= seconds)
+			atomic_store(stop, true);
+		if (t - last_move >= stall_s) {
+			printf("# %s: no progress for %d s: deadlock, killing "
+			       "daemon %d\n", label, stall_s, (int)daemon_pid);
+			fflush(stdout);
+			if (daemon_pid > 0)
+				kill(daemon_pid, SIGKILL);
+			atomic_store(stop, true);
+			return false;
+		}
+		if (atomic_load(stop))
+			return true;
+		sleep_us(100000);
+	}
 }
 
 void close_fd(int *fd)

@@ -14,6 +14,7 @@
 #ifndef SFS_TEST_TEST_UTIL_H
 #define SFS_TEST_TEST_UTIL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,34 @@ long drain_pipe(int pipe_r, unsigned char *buf, size_t cap);
 
 /* pipe2(O_CLOEXEC) resized with F_SETPIPE_SZ to at least size bytes. */
 int make_pipe(int p[2], int size);
+
+/*
+ * How bytes of a file get into a pipe: splice(2), sendfile(2) (the kernel
+ * splices file pages into a pipe, 5.12+), or splice into pipe A then
+ * tee(2) into B and close A: tee copies page *references*, so B then
+ * holds the only ones and must be exactly as stable as a spliced pipe.
+ */
+enum filler { BY_SPLICE, BY_SENDFILE, BY_TEE, N_FILLERS };
+extern const char *const filler_name[N_FILLERS];
+
+/*
+ * Fill a new pipe of pipe_size bytes with up to len bytes of fd at off,
+ * stopping at end of file: its read end (write end closed, so draining
+ * ends at EOF) with *got bytes in it, or -1 with errno.
+ */
+int fill_pipe(enum filler how, int fd, long off, long len, int pipe_size,
+	      long *got);
+
+/*
+ * Watch a stress run for `seconds`, then set *stop (workers set it too,
+ * on an error). progress(arg) counts work done: standing still for
+ * stall_s seconds means a deadlock — the daemon (daemon_pid > 0) is
+ * SIGKILLed so the workers' calls return, and false is returned (label
+ * names the run in the message). True once *stop is set.
+ */
+bool supervise_run(atomic_bool *stop, long (*progress)(void *arg), void *arg,
+		   double seconds, int stall_s, pid_t daemon_pid,
+		   const char *label);
 
 /* close(*fd) if open, and mark it closed (-1). */
 void close_fd(int *fd);
