@@ -325,9 +325,12 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	if (sfs_digest_pool_start(fs))
 		fuse_log(FUSE_LOG_WARNING, "stablefs: no digest threads: large "
 			 "digests run in the request workers\n");
+	/* The mount exists since fuse_session_mount() returned (notify.c). */
+	sfs_notify_ready(fs->src_real, cmd->mountpoint, cmd->foreground);
 	/* libfuse 3.14 returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * an unmount the user asked for, so a clean exit. */
 	res = serve(fs->se, cmd, fs->opts.max_threads) < 0 ? 1 : 0;
+	sfs_notify_stopping();
 	sfs_evictor_stop(fs);
 	sfs_digest_pool_stop(fs);
 	sfs_shutdown_done();

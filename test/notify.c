@@ -1,0 +1,258 @@
+/*
+ * systemd's readiness protocol (fs/notify.c), seen from a fake systemd: the
+ * test binds an AF_UNIX datagram socket, starts "stablefs -f SRC MNT" with
+ * NOTIFY_SOCKET pointing at it, and reads what arrives, with the sender's
+ * pid (SO_PASSCRED) as systemd checks it for NotifyAccess=main.
+ *
+ * - READY=1 arrives from the daemon's own pid, and at the moment it is
+ *   read MNT is already the stablefs mount in /proc/self/mounts (a unit
+ *   ordered after the service must never see the empty directory), and a
+ *   file of SRC reads through it.
+ * - STOPPING=1 arrives, once and after READY=1, both when the daemon is
+ *   sent SIGTERM (systemctl stop) and when MNT is unmounted
+ *   (fusermount3 -u): queued before the process exited, since we read it
+ *   only after reaping the daemon. The daemon exits 0, the mount is gone.
+ * - A mount that fails (MNT not empty) sends no READY=1 and exits 1.
+ *
+ * Each case mounts on fresh temporary directories and always unmounts
+ * (mount_util.c); only the daemon we started is signalled.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mount_util.h"
+#include "test_util.h"
+
+#define WAIT_MS 10000
+#define CONTENT "what SRC holds\n"
+
+/* What the fake systemd was told, in order, by whom. */
+struct heard {
+	int ready, stopping;	/* how many of each */
+	int order;		/* messages heard so far */
+	int ready_at, stopping_at;	/* position of the first of each */
+	bool foreign;		/* a message from another pid */
+	bool mounted_at_ready;	/* MNT was the mount when READY=1 was read */
+};
+
+struct fixture {
+	struct test_mount m;
+	int sock;
+	char sock_path[PATH_MAX];
+	pid_t daemon;		/* the one we started (m.pid is 0 once reaped) */
+	struct heard h;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int on = 1;
+
+	assert_non_null(f);
+	f->sock = -1;
+	*state = f;
+	assert_int_equal(test_mount_prepare(&f->m, "notify"), 0);
+	path_in(f->sock_path, f->m.base, "notify.sock");
+	assert_true(strlen(f->sock_path) < sizeof(sa.sun_path));
+	strcpy(sa.sun_path, f->sock_path);
+	f->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(f->sock >= 0);
+	assert_int_equal(setsockopt(f->sock, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)), 0);
+	assert_int_equal(bind(f->sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	int rc = test_mount_finish(&f->m);	/* also removes the socket */
+
+	close_fd(&f->sock);
+	free(f);
+	return rc;
+}
+
+/* Does the datagram hold the line "line"? */
+static bool has_line(const char *msg, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = msg; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* Take in one datagram: 1, 0 if none came within ms, -1 on error. */
+static int hear_one(struct fixture *f, int ms)
+{
+	char msg[4096], ctl[CMSG_SPACE(sizeof(struct ucred))];
+	struct iovec iov = { msg, sizeof(msg) - 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	struct pollfd pfd = { f->sock, POLLIN, 0 };
+	struct cmsghdr *c;
+	pid_t sender = 0;
+	ssize_t n;
+
+	if (poll(&pfd, 1, ms) <= 0)
+		return 0;
+	n = recvmsg(f->sock, &mh, MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -1;
+	msg[n] = '\0';
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
+			sender = ((struct ucred *)CMSG_DATA(c))->pid;
+	f->h.order++;
+	if (has_line(msg, "READY=1") && f->h.ready++ == 0) {
+		/* Right now, before anything else: is the mount there? */
+		f->h.mounted_at_ready = test_is_stablefs_mount(f->m.mnt);
+		f->h.ready_at = f->h.order;
+	}
+	if (has_line(msg, "STOPPING=1") && f->h.stopping++ == 0)
+		f->h.stopping_at = f->h.order;
+	if (sender != f->daemon)
+		f->h.foreign = true;
+	printf("# heard from pid %d: %s\n", (int)sender, strtok(msg, "\n"));
+	return 1;
+}
+
+/* Start the daemon told to notify our socket; listen until READY=1. */
+static void start_and_hear_ready(struct fixture *f)
+{
+	long deadline = now_ms() + WAIT_MS;
+	int status;
+
+	assert_int_equal(setenv("NOTIFY_SOCKET", f->sock_path, 1), 0);
+	assert_int_equal(test_mount_spawn(&f->m, NULL), 0);
+	f->daemon = f->m.pid;
+	unsetenv("NOTIFY_SOCKET");
+	while (!f->h.ready && now_ms() < deadline) {
+		assert_true(hear_one(f, 50) >= 0);
+		if (!f->h.ready && waitpid(f->m.pid, &status, WNOHANG) == f->m.pid) {
+			f->m.pid = 0;
+			fail_msg("stablefs exited (status 0x%x) without READY=1", status);
+		}
+	}
+	assert_int_equal(f->h.ready, 1);
+	f->m.mounted = true;	/* so that teardown unmounts whatever happens */
+	assert_true(f->h.mounted_at_ready);
+	assert_false(f->h.foreign);
+	assert_int_equal(f->h.stopping, 0);
+}
+
+/* A file put in SRC reads through MNT, whole. */
+static void assert_served(struct fixture *f)
+{
+	char path[PATH_MAX], got[64] = "";
+	int fd;
+
+	path_in(path, f->m.src, "file");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, CONTENT, strlen(CONTENT)), 0);
+	close(fd);
+	path_in(path, f->m.mnt, "file");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, got, sizeof(got) - 1), (ssize_t)strlen(CONTENT));
+	close(fd);
+	assert_string_equal(got, CONTENT);
+}
+
+/* The daemon exits 0 by itself, the mount gone; then STOPPING=1 was sent. */
+static void assert_clean_exit_after_stopping(struct fixture *f)
+{
+	int status = 0;
+
+	assert_true(wait_pid_ms(f->m.pid, &status, WAIT_MS));
+	f->m.pid = 0;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_false(test_is_stablefs_mount(f->m.mnt));
+	f->m.mounted = false;
+	/* Reaped: whatever it sent is queued by now. */
+	while (hear_one(f, 0) > 0)
+		;
+	assert_int_equal(f->h.stopping, 1);
+	assert_true(f->h.stopping_at > f->h.ready_at);
+	assert_int_equal(f->h.ready, 1);
+	assert_false(f->h.foreign);
+}
+
+static void test_ready_once_mounted_stopping_on_sigterm(void **state)
+{
+	struct fixture *f = *state;
+
+	start_and_hear_ready(f);
+	assert_served(f);
+	assert_int_equal(kill(f->m.pid, SIGTERM), 0);
+	assert_clean_exit_after_stopping(f);
+}
+
+static void test_stopping_on_unmount(void **state)
+{
+	struct fixture *f = *state;
+
+	start_and_hear_ready(f);
+	assert_served(f);
+	test_fusermount("-u", f->m.mnt);
+	assert_clean_exit_after_stopping(f);
+}
+
+static void test_no_ready_when_mount_fails(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	int status = 0, fd;
+
+	/* MNT not empty: refused before mounting. */
+	path_in(path, f->m.mnt, "occupied");
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(setenv("NOTIFY_SOCKET", f->sock_path, 1), 0);
+	assert_int_equal(test_mount_spawn(&f->m, NULL), 0);
+	f->daemon = f->m.pid;
+	unsetenv("NOTIFY_SOCKET");
+	assert_true(wait_pid_ms(f->m.pid, &status, WAIT_MS));
+	f->m.pid = 0;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	while (hear_one(f, 0) > 0)
+		;
+	assert_int_equal(f->h.ready, 0);
+	assert_false(test_is_stablefs_mount(f->m.mnt));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ready_once_mounted_stopping_on_sigterm,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stopping_on_unmount, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_ready_when_mount_fails,
+						setup, teardown),
+	};
+
+	if (geteuid() != 0)
+		test_skip_all("mounts as root");
+	test_require_fuse();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
