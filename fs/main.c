@@ -152,13 +152,14 @@ static bool same_filesystem(const char *a, const char *b)
 static int open_store(struct sfs_fs *fs, const char *mnt)
 {
 	const char *dir = fs->opts.store ? fs->opts.store : fs->src_real;
-	char err[512], real[PATH_MAX];
+	char err[512], real[PATH_MAX], real_mnt[PATH_MAX];
 	int dirfd;
 
 	if (!fs->opts.snapshot)
 		return 0;
-	if (fs->opts.store && realpath(dir, real) && realpath(mnt, err) &&
-	    sfs_path_within(real, err))
+	/* realpath() may write PATH_MAX bytes: not into err. */
+	if (fs->opts.store && realpath(dir, real) && realpath(mnt, real_mnt) &&
+	    sfs_path_within(real, real_mnt))
 		return fail("-o store=%s is inside MNT: it would recurse", dir);
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd == -1)
