@@ -37,14 +37,27 @@ static void notify(const char *state)
 			 state, strerror(-res));
 }
 
+/*
+ * A path in STATUS=: a newline in it would start another assignment
+ * (MAINPID=, READY=...), so control characters become '?'.
+ */
+static void sanitize(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 void sfs_notify_ready(const char *src, const char *mnt, bool foreground)
 {
-	char state[2 * PATH_MAX + 64];
+	char status[2 * PATH_MAX + 32], state[sizeof(status) + 32];
 
 	atomic_store(&enabled, foreground);
 	if (!foreground)
 		return;
-	snprintf(state, sizeof(state), "READY=1\nSTATUS=serving %s on %s", src, mnt);
+	snprintf(status, sizeof(status), "serving %s on %s", src, mnt);
+	sanitize(status);
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=%s", status);
 	notify(state);
 }
 

@@ -12,6 +12,8 @@
  *   sent SIGTERM (systemctl stop) and when MNT is unmounted
  *   (fusermount3 -u): queued before the process exited, since we read it
  *   only after reaping the daemon. The daemon exits 0, the mount is gone.
+ * - A SRC whose name holds "\nMAINPID=1" does not add that assignment to
+ *   the STATUS= line that names it.
  * - A mount that fails (MNT not empty) sends no READY=1 and exits 1.
  *
  * Each case mounts on fresh temporary directories and always unmounts
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +50,7 @@ struct heard {
 	int ready_at, stopping_at;	/* position of the first of each */
 	bool foreign;		/* a message from another pid */
 	bool mounted_at_ready;	/* MNT was the mount when READY=1 was read */
+	int mainpid;		/* MAINPID= lines: only a path could put one */
 };
 
 struct fixture {
@@ -125,6 +129,8 @@ static int hear_one(struct fixture *f, int ms)
 		f->h.mounted_at_ready = test_is_stablefs_mount(f->m.mnt);
 		f->h.ready_at = f->h.order;
 	}
+	for (const char *p = msg; (p = strstr(p, "\nMAINPID=")); p++)
+		f->h.mainpid++;
 	if (has_line(msg, "STOPPING=1") && f->h.stopping++ == 0)
 		f->h.stopping_at = f->h.order;
 	if (sender != f->daemon)
@@ -216,6 +222,21 @@ static void test_stopping_on_unmount(void **state)
 	assert_clean_exit_after_stopping(f);
 }
 
+/* SRC named "src\nMAINPID=1": STATUS= must not pass the newline on. */
+static void test_path_cannot_add_assignments(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_true(strlen(f->m.base) + 32 < sizeof(f->m.src));
+	snprintf(f->m.src, sizeof(f->m.src), "%s/src\nMAINPID=1", f->m.base);
+	assert_int_equal(mkdir(f->m.src, 0755), 0);
+	start_and_hear_ready(f);
+	assert_int_equal(f->h.mainpid, 0);
+	assert_int_equal(kill(f->m.pid, SIGTERM), 0);
+	assert_clean_exit_after_stopping(f);
+	assert_int_equal(f->h.mainpid, 0);
+}
+
 static void test_no_ready_when_mount_fails(void **state)
 {
 	struct fixture *f = *state;
@@ -247,6 +268,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ready_once_mounted_stopping_on_sigterm,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stopping_on_unmount, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_path_cannot_add_assignments,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_ready_when_mount_fails,
 						setup, teardown),
 	};

@@ -45,7 +45,7 @@ cleanup() {
 	fi
 	# Only the daemon this test mounted (found by our fresh MNT).
 	[ -n "$daemon" ] && kill "$daemon" 2>/dev/null
-	$installed && apt-get purge -y -q $pkg >/dev/null 2>&1
+	$installed && apt-get purge -y -q -o DPkg::Lock::Timeout=300 $pkg >/dev/null 2>&1
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -112,7 +112,7 @@ grep -q "^License: GPL-2.0-or-later" "$srcdir/debian/copyright" &&
 
 # --- install ----------------------------------------------------------------
 installed=true	# from here on, cleanup purges (a no-op if it never got in)
-if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \
 	"$deb" >"$tmp/install.log" 2>&1; then
 	ok "apt-get install"
 else
@@ -163,7 +163,7 @@ else
 fi
 
 # --- purge ------------------------------------------------------------------
-if apt-get purge -y -q $pkg >"$tmp/purge.log" 2>&1; then
+if apt-get purge -y -q -o DPkg::Lock::Timeout=300 $pkg >"$tmp/purge.log" 2>&1; then
 	installed=false
 	ok "apt-get purge"
 else
