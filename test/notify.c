@@ -15,6 +15,8 @@
  * - A SRC whose name holds "\nMAINPID=1" does not add that assignment to
  *   the STATUS= line that names it.
  * - A mount that fails (MNT not empty) sends no READY=1 and exits 1.
+ * - With stderr the stream JOURNAL_STREAM names, error lines start "<3>"
+ *   (the journal's priority prefix); with stderr elsewhere, they do not.
  *
  * Each case mounts on fresh temporary directories and always unmounts
  * (mount_util.c); only the daemon we started is signalled.
@@ -262,6 +264,84 @@ static void test_no_ready_when_mount_fails(void **state)
 	assert_false(test_is_stablefs_mount(f->m.mnt));
 }
 
+/*
+ * Run stablefs with args (argv[0] added), its stderr a pipe whose text goes
+ * to out. JOURNAL_STREAM names that pipe (as systemd names the journal's
+ * stream) if as_journal, else another inode.
+ */
+static void run_with_stderr(const char *const args[], bool as_journal,
+			    char *out, size_t cap)
+{
+	const char *argv[8] = { test_stablefs_bin() };
+	char stream[64];
+	struct stat st;
+	size_t len = 0;
+	int p[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	for (int i = 0; args[i] && i < 6; i++)
+		argv[i + 1] = args[i];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(fstat(p[1], &st), 0);
+	snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + (as_journal ? 0 : 1));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], STDERR_FILENO);
+		setenv("JOURNAL_STREAM", stream, 1);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while (len < cap - 1 && (n = read(p[0], out + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(p[0]);
+	assert_true(wait_pid_ms(pid, &status, WAIT_MS));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	printf("# stderr (JOURNAL_STREAM %s): %s", as_journal ? "is it" : "is not it", out);
+}
+
+/* Every line of out starts with prefix (and there is one). */
+static void assert_lines_start(const char *out, const char *prefix)
+{
+	assert_true(out[0] != '\0');
+	for (const char *p = out; *p; p = strchr(p, '\n') + 1) {
+		assert_true(strncmp(p, prefix, strlen(prefix)) == 0);
+		assert_non_null(strchr(p, '\n'));
+	}
+}
+
+/*
+ * Under systemd, stderr is the journal: errors carry "<3>" (syslog's
+ * LOG_ERR) so that journalctl -p err finds them, both our own refusals and
+ * libfuse's messages; when stderr is not the stream JOURNAL_STREAM names
+ * (a script redirected it), lines stay plain.
+ */
+static void test_journal_priorities(void **state)
+{
+	struct fixture *f = *state;
+	char missing[PATH_MAX], out[4096];
+	const char *ours[] = { missing, f->m.mnt, NULL };
+	const char *libfuse[] = { "-o", "frobnicate", f->m.src, f->m.mnt, NULL };
+
+	path_in(missing, f->m.base, "missing");
+	run_with_stderr(ours, true, out, sizeof(out));
+	assert_lines_start(out, "<3>stablefs: ");
+	assert_non_null(strstr(out, "missing"));
+	run_with_stderr(libfuse, true, out, sizeof(out));
+	assert_lines_start(out, "<3>stablefs: ");
+	assert_non_null(strstr(out, "frobnicate"));
+	run_with_stderr(ours, false, out, sizeof(out));
+	assert_lines_start(out, "stablefs: ");
+	run_with_stderr(libfuse, false, out, sizeof(out));
+	assert_lines_start(out, "stablefs: ");
+	assert_false(test_is_stablefs_mount(f->m.mnt));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +352,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_ready_when_mount_fails,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_priorities, setup, teardown),
 	};
 
 	if (geteuid() != 0)
