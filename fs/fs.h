@@ -272,6 +272,14 @@ void sfs_shutdown_watch_start(struct sfs_fs *fs);
 void sfs_shutdown_done(void);
 
 /*
+ * systemd's readiness protocol (notify.c): READY=1 once the mount exists,
+ * STOPPING=1 once (from the first of a signal and the loop's end). Only in
+ * the foreground; a no-op without $NOTIFY_SOCKET.
+ */
+void sfs_notify_ready(const char *src, const char *mnt, bool foreground);
+void sfs_notify_stopping(void);
+
+/*
  * The fanotify watch on SRC (oob_watch.c); NULL where unavailable.
  * preserve: hold changes to files with snapshots until preserved, where
  * the kernel and SRC's filesystem allow (else it only detects them).

@@ -24,6 +24,7 @@
 #include "sfs/paths.h"
 
 static bool log_to_syslog;
+static bool log_to_journal;	/* stderr is systemd's journal: "<N>" prefixes */
 static enum fuse_log_level log_max = FUSE_LOG_INFO;
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 
@@ -69,6 +70,8 @@ static void log_line(enum fuse_log_level level, const char *fmt, va_list ap)
 			m += 6;
 		if (strncmp(m, "stablefs: ", 10) == 0)
 			m += 10;
+		if (log_to_journal)
+			fprintf(stderr, "<%d>", (int)level);
 		fputs("stablefs: ", stderr);
 	}
 	/* Pieces may quote user text (libfuse's "unknown option(s): `...'"):
@@ -80,6 +83,26 @@ static void log_line(enum fuse_log_level level, const char *fmt, va_list ap)
 	if (line_start)
 		fputc('\n', stderr);
 	pthread_mutex_unlock(&log_mutex);
+}
+
+/*
+ * Under systemd (the unit runs stablefs -f), stderr is a stream into the
+ * journal, and a line starting "<N>" gets syslog priority N there, so that
+ * journalctl -p err shows the errors; plain lines would all be "info".
+ * JOURNAL_STREAM names that stream's device:inode: only if stderr still is
+ * it (not redirected by a script, not a terminal) are the prefixes added.
+ * fuse_log levels are syslog's.
+ */
+static bool stderr_is_journal(void)
+{
+	const char *stream = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return stream && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
+	       fstat(STDERR_FILENO, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
 }
 
 static void usage(FILE *out)
@@ -101,6 +124,8 @@ static int fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (log_to_journal)
+		fprintf(stderr, "<%d>", LOG_ERR);
 	fputs("stablefs: ", stderr);
 	put_escaped(msg, strlen(msg), stderr);
 	fputc('\n', stderr);
@@ -152,13 +177,14 @@ static bool same_filesystem(const char *a, const char *b)
 static int open_store(struct sfs_fs *fs, const char *mnt)
 {
 	const char *dir = fs->opts.store ? fs->opts.store : fs->src_real;
-	char err[512], real[PATH_MAX];
+	char err[512], real[PATH_MAX], real_mnt[PATH_MAX];
 	int dirfd;
 
 	if (!fs->opts.snapshot)
 		return 0;
-	if (fs->opts.store && realpath(dir, real) && realpath(mnt, err) &&
-	    sfs_path_within(real, err))
+	/* realpath() may write PATH_MAX bytes: not into err. */
+	if (fs->opts.store && realpath(dir, real) && realpath(mnt, real_mnt) &&
+	    sfs_path_within(real, real_mnt))
 		return fail("-o store=%s is inside MNT: it would recurse", dir);
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd == -1)
@@ -322,9 +348,12 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	if (sfs_digest_pool_start(fs))
 		fuse_log(FUSE_LOG_WARNING, "stablefs: no digest threads: large "
 			 "digests run in the request workers\n");
+	/* The mount exists since fuse_session_mount() returned (notify.c). */
+	sfs_notify_ready(fs->src_real, cmd->mountpoint, cmd->foreground);
 	/* libfuse 3.14 returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * an unmount the user asked for, so a clean exit. */
 	res = serve(fs->se, cmd, fs->opts.max_threads) < 0 ? 1 : 0;
+	sfs_notify_stopping();
 	sfs_evictor_stop(fs);
 	sfs_digest_pool_stop(fs);
 	sfs_shutdown_done();
@@ -430,6 +459,7 @@ int main(int argc, char *argv[])
 
 	if (argc >= 2 && !strcmp(argv[1], "stats"))
 		return stats_command(argc, argv);
+	log_to_journal = stderr_is_journal();
 	fuse_set_log_func(log_line);
 	/* The kernel already applied the caller's umask to every mode. */
 	umask(0);

@@ -79,6 +79,7 @@ static void *watchdog(void *arg)
 
 	while (sem_wait(&signalled) == -1)
 		;
+	sfs_notify_stopping();	/* here, not in the handler: not signal-safe */
 	if (finished_within(SHUTDOWN_GRACE_S))
 		return NULL;
 	fuse_log(FUSE_LOG_ERR, "stablefs: requests still running %d s after "

@@ -6,7 +6,10 @@ set -euo pipefail
 packages=(
 	gcc libc6-dev pkg-config meson ninja-build python3
 	fuse3 libfuse3-dev libglib2.0-dev libxxhash-dev libcmocka-dev
+	libsystemd-dev
 	util-linux procps attr xfsprogs btrfs-progs fio rsync
+	restic borgbackup
+	dpkg-dev debhelper lintian fakeroot
 )
 
 missing=()

@@ -197,7 +197,7 @@ bool test_is_stablefs_mount(const char *path)
 	return found;
 }
 
-int test_mount_start(struct test_mount *m, const char *opts)
+int test_mount_spawn(struct test_mount *m, const char *opts)
 {
 	const char *bin = test_stablefs_bin();
 	pid_t parent = getpid();
@@ -221,6 +221,13 @@ int test_mount_start(struct test_mount *m, const char *opts)
 	}
 	m->pid = pid;
 	track(m, true);
+	return 0;
+}
+
+int test_mount_start(struct test_mount *m, const char *opts)
+{
+	if (test_mount_spawn(m, opts))
+		return -1;
 	for (int waited = 0; waited < 10000; waited += 10) {
 		int status;
 
@@ -228,7 +235,7 @@ int test_mount_start(struct test_mount *m, const char *opts)
 			m->mounted = true;
 			return 0;
 		}
-		if (waitpid(pid, &status, WNOHANG) == pid) {
+		if (waitpid(m->pid, &status, WNOHANG) == m->pid) {
 			fprintf(stderr, "stablefs exited before mounting (status %d)\n",
 				WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
 			m->pid = 0;

@@ -49,6 +49,13 @@ int test_mount_start(struct test_mount *m, const char *opts);
 int test_mount_setup(struct test_mount *m, const char *tag, const char *opts,
 		     const char **skip_why);
 
+/*
+ * Only start "$STABLEFS_BIN -f [-o opts] src mnt" (tracked: stopped if the
+ * test dies), without waiting for the mount. A caller that reaps the daemon
+ * itself sets m->pid to 0; one that saw it mounted sets m->mounted.
+ */
+int test_mount_spawn(struct test_mount *m, const char *opts);
+
 /* Unmount (fusermount3 -u, then -u -z), reap the daemon, keep the dirs. */
 int test_mount_stop(struct test_mount *m);
 
