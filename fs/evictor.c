@@ -7,7 +7,7 @@
  * worker, and every worker (with -s or max_threads=1, the only one)
  * evicting or queued behind one, nobody would be left to answer that READ:
  * the daemon hung in D state, SIGKILL ignored until the connection was
- * aborted (test/reliability.c reproduced it within a second with one
+ * aborted (test/mount/reliability.c reproduced it within a second with one
  * worker and -o snapshot=off). So a request that must evict before it
  * replies hands both to the evictor thread, and its worker goes back to
  * serving requests; the evictor only ever waits for READs that free

@@ -35,7 +35,7 @@
  * mappings are refused through stablefs by design, so mapped reads use
  * MAP_PRIVATE, or MAP_SHARED of a read-only handle.
  *
- * CI: test/fsx_run.c (raw ext4 must show a mismatch, stablefs none).
+ * CI: test/mount/fsx_run.c (raw ext4 must show a mismatch, stablefs none).
  * The 1,000,000-op soak: FSX_SOAK_OPS=1000000 build/test/fsx_run, or by hand
  *   stablefs SRC MNT && fsx -S $RANDOM -N 1000000 -P 2 -q MNT;
  *   fusermount3 -u MNT

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README's restic and borg recipes, run as they are written (the indented
 # block after the line naming this script), over a real mount while every
-# file is being rewritten through MNT (test/backup_states.py): each command
+# file is being rewritten through MNT (test/mount/backup_states.py): each command
 # must exit 0, and each restored file must be exactly a state its file had,
 # as it was when the tool opened it (a torn copy is seen: chunks of two
 # versions in an order the writer never wrote, or of three versions).
@@ -48,7 +48,7 @@ python3 - "$readme" "$target" "$tmp" >"$tmp/recipe.sh" <<'EOF' || exit 1
 import re, shlex, sys
 readme, target, tmp = sys.argv[1:]
 lines = open(readme).read().split("\n")
-start = next(i for i, l in enumerate(lines) if "test/backup_tools.sh" in l)
+start = next(i for i, l in enumerate(lines) if "test/mount/backup_tools.sh" in l)
 block, i = [], start + 1
 while i < len(lines) and not lines[i].startswith("    "):
     i += 1
@@ -72,7 +72,7 @@ for line in block:
     print(line, file=commands)
 EOF
 ncmd=$(grep -c '/status$' "$tmp/recipe.sh")
-[ "$ncmd" -ge 6 ] || { echo "not ok: found $ncmd commands after test/backup_tools.sh in $readme"; exit 1; }
+[ "$ncmd" -ge 6 ] || { echo "not ok: found $ncmd commands after test/mount/backup_tools.sh in $readme"; exit 1; }
 grep -q "restic .* backup " "$tmp/recipe.sh" && grep -q "borg create " "$tmp/recipe.sh" ||
 	{ echo "not ok: the recipe lacks restic backup or borg create"; exit 1; }
 

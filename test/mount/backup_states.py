@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Files whose every state is known, for test/backup_tools.sh.
+"""Files whose every state is known, for test/mount/backup_tools.sh.
 
   backup_states.py init DIR           write the files at version 0
   backup_states.py write DIR JOURNAL  rewrite them in place until SIGTERM

@@ -1,5 +1,5 @@
 /*
- * stablefs-fsx runs (test/fsx.c): random operations checked against a model
+ * stablefs-fsx runs (test/tools/fsx.c): random operations checked against a model
  * of every file, with pipes filled by splice/sendfile/tee drained late (G1).
  *
  * A zero on stablefs only means something if the same checker finds the

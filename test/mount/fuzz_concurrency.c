@@ -157,7 +157,7 @@ static const int op_weight[N_OPS] = {
  * free), a copy_file_range A->B / B->A deadlock, O_RDONLY|O_TRUNC opens
  * bypassing the protocol, locks split across incarnations, an eviction
  * hang with one worker, and a use-after-free in reply_opened after a
- * connection abort; all fixed (test/reliability.c has a case for each).
+ * connection abort; all fixed (test/mount/reliability.c has a case for each).
  * Left out:
  *   rename, unlink  opens racing renames and unlinks of the same names
  *               still get, in about 1 of 1,000 opens, ESTALE (the kernel
