@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# README's restic and borg recipes, run as they are written (the indented
-# block after the line naming this script), over a real mount while every
+# README's tar, rsync, restic and borg recipes, run as they are written
+# (the indented blocks after the lines naming this script), over a real
+# mount while every
 # file is being rewritten through MNT (test/mount/backup_states.py): each command
 # must exit 0, and each restored file must be exactly a state its file had,
 # as it was when the tool opened it (a torn copy is seen: chunks of two
@@ -48,13 +49,15 @@ python3 - "$readme" "$target" "$tmp" >"$tmp/recipe.sh" <<'EOF' || exit 1
 import re, shlex, sys
 readme, target, tmp = sys.argv[1:]
 lines = open(readme).read().split("\n")
-start = next(i for i, l in enumerate(lines) if "test/mount/backup_tools.sh" in l)
-block, i = [], start + 1
-while i < len(lines) and not lines[i].startswith("    "):
-    i += 1
-while i < len(lines) and (lines[i].startswith("    ") or lines[i] == ""):
-    block.append(lines[i][4:])
-    i += 1
+# Every indented block that follows a paragraph naming this script.
+block = []
+for start in (i for i, l in enumerate(lines) if "test/mount/backup_tools.sh" in l):
+    i = start + 1
+    while i < len(lines) and not lines[i].startswith("    "):
+        i += 1
+    while i < len(lines) and (lines[i].startswith("    ") or lines[i] == ""):
+        block.append(lines[i][4:])
+        i += 1
 n = 0
 commands = open(tmp + "/commands", "w")
 for line in block:
@@ -72,9 +75,11 @@ for line in block:
     print(line, file=commands)
 EOF
 ncmd=$(grep -c '/status$' "$tmp/recipe.sh")
-[ "$ncmd" -ge 6 ] || { echo "not ok: found $ncmd commands after test/mount/backup_tools.sh in $readme"; exit 1; }
-grep -q "restic .* backup " "$tmp/recipe.sh" && grep -q "borg create " "$tmp/recipe.sh" ||
-	{ echo "not ok: the recipe lacks restic backup or borg create"; exit 1; }
+[ "$ncmd" -ge 9 ] || { echo "not ok: found $ncmd commands after test/mount/backup_tools.sh in $readme"; exit 1; }
+for want in "tar .*-cf " "rsync -aHAX " "restic .* backup " "borg create "; do
+	grep -q -- "$want" "$tmp/recipe.sh" ||
+		{ echo "not ok: the recipe lacks '$want'"; exit 1; }
+done
 
 # --- mount, files, writer ---------------------------------------------------
 python3 "$states" init "$src" || exit 1
@@ -111,9 +116,10 @@ echo "# writer journal: $(wc -l <"$tmp/journal") versions started"
 
 # --- what came back ---------------------------------------------------------
 restored=0
-for dir in "$tmp/restore/restic$target" "$tmp/restore/borg$target"; do
+for dir in "$tmp/restore/tar" "$tmp/backup/data" \
+	   "$tmp/restore/restic$target" "$tmp/restore/borg$target"; do
 	if [ -d "$dir" ]; then
-		echo "# restored by ${dir#"$tmp"/restore/}"
+		echo "# restored in ${dir#"$tmp"/}"
 		python3 "$states" check "$dir" "$tmp/journal" || fail=1
 		restored=$((restored + 1))
 	else
@@ -121,5 +127,5 @@ for dir in "$tmp/restore/restic$target" "$tmp/restore/borg$target"; do
 		fail=1
 	fi
 done
-[ "$restored" -eq 2 ] || fail=1
+[ "$restored" -eq 4 ] || fail=1
 exit $fail
