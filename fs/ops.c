@@ -48,6 +48,9 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* Largest requests the kernel allows (1 MiB with FUSE_MAX_PAGES). */
 	conn->max_write = 1024 * 1024;
+	/* READs no larger than we can splice (readahead.c); libfuse refuses
+	 * INIT unless this equals the max_read mount option (main.c). */
+	conn->max_read = fs->max_read;
 }
 
 const struct fuse_lowlevel_ops sfs_ops = {
