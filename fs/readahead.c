@@ -1,15 +1,16 @@
 /*
- * Read-ahead of the mount (-o readahead_kb=N). A FUSE mount's
- * backing_dev_info starts with read_ahead_kb = 128, and the kernel caps it
- * at INIT to what it offered. K8 (doc/kernel-facts.md) saw a passthrough_ll
- * mount read faster with 4096; for stablefs it was slower here (1 GiB
- * splice reads: hot 2,440-2,720 MiB/s at 128 against 1,630-1,760 at 4096;
- * cold 2,589 against 1,644), so the default leaves the kernel's value. The
- * value lives in /sys/class/bdi/MAJOR:MINOR/read_ahead_kb, MAJOR:MINOR
- * being the mount's anonymous device. It can only be raised after the
- * kernel has processed our INIT reply, i.e. from the first request after
- * it; and the device is found in /proc/self/mountinfo, because stat(2) of
- * the mount point would be a request to ourselves.
+ * Read-ahead of the mount (-o readahead_kb=N, default 1024) and the size
+ * of READ requests. A FUSE mount's backing_dev_info starts with
+ * read_ahead_kb = 128, and the kernel caps it at INIT to what it offered.
+ * 1 MiB read cold 1 GiB files about twice as fast as 128 KiB here, 2 and 4
+ * MiB no faster (doc/performance.md, "Read-ahead window"). Larger windows
+ * once measured slower (K8), but only because their 1 MiB READs could not
+ * be spliced: sfs_splice_max_read() below. The value lives in
+ * /sys/class/bdi/MAJOR:MINOR/read_ahead_kb, MAJOR:MINOR being the mount's
+ * anonymous device. It can only be raised after the kernel has processed
+ * our INIT reply, i.e. from the first request after it; and the device is
+ * found in /proc/self/mountinfo, because stat(2) of the mount point would
+ * be a request to ourselves.
  */
 #include <fcntl.h>
 #include <stdio.h>
