@@ -1,7 +1,11 @@
 /*
  * Sequential read throughput of one file, two ways: splice(2) into a pipe
- * drained to /dev/null, and read(2) into a buffer. 1 MiB chunks.
- *   splice_read FILE [splice|read] [repeats]
+ * drained to /dev/null, and read(2) into a buffer. 1 MiB chunks. The file
+ * is opened O_RDONLY, or O_RDWR with "rw" (on stablefs: the live file
+ * instead of a snapshot).
+ *   splice_read FILE [splice|read] [repeats] [ro|rw]
+ *   splice_read - memcpy        memcpy of 1 GiB, 1 MiB at a time, between
+ *                               two buffers touched before: the reference
  * Prints one line per run: "<mode> <MiB/s>".
  */
 #include <errno.h>
@@ -56,20 +60,45 @@ static long long by_read(int fd)
 	return n < 0 ? -1 : total;
 }
 
+#define MEMCPY_SIZE ((size_t)1 << 30)
+
+/* Two buffers of MEMCPY_SIZE, touched, so that only copies are timed. */
+static char *memcpy_buffers(void)
+{
+	char *a = malloc(2 * MEMCPY_SIZE);
+
+	if (a)
+		memset(a, 1, 2 * MEMCPY_SIZE);
+	return a;
+}
+
+static long long by_memcpy(char *a)
+{
+	if (!a)
+		return -1;
+	for (size_t off = 0; off < MEMCPY_SIZE; off += CHUNK)
+		memcpy(a + MEMCPY_SIZE + off, a + off, CHUNK);
+	return (long long)MEMCPY_SIZE;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 2 ? argv[2] : "splice";
 	int repeats = argc > 3 ? atoi(argv[3]) : 1;
 	int null = open("/dev/null", O_WRONLY);
+	char *bufs = strcmp(mode, "memcpy") ? NULL : memcpy_buffers();
 
 	if (argc < 2 || null < 0) {
-		fprintf(stderr, "usage: splice_read FILE [splice|read] [repeats]\n");
+		fprintf(stderr, "usage: splice_read FILE [splice|read] [repeats] [ro|rw]\n"
+			"       splice_read - memcpy [repeats]\n");
 		return 2;
 	}
 	for (int r = 0; r < repeats; r++) {
-		int fd = open(argv[1], O_RDONLY);
+		int memcpy_only = !strcmp(mode, "memcpy");
+		int fd = memcpy_only ? -1 : open(argv[1], argc > 4 &&
+				   !strcmp(argv[4], "rw") ? O_RDWR : O_RDONLY);
 		double t0 = now();
-		long long bytes = fd < 0 ? -1 :
+		long long bytes = memcpy_only ? by_memcpy(bufs) : fd < 0 ? -1 :
 			strcmp(mode, "read") ? by_splice(fd, null) : by_read(fd);
 		double dt = now() - t0;
 
@@ -77,7 +106,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "splice_read: %s: %s\n", argv[1], strerror(errno));
 			return 1;
 		}
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		printf("%s %.0f\n", mode, bytes / dt / (1 << 20));
 	}
 	return 0;

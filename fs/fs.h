@@ -41,6 +41,7 @@ struct sfs_fs {
 	unsigned conn_minor;		/* its FUSE connection (0: unknown) */
 	char *mountpoint;		/* canonical MNT, for shutdown.c */
 	bool readahead_tuned;		/* atomic: done (or tried) once */
+	unsigned max_read;		/* cap on READ sizes (0: the kernel's) */
 };
 
 /* An open regular file: fi->fh points to one. */
@@ -262,6 +263,9 @@ size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size);
  * (from a request: only once the kernel processed INIT). readahead.c */
 void sfs_find_bdi(struct sfs_fs *fs, const char *mnt);
 void sfs_tune_readahead(struct sfs_fs *fs);
+/* The largest READ libfuse can answer by splice here (before mounting;
+ * 0: any the kernel sends). readahead.c */
+unsigned sfs_splice_max_read(void);
 
 /*
  * A SIGTERM, SIGINT or SIGHUP ends the daemon even when requests are stuck

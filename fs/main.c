@@ -225,6 +225,17 @@ static int add_mount_options(struct fuse_args *args, const char *src_real)
 	return err;
 }
 
+/* The kernel's cap on READ sizes; sfs_init() tells libfuse the same. */
+static int add_max_read(struct fuse_args *args, unsigned max_read)
+{
+	char arg[32];
+
+	if (!max_read)
+		return 0;
+	snprintf(arg, sizeof(arg), "-omax_read=%u", max_read);
+	return fuse_opt_add_arg(args, arg);
+}
+
 /*
  * The daemon holds O_PATH fds for the inodes the kernel caches (all of them
  * where file handles cannot be used, see use_file_handles) and open files:
@@ -318,7 +329,8 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	if (!fs->inodes)
 		return fail("out of memory");
 	use_file_handles(fs);
-	if (add_mount_options(args, fs->src_real))
+	fs->max_read = sfs_splice_max_read();
+	if (add_mount_options(args, fs->src_real) || add_max_read(args, fs->max_read))
 		return fail("out of memory");
 	fs->se = fuse_session_new(args, &sfs_ops, sizeof(sfs_ops), fs);
 	if (!fs->se)

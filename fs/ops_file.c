@@ -436,7 +436,7 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * pipe references backing folios a modification could change (K6).
 	 */
 	sfs_range_acquire(sfs_inode_range_lock(f->inode), &r, (uint64_t)off, size, false);
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	fuse_reply_data(req, &buf, 0);	/* no SPLICE_MOVE: ops.c */
 	sfs_range_release(sfs_inode_range_lock(f->inode), &r);
 	__atomic_sub_fetch(&f->inflight, 1, __ATOMIC_RELEASE);
 }

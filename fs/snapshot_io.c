@@ -124,7 +124,8 @@ void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t of
 	else if (v->count == 0)
 		fuse_reply_buf(req, NULL, 0);	/* at or past the snapshot's end */
 	else
-		fuse_reply_data(req, v, FUSE_BUF_SPLICE_MOVE);
+		fuse_reply_data(req, v, 0);	/* no SPLICE_MOVE: ops.c */
+	/* Only now may the store bytes we spliced be given back (K6). */
 	sfs_snap_reading_end(&rd);
 	free(v);
 	g_array_free(segs, TRUE);

@@ -109,6 +109,7 @@ int sfs_options_parse(struct fuse_args *args, struct sfs_options *opts,
 	opts->clone = true;
 	opts->timeout = 1.0;
 	opts->max_threads = 10;
+	opts->readahead_kb = SFS_DEFAULT_READAHEAD_KB;
 	if (fuse_opt_parse(args, opts, sfs_opt_spec, take_positional) == -1) {
 		err[0] = '\0';	/* fuse_opt said why */
 		return -1;
@@ -330,8 +331,8 @@ const char *sfs_options_help(void)
 	"    -o clone=auto|off      snapshots as clones taken at open where the\n"
 	"                           store's filesystem can (XFS, btrfs; default auto)\n"
 	"    -o timeout=SECONDS     kernel entry/attribute cache time (default 1)\n"
-	"    -o readahead_kb=N      set the mount's read-ahead (default: the\n"
-	"                           kernel's 128; larger was slower here)\n"
+	"    -o readahead_kb=N      the mount's read-ahead in KiB (default 1024;\n"
+	"                           needs root, else the kernel's 128)\n"
 	"    -o nonempty            allow mounting over a non-empty MNT\n"
 	"    -o max_threads=N       worker thread cap (default 10)\n"
 	"    -o fd_cache=N          O_PATH fds kept open for cached inodes; more\n"

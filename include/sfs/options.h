@@ -26,7 +26,7 @@ struct sfs_options {
 	enum sfs_oob_mode oob;
 	bool nonempty;		/* -o nonempty: allow a non-empty MNT */
 	double timeout;		/* -o timeout=SECONDS: entry/attr cache */
-	unsigned readahead_kb;	/* -o readahead_kb=N; 0: kernel default */
+	unsigned readahead_kb;	/* -o readahead_kb=N (SFS_DEFAULT_READAHEAD_KB) */
 	unsigned max_threads;	/* -o max_threads=N (default 10) */
 	unsigned fd_cache;	/* -o fd_cache=N; 0: half the fd limit */
 
@@ -40,6 +40,14 @@ struct sfs_options {
 	char *max_threads_str;
 	char *fd_cache_str;
 };
+
+/*
+ * The mount's read-ahead unless -o readahead_kb= says otherwise: the
+ * smallest window at the plateau of cold sequential reads (128 KiB, the
+ * kernel's, was half as fast; 2 and 4 MiB no faster: doc/performance.md,
+ * "Read-ahead window").
+ */
+#define SFS_DEFAULT_READAHEAD_KB 1024
 
 /* Longest user text quoted in a message (sfs_printable). */
 #define SFS_QUOTE_MAX 200
