@@ -65,7 +65,6 @@ struct fixture {
 	char out[PATH_MAX];	/* fsx's stdout+stderr */
 	char tmpbase[PATH_MAX - 64];	/* raw: our mkdtemp dir */
 	struct test_mount m;
-	bool is_mount;
 	const char *skip_why;
 };
 
@@ -226,7 +225,6 @@ static int setup_stablefs(void **state)
 	if (!f || require_fsx())
 		return -1;
 	err = test_mount_setup(&f->m, "fsx", NULL, &f->skip_why);
-	f->is_mount = f->m.base[0] != '\0';
 	if (err || f->skip_why)
 		return err;
 	/* The output file lives beside src/ and mnt/, not in the mount. */
@@ -243,7 +241,7 @@ static int teardown(void **state)
 
 	if (!f)
 		return 0;
-	if (f->is_mount) {
+	if (f->m.base[0]) {	/* a mount was prepared */
 		if (test_mount_finish(&f->m))
 			rc = -1;
 	} else if (f->tmpbase[0]) {

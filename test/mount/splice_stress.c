@@ -601,7 +601,6 @@ static void print_stats(struct run *r, double seconds)
 struct fixture {
 	char dir[PATH_MAX];	/* raw: our directory; stablefs: the mount */
 	struct test_mount m;
-	bool is_mount;
 	const char *skip_why;
 	struct run run;
 };
@@ -632,7 +631,6 @@ static int setup_stablefs(void **state)
 	if (!f)
 		return -1;
 	err = test_mount_setup(&f->m, "stress", NULL, &f->skip_why);
-	f->is_mount = f->m.base[0] != '\0';
 	if (err || f->skip_why)
 		return err;
 	snprintf(f->dir, sizeof(f->dir), "%s", f->m.mnt);
@@ -647,7 +645,7 @@ static int teardown(void **state)
 
 	if (!f)
 		return 0;
-	if (f->is_mount) {
+	if (f->m.base[0]) {	/* a mount was prepared */
 		if (test_mount_finish(&f->m))
 			rc = -1;
 	} else if (f->dir[0]) {
