@@ -570,6 +570,33 @@ static void expect_clean_exit(const struct fixture *f, pid_t pid, const char *ho
 			 mounted ? "still mounted" : "detached");
 }
 
+/*
+ * -o store= with an MNT whose real path is longer than 511 bytes mounts:
+ * the check that the store is not inside MNT resolves MNT with realpath(),
+ * which may write PATH_MAX bytes (it once wrote them into a 512-byte
+ * message buffer: a stack overflow ASan reports).
+ */
+static void test_store_with_long_mnt(void **state)
+{
+	struct fixture *f = *state;
+	char name[201], opts[PATH_MAX + 16];
+	size_t len;
+
+	memset(name, 'm', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	for (int i = 0; i < 3; i++) {
+		len = strlen(f->m.mnt);
+		snprintf(f->m.mnt + len, sizeof(f->m.mnt) - len, "/%s", name);
+		assert_int_equal(mkdir(f->m.mnt, 0755), 0);
+	}
+	assert_true(strlen(f->m.mnt) > 600);
+	snprintf(opts, sizeof(opts), "store=%s", f->m.src);
+	assert_int_equal(test_mount_start(&f->m, opts), 0);
+	assert_true(test_is_stablefs_mount(f->m.mnt));
+	check_serves(f);
+	assert_int_equal(test_mount_stop(&f->m), 0);
+}
+
 /* Without -f: the parent returns 0 only once MNT is mounted; SIGTERM. */
 static void test_daemonize_then_sigterm(void **state)
 {
@@ -765,7 +792,7 @@ static void add_test(struct CMUnitTest *t, size_t *n, const char *name,
 int main(void)
 {
 	static const int sigint = SIGINT, sigterm = SIGTERM, nosig = 0;
-	struct CMUnitTest tests[N_ERR + N_INFO + 8];
+	struct CMUnitTest tests[N_ERR + N_INFO + 9];
 	size_t n = 0;
 
 	test_require_fuse();
@@ -777,6 +804,8 @@ int main(void)
 		add_test(tests, &n, info_cases[i].name, test_case, &info_cases[i]);
 	add_test(tests, &n, "-o nonempty mounts on a non-empty MNT",
 		 test_nonempty_option_mounts, NULL);
+	add_test(tests, &n, "-o store= with an MNT over 511 bytes mounts",
+		 test_store_with_long_mnt, NULL);
 	add_test(tests, &n, "daemonizes once mounted, SIGTERM detaches",
 		 test_daemonize_then_sigterm, NULL);
 	add_test(tests, &n, "-f, SIGINT detaches", test_foreground_stop, &sigint);
