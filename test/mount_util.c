@@ -296,6 +296,7 @@ int test_rm_rf(const char *path)
 void test_mount_destroy(struct test_mount *m)
 {
 	test_mount_stop(m);
+	test_loop_unmount(m);
 	if (m->base[0])
 		test_rm_rf(m->base);
 	m->base[0] = '\0';
@@ -346,6 +347,17 @@ void test_loop_unmount(struct test_mount *m)
 	if (m->loop_src)
 		umount2(m->src, MNT_DETACH);
 	m->loop_src = false;
+}
+
+int test_loop_setup(struct test_mount *m, const char *tag, const char *mkfs,
+		    int size_mib, bool start, const char *opts)
+{
+	if (test_mount_prepare(m, tag) || test_loop_src(m, mkfs, size_mib) ||
+	    (start && test_mount_start(m, opts))) {
+		test_mount_destroy(m);
+		return -1;
+	}
+	return 0;
 }
 
 /* Every thread of pid in a stop ('T'/'t' in /proc/PID/task/TID/stat)? */

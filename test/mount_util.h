@@ -59,7 +59,8 @@ int test_mount_spawn(struct test_mount *m, const char *opts);
 /* Unmount (fusermount3 -u, then -u -z), reap the daemon, keep the dirs. */
 int test_mount_stop(struct test_mount *m);
 
-/* test_mount_stop() and remove the base directory tree. */
+/* test_mount_stop(), test_loop_unmount(), and remove the base directory
+ * tree (never with a loop filesystem still mounted inside it). */
 void test_mount_destroy(struct test_mount *m);
 
 /*
@@ -77,6 +78,15 @@ int test_mount_finish(struct test_mount *m);
  */
 int test_loop_src(struct test_mount *m, const char *mkfs, int size_mib);
 void test_loop_unmount(struct test_mount *m);
+
+/*
+ * A fixture over a fresh loop filesystem: prepare, test_loop_src() and, if
+ * start, test_mount_start(m, opts) (opts NULL: the defaults). 0 or -1; on
+ * -1 everything it made is gone again (cmocka runs no teardown after a
+ * failed setup, so a half-made fixture would leave a loop mount behind).
+ */
+int test_loop_setup(struct test_mount *m, const char *tag, const char *mkfs,
+		    int size_mib, bool start, const char *opts);
 
 /* system() of a printf-formatted command; its status. */
 int test_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

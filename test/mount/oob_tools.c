@@ -93,9 +93,7 @@ static int setup_loop(void **state, const char *mkfs, int size_mib)
 	f->early_fd = -1;
 	f->snap_fd = -1;
 	*state = f;
-	if (test_mount_prepare(&f->m, "oobtools"))
-		return -1;
-	return test_loop_src(&f->m, mkfs, size_mib);
+	return test_loop_setup(&f->m, "oobtools", mkfs, size_mib, false, NULL);
 }
 
 static int setup_ext4(void **state)
@@ -129,8 +127,6 @@ static int teardown(void **state)
 	}
 	close_fd(&f->early_fd);
 	close_fd(&f->snap_fd);	/* else the unmount is lazy, the daemon stays */
-	test_mount_stop(&f->m);
-	test_loop_unmount(&f->m);
 	test_mount_destroy(&f->m);
 	free(f);
 	return 0;

@@ -40,13 +40,13 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	*state = f;
-	if (!f || test_mount_prepare(&f->m, "reserve"))
+	if (!f || test_loop_setup(&f->m, "reserve", "mkfs.ext4 -q -F -m 25", 16, false, NULL))
 		return -1;
-	if (test_loop_src(&f->m, "mkfs.ext4 -q -F -m 25", 16))
+	if (chmod(f->m.src, 01777) || test_mount_start(&f->m, "allow_other")) {
+		test_mount_destroy(&f->m);
 		return -1;
-	if (chmod(f->m.src, 01777))
-		return -1;
-	return test_mount_start(&f->m, "allow_other");
+	}
+	return 0;
 }
 
 static int teardown(void **state)
@@ -55,8 +55,6 @@ static int teardown(void **state)
 
 	if (!f)
 		return 0;
-	test_mount_stop(&f->m);
-	test_loop_unmount(&f->m);
 	test_mount_destroy(&f->m);
 	free(f);
 	return 0;

@@ -39,19 +39,15 @@ static int setup_fs(void **state, const char *mkfs, int size_mib, const char *op
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	*state = f;
-	if (geteuid() != 0 || test_mount_prepare(&f->m, "storefs"))
+	if (geteuid() != 0)
 		return -1;
-	if (test_loop_src(&f->m, mkfs, size_mib))
-		return -1;
-	return test_mount_start(&f->m, opts);
+	return test_loop_setup(&f->m, "storefs", mkfs, size_mib, true, opts);
 }
 
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	test_mount_stop(&f->m);
-	test_loop_unmount(&f->m);
 	test_mount_destroy(&f->m);
 	free(f);
 	return 0;
