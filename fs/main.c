@@ -328,6 +328,7 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	fs->inodes = sfs_itable_new(root_fd, fs->store);
 	if (!fs->inodes)
 		return fail("out of memory");
+	sfs_views_start(fs);
 	use_file_handles(fs);
 	fs->max_read = sfs_splice_max_read();
 	if (add_mount_options(args, fs->src_real) || add_max_read(args, fs->max_read))
@@ -380,6 +381,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs->se);
 out:
+	sfs_views_stop(fs);
 	sfs_itable_free(fs->inodes);
 	return res;
 }
@@ -522,6 +524,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	fs.quotas_on = fs.switch_creds && quotas_on(fs.src_real);
+	fs.snapdir = ".snapshots";
 	res = run(&fs, &args, &cmd);
 out:
 	sfs_store_free(fs.store);

@@ -14,6 +14,42 @@
 #include "fs.h"
 #include "sfs/stats.h"
 
+/*
+ * The snapshot a read-only open gets: where the store takes clones, the
+ * history clones the file, which needs a readable fd (any_fd may be
+ * O_PATH).
+ */
+struct sfs_snap *sfs_snapshot_open(struct sfs_fs *fs, struct sfs_inode *inode,
+				   int any_fd)
+{
+	struct sfs_history *h = sfs_inode_history(inode);
+	struct sfs_snap *s;
+	int fd;
+
+	if (!sfs_store_clones(fs->store))
+		return sfs_history_open(h, any_fd);
+	fd = sfs_open_data_fd(fs->inodes, inode);
+	s = sfs_history_open_in(h, fd >= 0 ? fs->store : NULL,
+				fd >= 0 ? fd : any_fd);
+	if (fd >= 0)
+		close(fd);
+	return s;
+}
+
+struct sfs_snap *sfs_snapshot_take(struct sfs_fs *fs, struct sfs_inode *inode,
+				   int any_fd)
+{
+	/* A clone never reads the live file: its file needs no watching. */
+	struct oob_watch *watch = sfs_store_clones(fs->store) ? NULL : fs->watch;
+	struct sfs_snap *s;
+
+	sfs_oob_watch_arm(watch, inode, any_fd);
+	sfs_oob_watch_drain(fs->watch);
+	s = sfs_snapshot_open(fs, inode, any_fd);
+	sfs_oob_watch_opened(watch, inode);
+	return s;
+}
+
 /* Holes are sent from here: one read is at most max_read (1 MiB). */
 static const char zeros[1 << 20];
 
