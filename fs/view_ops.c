@@ -175,8 +175,10 @@ static int object_stat(struct sfs_fs *fs, struct sfs_view *view, int fd,
 		return errno;
 	c = capture_of(fs, view, st->st_dev, st->st_ino, &found);
 	if (found) {
+		/* Made after the view, yet reached through it: its inode
+		 * number was reused outside the mount. */
 		if (!c)
-			return ENOENT;
+			return EIO;
 		*st = c->st;
 		*cap = c;
 		return 0;
@@ -205,6 +207,10 @@ static int captured_child(struct sfs_fs *fs, struct vnode *dir,
 	if (found && c) {
 		*fd = fcntl(c->keep_fd, F_DUPFD_CLOEXEC, 0);
 		return *fd < 0 ? errno : 0;
+	}
+	if (found) {	/* made after the view: its number was reused */
+		sfs_stat_add(SFS_STAT_VIEW_EIO, 1);
+		return EIO;
 	}
 	*fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (*fd >= 0 && fstat(*fd, &st) == 0 && st.st_ino == ino)
