@@ -73,6 +73,7 @@ struct sfs_file {
 	 * capture does). */
 	struct sfs_view *view;
 	bool view_node_owned;
+	fuse_ino_t view_ino;		/* the view's node it was opened on */
 };
 
 /* An open directory (ops_dir.c): fi->fh points to one. */
@@ -192,6 +193,8 @@ void sfs_reply_write_after(fuse_req_t req, const struct sfs_eviction *ev,
  */
 void sfs_evict_nodes_later(struct sfs_fs *fs, struct sfs_node **nodes,
 			   size_t n);
+/* The same for nodeids (a view's nodes, view_ops.c, are no sfs_node). */
+void sfs_evict_ids_later(struct sfs_fs *fs, const fuse_ino_t *ids, size_t n);
 int sfs_evictor_start(struct sfs_fs *fs);
 void sfs_evictor_stop(struct sfs_fs *fs);
 

@@ -73,6 +73,10 @@ static void fail_read(fuse_req_t req, struct sfs_file *f, const char *why,
 		 "%lld..%lld: %s: reads fail with EIO\n",
 		 (unsigned long long)f->inode->ino, (long long)off,
 		 (long long)off + (long long)size, why);
+	/* A view's file: its own node is the one whose pages the reader
+	 * gets (view_ops.c); the live file's nodes are not. */
+	if (f->view)
+		return sfs_evict_ids_later(fs, &f->view_ino, 1);
 	sfs_evict_nodes_later(fs, nodes, sfs_itable_nodes(fs->inodes, f->inode,
 							  nodes, 64));
 }

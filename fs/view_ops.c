@@ -665,6 +665,7 @@ void sfs_vop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	f->snap = snap;
 	f->view = v->view;
 	f->view_node_owned = own;
+	f->view_ino = ino;
 	sfs_view_ref(fs->views, v->view);
 	sfs_handle_track_file(f, true);
 	fi->fh = (uintptr_t)f;
