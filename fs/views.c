@@ -329,7 +329,7 @@ void sfs_view_capture_inode(struct sfs_fs *fs, struct sfs_inode *inode)
 {
 	int fd;
 
-	if (!fs->views || !sfs_views_count(fs->views))
+	if (!fs->views || !sfs_views_any(fs->views))
 		return;
 	fd = sfs_inode_fd_get(fs->inodes, inode);
 	if (fd < 0)
@@ -343,7 +343,7 @@ void sfs_view_capture_name(struct sfs_fs *fs, struct sfs_inode *dir,
 {
 	int dir_fd, fd;
 
-	if (!fs->views || !sfs_views_count(fs->views) || !sfs_name_is_safe(name))
+	if (!fs->views || !sfs_views_any(fs->views) || !sfs_name_is_safe(name))
 		return;
 	dir_fd = sfs_inode_fd_get(fs->inodes, dir);
 	if (dir_fd < 0)
@@ -358,7 +358,7 @@ void sfs_view_capture_name(struct sfs_fs *fs, struct sfs_inode *dir,
 
 void sfs_view_note_created(struct sfs_fs *fs, const struct stat *st)
 {
-	if (fs->views && sfs_views_count(fs->views))
+	if (fs->views && sfs_views_any(fs->views))
 		sfs_views_add_capture(fs->views, st->st_dev, st->st_ino, NULL);
 }
 

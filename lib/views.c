@@ -40,6 +40,7 @@ struct sfs_views {
 	GHashTable *objects;		/* struct object, by (dev, ino) */
 	uint64_t epoch;			/* of the newest view ever taken */
 	size_t named;			/* views not deleted (atomic reads) */
+	size_t present;			/* views in the array (atomic reads) */
 	sfs_capture_free_fn free_payload;
 	void *ctx;
 	uint64_t captures, captures_total, views_total;
@@ -149,6 +150,7 @@ int sfs_views_create(struct sfs_views *v, const char *name,
 		view->refs = 1;
 		g_ptr_array_add(v->views, view);
 		__atomic_add_fetch(&v->named, 1, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&v->present, 1, __ATOMIC_RELEASE);
 		v->views_total++;
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -210,6 +212,7 @@ static void put_locked(struct sfs_views *v, struct sfs_view *view,
 	if (--view->refs)
 		return;
 	g_ptr_array_remove(v->views, view);
+	__atomic_sub_fetch(&v->present, 1, __ATOMIC_RELEASE);
 	view_free(view);
 	collect(v, dead);
 }
@@ -292,6 +295,11 @@ size_t sfs_views_count(struct sfs_views *v)
 	return __atomic_load_n(&v->named, __ATOMIC_ACQUIRE);
 }
 
+bool sfs_views_any(struct sfs_views *v)
+{
+	return __atomic_load_n(&v->present, __ATOMIC_ACQUIRE) != 0;
+}
+
 /* The epoch of the newest view in the array (alive or still used), 0 if
  * none. Under the lock. */
 static uint64_t newest_epoch(struct sfs_views *v)
@@ -314,8 +322,9 @@ bool sfs_views_need_capture(struct sfs_views *v, dev_t dev, ino_t ino)
 	struct object *o;
 	bool need;
 
-	/* A deleted view nobody reads needs nothing: count named ones. */
-	if (!sfs_views_count(v))
+	/* A deleted view still read (open files, cached nodes) is kept as
+	 * it was until its last reader goes. */
+	if (!sfs_views_any(v))
 		return false;
 	pthread_mutex_lock(&v->lock);
 	o = object_of(v, dev, ino);

@@ -73,10 +73,13 @@ uint64_t sfs_view_captures(struct sfs_views *v, const struct sfs_view *view);
 
 /* Number of views that can still be found by name. */
 size_t sfs_views_count(struct sfs_views *v);
+/* Is any view alive or still in use (deleted, not yet put)? Lock-free. */
+bool sfs_views_any(struct sfs_views *v);
 
 /*
- * Does (dev, ino) need capturing before it changes: is a view alive that
- * was taken after the object's last capture? Cheap when no view lives.
+ * Does (dev, ino) need capturing before it changes: is a view alive (or
+ * deleted but still in use) that was taken after the object's last
+ * capture? Cheap when there is none.
  */
 bool sfs_views_need_capture(struct sfs_views *v, dev_t dev, ino_t ino);
 

@@ -241,13 +241,15 @@ static void test_deleted_view_in_use(void **state)
 	assert_true(sfs_views_add_capture(V, 1, 10, payload(1)));
 	assert_int_equal(sfs_views_delete(V, "a"), 0);
 	assert_int_equal(sfs_views_count(V), 0);
-	/* Nobody can find it: changes stop capturing for it. */
-	assert_false(sfs_views_need_capture(V, 1, 11));
+	/* Nobody can find it, but it is still read: changes still
+	 * capture for it, until it is put. */
+	assert_true(sfs_views_need_capture(V, 1, 11));
 	assert_true(sfs_views_capture_for(V, a, 1, 10, &p));
 	assert_int_equal(((struct payload *)p)->id, 1);
 	assert_int_equal(freed[1], 0);
 	sfs_view_put(V, a);
 	assert_int_equal(freed[1], 1);
+	assert_false(sfs_views_need_capture(V, 1, 11));
 }
 
 int main(void)
