@@ -40,7 +40,7 @@ _stablefs_o_values()
 	esac
 	COMPREPLY=($(compgen -P "$prefix" -W '
 		store= max_preserve= snapshot= oob= clone= timeout=
-		readahead_kb= max_threads= fd_cache= nonempty
+		readahead_kb= max_threads= fd_cache= snapdir= nonempty
 		allow_other allow_root default_permissions ro rw
 		auto_unmount fsname= subtype= max_idle_threads= clone_fd
 		' -- "$cur"))
