@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -677,6 +678,58 @@ static void test_snapshot_bad_names(void **state)
 	assert_int_equal(test_mount_stop(&f->m), 0);
 }
 
+/*
+ * The listing as the command reads it: getxattr(MNT, SFS_XATTR_VIEWS). On
+ * a plain directory that is an ordinary user xattr, so the parsing and
+ * the table are checked here without the daemon: JSON escapes (a quote,
+ * a backslash, a newline, a surrogate pair), a field this command does
+ * not know, local time (TZ=UTC here), sizes; --json as it came; a
+ * malformed listing refused.
+ */
+static void test_snapshot_list_parses(void **state)
+{
+	static const char json[] =
+		"{\"snapdir\":\".snapshots\",\"views\":["
+		"{\"name\":\"nightly\",\"epoch\":1,\"created_ns\":1764662400000000000,"
+		"\"captures\":3,\"bytes_preserved\":1572864,\"invalid\":false},"
+		"{\"name\":\"a \\u0022b\\\" \\\\ \\u000a\\u00e9\\ud83d\\ude00\",\"epoch\":2,"
+		"\"created_ns\":1764662401999999999,\"captures\":0,\"bytes_preserved\":1023,"
+		"\"invalid\":true,\"newer\":{\"x\":[1,-2.5e3,null,\"s\"]}}]}";
+	static const char *const want[] = {
+		"NAME", "CREATED", "CAPTURES", "PRESERVED",
+		"nightly  ", "2025-12-02T08:00:00+00:00         3     1.5 MiB  ok\n",
+		"a \"b\" \\\\ \\n\xc3\xa9\xf0\x9f\x98\x80",
+		"2025-12-02T08:00:01+00:00         0      1023 B  invalid\n",
+	};
+	const struct cli_case table = { "snapshot --list", { "snapshot", "--list", "%M", NULL },
+					EXIT_0, NULL, NULL, { "NAME", NULL } };
+	const struct cli_case raw = { "snapshot --list --json", { "snapshot", "--list", "%M", "--json", NULL },
+				      EXIT_0, NULL, NULL, { "\"views\"", NULL } };
+	const struct cli_case bad = { "snapshot --list, malformed", { "snapshot", "--list", "%M", NULL },
+				      EXIT_1, "cannot parse its list of views", "%M", { NULL } };
+	struct fixture *f = *state;
+	char expected[sizeof(json) + 1];
+	struct run r;
+
+	assert_int_equal(setxattr(f->m.mnt, SFS_XATTR_VIEWS, json, strlen(json), 0), 0);
+	assert_int_equal(setenv("TZ", "UTC", 1), 0);
+	run_case(f, &table, &r);
+	unsetenv("TZ");
+	check_case(f, &table, &r);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (!strstr(r.out, want[i]))
+			fail_msg("--list lacks [%s]:\n%s", want[i], r.out);
+	}
+	run_case(f, &raw, &r);
+	check_case(f, &raw, &r);
+	snprintf(expected, sizeof(expected), "%s\n", json);
+	assert_string_equal(r.out, expected);
+	/* A view without its name: nothing to show it by. */
+	assert_int_equal(setxattr(f->m.mnt, SFS_XATTR_VIEWS, "{\"views\":[{\"epoch\":1}]}", 23, 0), 0);
+	run_case(f, &bad, &r);
+	check_case(f, &bad, &r);
+}
+
 /* ---- mounting and detaching ------------------------------------------- */
 
 static void test_nonempty_option_mounts(void **state)
@@ -950,7 +1003,7 @@ static void add_test(struct CMUnitTest *t, size_t *n, const char *name,
 int main(void)
 {
 	static const int sigint = SIGINT, sigterm = SIGTERM, nosig = 0;
-	struct CMUnitTest tests[N_ERR + N_INFO + N_SNAP + 10];
+	struct CMUnitTest tests[N_ERR + N_INFO + N_SNAP + 11];
 	size_t n = 0;
 
 	test_require_fuse();
@@ -964,6 +1017,8 @@ int main(void)
 		add_test(tests, &n, snapshot_cases[i].name, test_case, &snapshot_cases[i]);
 	add_test(tests, &n, "snapshot: a bad NAME exits 2, no view ioctl",
 		 test_snapshot_bad_names, NULL);
+	add_test(tests, &n, "snapshot --list: the listing's JSON, parsed",
+		 test_snapshot_list_parses, NULL);
 	add_test(tests, &n, "-o nonempty mounts on a non-empty MNT",
 		 test_nonempty_option_mounts, NULL);
 	add_test(tests, &n, "-o store= with an MNT over 511 bytes mounts",
