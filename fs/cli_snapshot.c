@@ -140,6 +140,10 @@ static int refused(const struct cmd *c, int err)
 	if (err == ENOSPC && c->action == TAKE)
 		return say(EXIT_FAILED, "too many views (at most %d): delete one "
 			   "first", SFS_VIEWS_MAX);
+	/* The kernel's cap on an xattr value, XATTR_SIZE_MAX: a long list. */
+	if (err == E2BIG && c->action == LIST)
+		return say(EXIT_FAILED, "%s: the list of views is longer than an "
+			   "extended attribute may be (64 KiB)", mnt);
 	return say(EXIT_FAILED, "%s: %s%s%s%s: %s", mnt, doing[c->action],
 		   *name ? " '" : "", name, *name ? "'" : "", strerror(err));
 }
@@ -388,8 +392,9 @@ static int json_bool(struct json *j, bool *out)
 static int json_skip(struct json *j);
 
 /*
- * An object or array whose members are skipped or, for an object, given
- * to member(j, key, arg). Empty ones and nesting past JSON_MAX_DEPTH too.
+ * An object or array, possibly empty: each member of an object is given
+ * to member(j, key, arg) if there is one, everything else is skipped.
+ * Nesting deeper than JSON_MAX_DEPTH is refused (the stack is finite).
  */
 static int json_members(struct json *j, char open, char close,
 			int (*member)(struct json *j, const char *key, void *arg),
@@ -421,14 +426,37 @@ out:
 	return res;
 }
 
-/* A number of any form: [-]digits[.digits][e[+-]digits], loosely. */
-static int json_number(struct json *j)
+static bool json_digits(struct json *j)
 {
 	const char *start = j->p;
 
-	while (j->p < j->end && *j->p && strchr("+-.eE0123456789", *j->p))
+	while (j->p < j->end && g_ascii_isdigit(*j->p))
 		j->p++;
-	return j->p > start ? 0 : -1;
+	return j->p > start;
+}
+
+/* A number of any form: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int json_number(struct json *j)
+{
+	if (j->p < j->end && *j->p == '-')
+		j->p++;
+	if (j->p < j->end && *j->p == '0')
+		j->p++;
+	else if (!json_digits(j))
+		return -1;
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		if (!json_digits(j))
+			return -1;
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		if (!json_digits(j))
+			return -1;
+	}
+	return 0;
 }
 
 /* Any value, dropped. */
