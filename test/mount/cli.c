@@ -701,6 +701,20 @@ static void test_snapshot_list_parses(void **state)
 		"a \"b\" \\\\ \\n\xc3\xa9\xf0\x9f\x98\x80",
 		"2025-12-02T08:00:01+00:00         0      1023 B  invalid\n",
 	};
+	/* A view without its name, a NUL in a name, a lone surrogate, a bare
+	 * '-', a fraction where a count goes, a snapdir that is a path,
+	 * something cut short, something after the end. */
+	static const char *const malformed[] = {
+		"{\"views\":[{\"epoch\":1}]}",
+		"{\"views\":[{\"name\":\"a\\u0000b\"}]}",
+		"{\"views\":[{\"name\":\"\\ud83d\"}]}",
+		"{\"views\":[],\"later\":-}",
+		"{\"views\":[{\"name\":\"n\",\"captures\":1.5}]}",
+		"{\"snapdir\":\"a/b\",\"views\":[]}",
+		"{\"views\":[{\"name\":\"n\"}",
+		"{\"views\":[]} {}",
+		"",
+	};
 	const struct cli_case table = { "snapshot --list", { "snapshot", "--list", "%M", NULL },
 					EXIT_0, NULL, NULL, { "NAME", NULL } };
 	const struct cli_case raw = { "snapshot --list --json", { "snapshot", "--list", "%M", "--json", NULL },
@@ -724,10 +738,15 @@ static void test_snapshot_list_parses(void **state)
 	check_case(f, &raw, &r);
 	snprintf(expected, sizeof(expected), "%s\n", json);
 	assert_string_equal(r.out, expected);
-	/* A view without its name: nothing to show it by. */
-	assert_int_equal(setxattr(f->m.mnt, SFS_XATTR_VIEWS, "{\"views\":[{\"epoch\":1}]}", 23, 0), 0);
-	run_case(f, &bad, &r);
-	check_case(f, &bad, &r);
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+		assert_int_equal(setxattr(f->m.mnt, SFS_XATTR_VIEWS, malformed[i],
+					  strlen(malformed[i]), 0), 0);
+		run_case(f, &bad, &r);
+		if (r.status != 1)
+			fail_msg("listing [%s] taken: exit %d, stdout [%s]", malformed[i],
+				 r.status, r.out);
+		check_case(f, &bad, &r);
+	}
 }
 
 /* ---- mounting and detaching ------------------------------------------- */
