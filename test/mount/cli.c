@@ -122,6 +122,10 @@ static const struct cli_case error_cases[] = {
 	{ "-o max_threads=abc", { "-o", "max_threads=abc", "%S", "%M", NULL }, EXIT_1_OR_2, "max_threads", NULL, { NULL } },
 	{ "-o fd_cache=15", { "-o", "fd_cache=15", "%S", "%M", NULL }, EXIT_1_OR_2, "fd_cache", "15", { NULL } },
 	{ "-o fd_cache=1e9", { "-o", "fd_cache=1e9", "%S", "%M", NULL }, EXIT_1_OR_2, "fd_cache", "1e9", { NULL } },
+	{ "-o snapdir=a/b", { "-o", "snapdir=a/b", "%S", "%M", NULL }, EXIT_1_OR_2, "one directory name", "snapdir=a/b", { NULL } },
+	{ "-o snapdir=..", { "-o", "snapdir=..", "%S", "%M", NULL }, EXIT_1_OR_2, "not . or ..", "snapdir=..", { NULL } },
+	{ "-o snapdir=", { "-o", "snapdir=", "%S", "%M", NULL }, EXIT_1_OR_2, "one directory name", "snapdir=", { NULL } },
+	{ "-o snapdir=<256 bytes>", { "-o", "snapdir=" N256, "%S", "%M", NULL }, EXIT_1_OR_2, "1 to 255 bytes", "snapdir=nnnn", { NULL } },
 };
 
 /*
