@@ -219,16 +219,15 @@ static int check_name(const char *name)
 	return say(EXIT_USAGE, "the view name '%s' %s", quote(&q, name), problem);
 }
 
-
 /* ---- talking to the mount --------------------------------------------- */
 
 static int open_root(const struct cmd *c)
 {
 	struct quoted q;
-	int fd = open(c->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(c->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = errno;
 
 	if (fd == -1)
-		say(EXIT_FAILED, "%s: %s", quote(&q, c->mnt), strerror(errno));
+		say(EXIT_FAILED, "%s: %s", quote(&q, c->mnt), strerror(err));
 	return fd;
 }
 
@@ -281,8 +280,10 @@ static char *snapdir_of(int fd, const char *mnt)
 	struct quoted q;
 	char *json, *dir;
 	size_t len, at = 0;
+	int err;
 
 	json = read_listing(fd, &len);
+	err = errno;
 	if (json && sfs_view_list_parse(json, len, &l, &at) == 0) {
 		dir = l.snapdir;
 		l.snapdir = NULL;
@@ -291,7 +292,7 @@ static char *snapdir_of(int fd, const char *mnt)
 		return dir;
 	}
 	say(0, "warning: %s: %s; assuming the views are in %s", quote(&q, mnt),
-	    json ? "cannot parse its list of views" : strerror(errno),
+	    json ? "cannot parse its list of views" : strerror(err),
 	    SFS_DEFAULT_SNAPDIR);
 	g_free(json);
 	return g_strdup(SFS_DEFAULT_SNAPDIR);
