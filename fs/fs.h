@@ -47,7 +47,6 @@ struct sfs_fs {
 	 * change through MNT holds shared, a view taken exclusively. */
 	struct sfs_views *views;
 	pthread_rwlock_t view_gate;
-	const char *snapdir;		/* MNT/<snapdir>/NAME are the views */
 };
 
 /* An open regular file: fi->fh points to one. */

@@ -19,6 +19,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "fs.h"
 #include "sfs/cred.h"
 #include "sfs/paths.h"
@@ -107,7 +108,9 @@ static bool stderr_is_journal(void)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: stablefs [options] SRC MNT\n\n"
+	fprintf(out, "usage: stablefs [options] SRC MNT\n"
+		"       stablefs stats MNT [--json]\n"
+		"       stablefs snapshot MNT NAME | --list MNT [--json] | --delete MNT NAME\n\n"
 		"Mounts a passthrough view of SRC on MNT whose spliced and\n"
 		"snapshot reads stay stable while the file changes.\n"
 		"Detach with: fusermount3 -u MNT\n\n%s\n",
@@ -473,6 +476,8 @@ int main(int argc, char *argv[])
 
 	if (argc >= 2 && !strcmp(argv[1], "stats"))
 		return stats_command(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "snapshot"))
+		return sfs_snapshot_command(argc, argv);
 	log_to_journal = stderr_is_journal();
 	fuse_set_log_func(log_line);
 	/* The kernel already applied the caller's umask to every mode. */
@@ -524,7 +529,6 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	fs.quotas_on = fs.switch_creds && quotas_on(fs.src_real);
-	fs.snapdir = ".snapshots";
 	res = run(&fs, &args, &cmd);
 out:
 	sfs_store_free(fs.store);

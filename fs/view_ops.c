@@ -77,7 +77,7 @@ static fuse_ino_t vnode_id(struct vnode *v)
 
 const char *sfs_snapdir(struct sfs_fs *fs)
 {
-	return fs->snapdir;
+	return fs->opts.snapdir;
 }
 
 /*

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sfs/paths.h"
 #include "sfs/view_ioctl.h"
 #include "sfs/views.h"
 
@@ -109,10 +110,8 @@ void sfs_views_free(struct sfs_views *v)
 
 bool sfs_view_name_ok(const char *name)
 {
-	size_t n = strnlen(name, SFS_VIEW_NAME_MAX + 1);
-
-	return n >= 1 && n <= SFS_VIEW_NAME_MAX && !strchr(name, '/') &&
-	       strcmp(name, ".") && strcmp(name, "..");
+	/* One directory entry in MNT/<snapdir>: the rule users see too. */
+	return !sfs_component_problem(name);
 }
 
 /* The view named name that is not deleted, or NULL. Under the lock. */
