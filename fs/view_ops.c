@@ -520,9 +520,10 @@ void sfs_vop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		sfs_view_ref(fs->views, h->view);
 	}
 	fi->fh = (uintptr_t)h;
-	/* A view's directory never changes: the kernel may cache it. */
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
+	/* A view's directory never changes: the kernel may cache it (not
+	 * the snapdir: views come and go). */
+	fi->cache_readdir = v != &snapdir;
+	fi->keep_cache = v != &snapdir;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		dir_handle_free(fs, h);
 }
