@@ -119,6 +119,9 @@ static int refused(const struct cmd *c, int err)
 	if (err == ENOTTY || err == ENODATA || err == ENOTSUP)
 		return say(EXIT_FAILED, "%s is not a stablefs mount (or its "
 			   "stablefs predates tree views)", mnt);
+	if (err == EMEDIUMTYPE)
+		return say(EXIT_FAILED, "%s is mounted with -o snapshot=off: "
+			   "views keep files' bytes as snapshots do", mnt);
 	if (err == EEXIST && c->action == TAKE)
 		return say(EXIT_FAILED, "a view named '%s' already exists", name);
 	if (err == ENOENT && c->action == DELETE)

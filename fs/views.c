@@ -423,7 +423,7 @@ bool sfs_views_ioctl(fuse_req_t req, unsigned int cmd, const void *in,
 	if (cmd != SFS_IOC_VIEW_CREATE && cmd != SFS_IOC_VIEW_DELETE)
 		return false;
 	if (!fs->views)
-		err = EOPNOTSUPP;
+		err = EMEDIUMTYPE;	/* -o snapshot=off: nothing keeps bytes */
 	else if (in_size < sizeof(v))
 		err = EINVAL;
 	else if (!may_manage_views(req))
