@@ -82,8 +82,9 @@ const char *sfs_snapdir(struct sfs_fs *fs)
 
 /*
  * One kernel lookup of (view, st) whose O_PATH fd is fd (consumed): the
- * object's vnode, which holds a reference to the view (the caller's, or
- * given back if the vnode existed).
+ * object's vnode. A new one holds the view (a hold, not a reference: the
+ * kernel may cache it long after the view is deleted, which must not keep
+ * the view's bytes).
  */
 static struct vnode *vnode_lookup(struct sfs_fs *fs, struct sfs_view *view,
 				  const struct stat *st, int fd)
@@ -102,13 +103,12 @@ static struct vnode *vnode_lookup(struct sfs_fs *fs, struct sfs_view *view,
 		*v = key;
 		v->fd = fd;
 		g_hash_table_add(vnodes, v);
+		sfs_view_hold(fs->views, view);
 	}
 	v->nlookup++;
 	pthread_mutex_unlock(&vnodes_lock);
-	if (existed) {
+	if (existed)
 		close(fd);
-		sfs_view_put(fs->views, view);
-	}
 	return v;
 }
 
@@ -125,7 +125,7 @@ static void vnode_forget(struct sfs_fs *fs, struct vnode *v, uint64_t n)
 	pthread_mutex_unlock(&vnodes_lock);
 	if (dead) {
 		close(v->fd);
-		sfs_view_put(fs->views, v->view);
+		sfs_view_release(fs->views, v->view);
 		g_free(v);
 	}
 }
@@ -142,7 +142,7 @@ void sfs_view_nodes_free(struct sfs_fs *fs)
 		struct vnode *v = key;
 
 		close(v->fd);
-		sfs_view_put(fs->views, v->view);
+		sfs_view_release(fs->views, v->view);
 		g_free(v);
 	}
 	g_hash_table_destroy(vnodes);
@@ -331,6 +331,7 @@ static void reply_vnode_entry(fuse_req_t req, struct sfs_view *view, int fd)
 		return (void)fuse_reply_err(req, err);
 	}
 	v = vnode_lookup(fs, view, &st, fd);
+	sfs_view_put(fs->views, view);
 	fill_entry(fs, &e, v, &st);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		vnode_forget(fs, v, 1);
@@ -350,7 +351,9 @@ void sfs_vop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = view_root_fd(fs, &fd);
 	} else {
 		view = dir->view;
-		sfs_view_ref(fs->views, view);
+		/* A deleted view's cached directories find nothing more. */
+		if (!sfs_view_try_ref(fs->views, view))
+			return (void)fuse_reply_err(req, ENOENT);
 		err = sfs_name_is_safe(name) ? child_fd(fs, dir, name, &fd) : ENOENT;
 	}
 	if (err) {
@@ -371,9 +374,16 @@ void sfs_vop_getattr(fuse_req_t req, fuse_ino_t ino)
 	struct vnode *v = vnode_of(ino);
 	struct view_capture *cap;
 	struct stat st;
-	int err = v == &snapdir ? snapdir_stat(fs, &st) :
-		  object_stat(fs, v->view, v->fd, &st, &cap);
+	int err;
 
+	if (v == &snapdir)
+		err = snapdir_stat(fs, &st);
+	else if (!sfs_view_try_ref(fs->views, v->view))
+		err = ESTALE;	/* the view was deleted */
+	else {
+		err = object_stat(fs, v->view, v->fd, &st, &cap);
+		sfs_view_put(fs->views, v->view);
+	}
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -392,14 +402,19 @@ void sfs_vop_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	if (v == &snapdir)
 		return (void)fuse_reply_err(req, EINVAL);
+	if (!sfs_view_try_ref(fs->views, v->view))
+		return (void)fuse_reply_err(req, ESTALE);
 	n = readlinkat(v->fd, "", buf, sizeof(buf) - 1);
 	err = n < 0 ? errno : object_stat(fs, v->view, v->fd, &st, &cap);
-	if (err)
-		return (void)fuse_reply_err(req, err);
-	if (cap && cap->target)
-		return (void)fuse_reply_readlink(req, cap->target);
-	buf[n] = '\0';
-	fuse_reply_readlink(req, buf);
+	if (!err && cap && cap->target)
+		fuse_reply_readlink(req, cap->target);
+	else if (!err) {
+		buf[n] = '\0';
+		fuse_reply_readlink(req, buf);
+	} else {
+		fuse_reply_err(req, err);
+	}
+	sfs_view_put(fs->views, v->view);
 }
 
 void sfs_vop_statfs(fuse_req_t req)
@@ -506,18 +521,18 @@ void sfs_vop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
 	struct vnode *v = vnode_of(ino);
-	struct view_dir_handle *h = g_new0(struct view_dir_handle, 1);
+	struct view_dir_handle *h;
 
+	if (v != &snapdir && !sfs_view_try_ref(fs->views, v->view))
+		return (void)fuse_reply_err(req, ESTALE);
+	h = g_new0(struct view_dir_handle, 1);
+	h->view = v->view;	/* its reference, NULL for the snapdir */
 	h->dir = v == &snapdir ? snapdir_list(fs) : dir_entries(fs, v);
 	if (!h->dir) {
 		int err = errno;
 
-		g_free(h);
+		dir_handle_free(fs, h);
 		return (void)fuse_reply_err(req, err);
-	}
-	if (v != &snapdir) {
-		h->view = v->view;
-		sfs_view_ref(fs->views, h->view);
 	}
 	fi->fh = (uintptr_t)h;
 	/* A view's directory never changes: the kernel may cache it (not
@@ -645,9 +660,15 @@ void sfs_vop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, EROFS);
 	if (v == &snapdir)
 		return (void)fuse_reply_err(req, EISDIR);
+	/* The file keeps this reference: a deleted view's open files still
+	 * read it. */
+	if (!sfs_view_try_ref(fs->views, v->view))
+		return (void)fuse_reply_err(req, ESTALE);
 	err = file_snapshot(fs, v, &snap, &node, &own);
-	if (err)
+	if (err) {
+		sfs_view_put(fs->views, v->view);
 		return (void)fuse_reply_err(req, err);
+	}
 	sfs_proc_path(path, v->fd);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	f = fd >= 0 ? calloc(1, sizeof(*f)) : NULL;
@@ -658,6 +679,7 @@ void sfs_vop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		sfs_history_close(sfs_inode_history(node->inode), fs->store, snap);
 		if (own)
 			sfs_itable_forget(fs->inodes, node, 1);
+		sfs_view_put(fs->views, v->view);
 		return (void)fuse_reply_err(req, err);
 	}
 	f->fd = fd;
@@ -667,7 +689,6 @@ void sfs_vop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	f->view = v->view;
 	f->view_node_owned = own;
 	f->view_ino = ino;
-	sfs_view_ref(fs->views, v->view);
 	sfs_handle_track_file(f, true);
 	fi->fh = (uintptr_t)f;
 	/* A view's bytes never change: what the kernel cached stays right. */
@@ -749,6 +770,8 @@ void sfs_vop_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 	int err = 0;
 
 	/* SRC without xattrs, or the snapdir: none (a NULL list is empty). */
+	if (v != &snapdir && !sfs_view_try_ref(fs->views, v->view))
+		return (void)fuse_reply_err(req, ESTALE);
 	if (v != &snapdir) {
 		err = view_xattrs_read(v->fd, &live, &known);
 		if (!err)
@@ -762,15 +785,18 @@ void sfs_vop_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 		reply_captured_list(req, cap ? cap->xattrs : live, size);
 	if (live)
 		g_byte_array_free(live, TRUE);
+	if (v != &snapdir)
+		sfs_view_put(fs->views, v->view);
 }
 
 /* ---- deleting a view --------------------------------------------------- */
 
 void sfs_view_forget_name(struct sfs_fs *fs, const char *name)
 {
-	/* The kernel drops its entry and, under it, the view's whole cached
-	 * tree (d_invalidate), and forgets their nodes: their vnodes go,
-	 * and with them the references keeping the view's captures. */
+	/* The kernel drops its entry and prunes the view's cached tree
+	 * below it (d_invalidate). Nodes still cached elsewhere only hold
+	 * the view (sfs_view_hold): its captures go with its last open file
+	 * or directory, and they answer ESTALE from then on. */
 	fuse_lowlevel_notify_inval_entry(fs->se, vnode_id(&snapdir), name,
 					 strlen(name));
 }

@@ -430,8 +430,9 @@ bool sfs_views_ioctl(fuse_req_t req, unsigned int cmd, const void *in,
 		err = EPERM;
 	else {
 		memcpy(&v, in, sizeof(v));
-		v.name[SFS_VIEW_NAME_MAX] = '\0';
-		if (!sfs_view_name_ok(v.name))
+		/* Unterminated: a caller's bug, not a name cut short. */
+		if (!memchr(v.name, '\0', sizeof(v.name)) ||
+		    !sfs_view_name_ok(v.name))
 			err = EINVAL;
 		else if (cmd == SFS_IOC_VIEW_CREATE)
 			err = view_create(fs, v.name);
@@ -442,11 +443,13 @@ bool sfs_views_ioctl(fuse_req_t req, unsigned int cmd, const void *in,
 		fuse_reply_err(req, err);
 		return true;
 	}
-	fuse_reply_ioctl(req, 0, NULL, 0);
-	/* A deleted view's entries leave the kernel's cache, so its nodes
-	 * are forgotten and what it kept is freed (unless still open). */
+	/* Before the reply, so that once the delete returns the name is
+	 * gone for everyone: the kernel drops its cached entry (the
+	 * deleting process holds no lock of the snapdir's, so this cannot
+	 * wait for us). */
 	if (cmd == SFS_IOC_VIEW_DELETE)
 		sfs_view_forget_name(fs, v.name);
+	fuse_reply_ioctl(req, 0, NULL, 0);
 	return true;
 }
 

@@ -19,8 +19,12 @@ struct sfs_view {
 	char *name;
 	uint64_t epoch;
 	struct timespec created, horizon;
-	unsigned refs;			/* the registry's own while not deleted */
+	/* What keeps its captures: the registry's own while not deleted,
+	 * open files and directories of it. At zero it is detached. */
+	unsigned refs;
+	unsigned holds;			/* what keeps only the struct (nodes) */
 	bool deleted;
+	bool detached;			/* captures gone: unusable */
 };
 
 struct capture {
@@ -212,8 +216,10 @@ static void put_locked(struct sfs_views *v, struct sfs_view *view,
 		return;
 	g_ptr_array_remove(v->views, view);
 	__atomic_sub_fetch(&v->present, 1, __ATOMIC_RELEASE);
-	view_free(view);
+	view->detached = true;
 	collect(v, dead);
+	if (!view->holds)
+		view_free(view);
 }
 
 static void free_dead(struct sfs_views *v, GPtrArray *dead)
@@ -257,6 +263,36 @@ void sfs_view_ref(struct sfs_views *v, struct sfs_view *view)
 	pthread_mutex_lock(&v->lock);
 	view->refs++;
 	pthread_mutex_unlock(&v->lock);
+}
+
+bool sfs_view_try_ref(struct sfs_views *v, struct sfs_view *view)
+{
+	bool ok;
+
+	pthread_mutex_lock(&v->lock);
+	ok = !view->detached;
+	if (ok)
+		view->refs++;
+	pthread_mutex_unlock(&v->lock);
+	return ok;
+}
+
+void sfs_view_hold(struct sfs_views *v, struct sfs_view *view)
+{
+	pthread_mutex_lock(&v->lock);
+	view->holds++;
+	pthread_mutex_unlock(&v->lock);
+}
+
+void sfs_view_release(struct sfs_views *v, struct sfs_view *view)
+{
+	bool dead;
+
+	pthread_mutex_lock(&v->lock);
+	dead = !--view->holds && view->detached;
+	pthread_mutex_unlock(&v->lock);
+	if (dead)
+		view_free(view);
 }
 
 void sfs_view_put(struct sfs_views *v, struct sfs_view *view)
