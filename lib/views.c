@@ -462,6 +462,19 @@ void sfs_view_foreach_capture(struct sfs_views *v, const struct sfs_view *view,
 	pthread_mutex_unlock(&v->lock);
 }
 
+void sfs_views_foreach_capture_of(struct sfs_views *v, dev_t dev, ino_t ino,
+				  void (*fn)(void *payload, void *arg), void *arg)
+{
+	struct object *o;
+
+	pthread_mutex_lock(&v->lock);
+	o = object_of(v, dev, ino);
+	for (struct capture *c = o ? o->newest : NULL; c; c = c->older)
+		if (c->payload)
+			fn(c->payload, arg);
+	pthread_mutex_unlock(&v->lock);
+}
+
 static void count_one(void *payload, void *arg)
 {
 	(void)payload;

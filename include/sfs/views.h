@@ -128,6 +128,10 @@ size_t sfs_views_list(struct sfs_views *v, struct sfs_view ***out);
 void sfs_view_foreach_capture(struct sfs_views *v, const struct sfs_view *view,
 			      void (*fn)(void *payload, void *arg), void *arg);
 
+/* Call fn for each payload of (dev, ino), under the mutex (as above). */
+void sfs_views_foreach_capture_of(struct sfs_views *v, dev_t dev, ino_t ino,
+				  void (*fn)(void *payload, void *arg), void *arg);
+
 /* Captures alive, views taken ever, captures made ever. */
 struct sfs_views_stats {
 	uint64_t views;
