@@ -35,7 +35,9 @@
  *   views viewtime MNT REPS        REPS times: take a view, then delete it;
  *                                  prints the median, min and max of the
  *                                  take ioctl ("take_us", "take_min_us",
- *                                  "take_max_us") and the delete's median
+ *                                  "take_max_us"), its 90th percentile,
+ *                                  how many took over 1 ms, and the
+ *                                  delete's median
  *   views firstchange MNT SUB REPS REPS times: take a view, create+close a
  *                                  new file in MNT/SUB (the directory's
  *                                  first change since the view: it captures
@@ -212,7 +214,7 @@ static int viewtime(const char *mnt, int reps)
 {
 	double *t = calloc((size_t)reps, sizeof(double));
 	double *d = calloc((size_t)reps, sizeof(double));
-	int fd = root_fd(mnt), n = 0;
+	int fd = root_fd(mnt), n = 0, slow = 0;
 	char name[64];
 
 	if (!t || !d)
@@ -232,6 +234,10 @@ static int viewtime(const char *mnt, int reps)
 	printf("take_us %.3f\n", median(t, n));
 	/* median() sorted t */
 	printf("take_min_us %.3f\ntake_max_us %.3f\n", t[0], t[n - 1]);
+	printf("take_p90_us %.3f\n", t[n * 9 / 10]);
+	for (int i = 0; i < n; i++)
+		slow += t[i] > 1000;
+	printf("take_over_1ms %d\n", slow);
 	printf("delete_us %.3f\n", median(d, n));
 	return 0;
 }

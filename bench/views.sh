@@ -89,7 +89,7 @@ if [ "$quick" = 1 ]; then
 else
 	nfiles=2000 trees="10 100000 1000000" dirs="1000 100000" reps=200 dreps=20
 fi
-work=$(mktemp -d "$base/sfs-views-XXXXXX")
+work=$(mktemp -d "$base/sfs-vbench-XXXXXX")
 cp "$sfs_bin" "$work/stablefs"	# one binary for the whole run
 sfs_bin_given=$sfs_bin sfs="$work/stablefs"
 [ -n "$out" ] || out="$top/results/views-$(date +%Y%m%d-%H%M%S)"
@@ -178,7 +178,7 @@ fi
 if want take || want dir; then
 	say "making the trees on tmpfs"
 	mkdir -p "$work/tt"
-	mount -t tmpfs -o size=8g,nr_inodes=0 sfs-views "$work/tt"; fsmnts+=("$work/tt")
+	mount -t tmpfs -o size=8g,nr_inodes=0 sfs-vbench "$work/tt"; fsmnts+=("$work/tt")
 	if want take; then
 		for n in $trees; do "$tool" tree "$work/tt/s$n" "$n" 1000; done
 	fi
@@ -323,7 +323,8 @@ take = sorted({c for (s, i, c) in vals if s == "take"},
 table("Taking a view: the ioctl, us (median per round of the takes; ratios"
       " to the smallest tree)", "take",
       [("take_us", "take (median)"), ("take_min_us", "take (fastest)"),
-       ("take_max_us", "take (slowest)"), ("delete_us", "delete (median)")],
+       ("take_max_us", "take (slowest)"), ("take_p90_us", "take (90th percentile)"),
+       ("take_over_1ms", f"takes over 1 ms (count)"), ("delete_us", "delete (median)")],
       [(c, f"{int(c[1:].rstrip('w')):,} files" + (", walked" if c.endswith("w") else ""))
        for c in take], take[0] if take else None)
 dirs = sorted({c for (s, i, c) in vals if s == "dir"}, key=lambda c: int(c[1:]))
