@@ -120,9 +120,13 @@ static int setup(void **state)
 	if (tc->loop_ext4)
 		return test_loop_setup(&f->m, "views", "mkfs.ext4 -q", 512, true,
 				       tc->opts);
-	if (test_mount_prepare(&f->m, "views"))
+	/* cmocka runs no teardown after a failed setup: clean up here. */
+	if (test_mount_prepare(&f->m, "views") ||
+	    test_mount_start(&f->m, tc->opts)) {
+		test_mount_destroy(&f->m);
 		return -1;
-	return test_mount_start(&f->m, tc->opts);
+	}
+	return 0;
 }
 
 static int teardown(void **state)
