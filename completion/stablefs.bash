@@ -2,6 +2,7 @@
 #
 #   stablefs [options] SRC MNT
 #   stablefs stats MNT [--json]
+#   stablefs snapshot MNT NAME | --list MNT [--json] | --delete MNT NAME
 #
 # -o takes a comma-separated list: the word after the last comma is
 # completed, from stablefs's own options and libfuse's common ones.
@@ -40,13 +41,57 @@ _stablefs_o_values()
 	esac
 	COMPREPLY=($(compgen -P "$prefix" -W '
 		store= max_preserve= snapshot= oob= clone= timeout=
-		readahead_kb= max_threads= fd_cache= nonempty
+		readahead_kb= max_threads= fd_cache= snapdir= nonempty
 		allow_other allow_root default_permissions ro rw
 		auto_unmount fsname= subtype= max_idle_threads= clone_fd
 		' -- "$cur"))
 	# A value follows options ending in '=': no space after them.
 	if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]]; then
 		compopt -o nospace 2>/dev/null
+	fi
+}
+
+# The names of MNT's views, one a line, as `stablefs snapshot --list MNT
+# --json` gives them ($1: the stablefs the user runs, $2: MNT). Only names
+# that need neither JSON unescaping nor shell quoting; a hung mount costs
+# at most 2 s.
+_stablefs_view_names()
+{
+	local json mnt=${2/#\~/$HOME}
+	json=$(timeout 2 "$1" snapshot --list "$mnt" --json 2>/dev/null) || return
+	grep -oE '"name"[[:space:]]*:[[:space:]]*"[[:alnum:]._@:+,-]+"' <<<"$json" |
+		sed -E 's/^"name"[[:space:]]*:[[:space:]]*"//; s/"$//'
+}
+
+# stablefs snapshot ...: flags, MNT (a directory), then for --delete the
+# name of one of MNT's views (taking one needs a new name: nothing to offer).
+_stablefs_snapshot()
+{
+	local i mnt action=take nargs=0 dashdash=
+	for ((i = 2; i < cword; i++)); do
+		if [[ -z $dashdash && ${words[i]} == -* ]]; then
+			case ${words[i]} in
+			--) dashdash=1 ;;
+			--list) action=list ;;
+			--delete) action=delete ;;
+			esac
+		elif ((nargs++ == 0)); then
+			mnt=${words[i]}
+		fi
+	done
+	if [[ -z $dashdash && $cur == -* ]]; then
+		case $action in
+		list) COMPREPLY=($(compgen -W '--json' -- "$cur")) ;;
+		take) ((nargs == 0)) &&
+			COMPREPLY=($(compgen -W '--list --delete --help' -- "$cur")) ;;
+		esac
+		return
+	fi
+	local IFS=$'\n'
+	if ((nargs == 0)); then
+		COMPREPLY=($(compgen -d -- "$cur"))
+	elif ((nargs == 1)) && [[ $action == delete ]]; then
+		COMPREPLY=($(compgen -W "$(_stablefs_view_names "${words[0]}" "$mnt")" -- "$cur"))
 	fi
 }
 
@@ -62,6 +107,10 @@ _stablefs_complete()
 			local IFS=$'\n'
 			COMPREPLY=($(compgen -d -- "$cur"))
 		fi
+		return
+	fi
+	if ((cword >= 2)) && [[ ${words[1]} == snapshot ]]; then
+		_stablefs_snapshot
 		return
 	fi
 
@@ -95,7 +144,7 @@ _stablefs_complete()
 	done
 	if ((cword == 1)); then
 		local IFS=$'\n'
-		COMPREPLY=($(compgen -W 'stats' -- "$cur") $(compgen -d -- "$cur"))
+		COMPREPLY=($(compgen -W $'stats\nsnapshot' -- "$cur") $(compgen -d -- "$cur"))
 	elif ((nargs < 2)); then
 		local IFS=$'\n'
 		COMPREPLY=($(compgen -d -- "$cur"))

@@ -175,8 +175,7 @@ void sfs_reply_write_after(fuse_req_t req, const struct sfs_eviction *ev,
 	submit(j);
 }
 
-void sfs_evict_nodes_later(struct sfs_fs *fs, struct sfs_node **nodes,
-			   size_t n)
+void sfs_evict_ids_later(struct sfs_fs *fs, const fuse_ino_t *ids, size_t n)
 {
 	struct evict_job *j;
 
@@ -184,11 +183,23 @@ void sfs_evict_nodes_later(struct sfs_fs *fs, struct sfs_node **nodes,
 		return;
 	j = g_new0(struct evict_job, 1);
 	j->fs = fs;
-	j->ids = g_new(fuse_ino_t, n);
-	for (size_t i = 0; i < n; i++)
-		j->ids[i] = sfs_nodeid(fs, nodes[i]);
+	j->ids = g_memdup2(ids, n * sizeof(*ids));
 	j->nids = n;
 	g_async_queue_push(fs->evictor->jobs, j);
+}
+
+void sfs_evict_nodes_later(struct sfs_fs *fs, struct sfs_node **nodes,
+			   size_t n)
+{
+	fuse_ino_t ids[64];
+
+	for (size_t done = 0; done < n; done += MIN(n - done, 64)) {
+		size_t k = MIN(n - done, 64);
+
+		for (size_t i = 0; i < k; i++)
+			ids[i] = sfs_nodeid(fs, nodes[done + i]);
+		sfs_evict_ids_later(fs, ids, k);
+	}
 }
 
 int sfs_evictor_start(struct sfs_fs *fs)

@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <limits.h>
 #include <stdint.h>
@@ -42,6 +43,10 @@ struct sfs_fs {
 	char *mountpoint;		/* canonical MNT, for shutdown.c */
 	bool readahead_tuned;		/* atomic: done (or tried) once */
 	unsigned max_read;		/* cap on READ sizes (0: the kernel's) */
+	/* Tree views (views.c), NULL with -o snapshot=off; the gate every
+	 * change through MNT holds shared, a view taken exclusively. */
+	struct sfs_views *views;
+	pthread_rwlock_t view_gate;
 };
 
 /* An open regular file: fi->fh points to one. */
@@ -62,6 +67,12 @@ struct sfs_file {
 	unsigned inflight;		/* atomic */
 	/* Lock owners that first locked through this handle (ops_lock.c). */
 	unsigned lock_owners;		/* atomic */
+	/* A file of a tree view (view_ops.c): the view it reads, and
+	 * whether the file holds its own lookup of node (else the view's
+	 * capture does). */
+	struct sfs_view *view;
+	bool view_node_owned;
+	fuse_ino_t view_ino;		/* the view's node it was opened on */
 };
 
 /* An open directory (ops_dir.c): fi->fh points to one. */
@@ -181,6 +192,8 @@ void sfs_reply_write_after(fuse_req_t req, const struct sfs_eviction *ev,
  */
 void sfs_evict_nodes_later(struct sfs_fs *fs, struct sfs_node **nodes,
 			   size_t n);
+/* The same for nodeids (a view's nodes, view_ops.c, are no sfs_node). */
+void sfs_evict_ids_later(struct sfs_fs *fs, const fuse_ino_t *ids, size_t n);
 int sfs_evictor_start(struct sfs_fs *fs);
 void sfs_evictor_stop(struct sfs_fs *fs);
 
@@ -239,6 +252,17 @@ int sfs_snap_reading_start(struct sfs_snap_reading *rd, struct sfs_inode *inode,
 			   struct sfs_snap *snap, int live_fd, uint64_t off,
 			   uint64_t len, GArray *segs, const char **why);
 void sfs_snap_reading_end(struct sfs_snap_reading *rd);
+
+/*
+ * A snapshot of inode's file as it is now (snapshot_io.c); any_fd: an fd
+ * of it (O_PATH will do). sfs_snapshot_open only opens it (the caller
+ * arms the out-of-band watch around it); sfs_snapshot_take arms, opens
+ * and settles. NULL with errno.
+ */
+struct sfs_snap *sfs_snapshot_open(struct sfs_fs *fs, struct sfs_inode *inode,
+				   int any_fd);
+struct sfs_snap *sfs_snapshot_take(struct sfs_fs *fs, struct sfs_inode *inode,
+				   int any_fd);
 
 /* Answer a read of a snapshot handle (snapshot_io.c). */
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);
@@ -328,6 +352,49 @@ mode_t sfs_setid_to_kill(fuse_req_t req, const struct stat *st, bool chown);
 mode_t sfs_acl_sgid_to_kill(fuse_req_t req, const struct stat *st);
 int sfs_setid_drop(int fd, mode_t kill);
 int sfs_setid_drop_for(fuse_req_t req, int fd);
+
+/*
+ * Tree views (G7). views.c: the change gate, captures, taking views;
+ * view_ops.c: serving MNT/<snapdir>/NAME.
+ */
+struct sfs_view;
+int sfs_views_start(struct sfs_fs *fs);
+void sfs_views_stop(struct sfs_fs *fs);
+/* Around every change through MNT: from before its captures until it has
+ * applied (not recursive). */
+void sfs_change_begin(struct sfs_fs *fs);
+void sfs_change_end(struct sfs_fs *fs);
+/* Before a change: keep inode, or the object dir/name names (if any), as
+ * the views that need it see it now. */
+void sfs_view_capture_inode(struct sfs_fs *fs, struct sfs_inode *inode);
+void sfs_view_capture_name(struct sfs_fs *fs, struct sfs_inode *dir,
+			   const char *name);
+/* An object was just created through MNT (st: its stat): no view has it. */
+void sfs_view_note_created(struct sfs_fs *fs, const struct stat *st);
+/* Answer the views' ioctls on MNT's root; false if cmd is not one. */
+bool sfs_views_ioctl(fuse_req_t req, unsigned int cmd, const void *in,
+		     size_t in_size);
+/* The views as JSON (include/sfs/view_ioctl.h), g_free'd by the caller. */
+char *sfs_views_json(struct sfs_fs *fs, size_t *len);
+const char *sfs_snapdir(struct sfs_fs *fs);
+/* Is ino one of a view's nodes? */
+bool sfs_is_view_ino(fuse_ino_t ino);
+void sfs_view_lookup_snapdir(fuse_req_t req);
+void sfs_view_forget_name(struct sfs_fs *fs, const char *name);
+void sfs_view_nodes_free(struct sfs_fs *fs);
+void sfs_view_file_close(struct sfs_fs *fs, struct sfs_file *f);
+void sfs_vop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void sfs_vop_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n);
+void sfs_vop_getattr(fuse_req_t req, fuse_ino_t ino);
+void sfs_vop_readlink(fuse_req_t req, fuse_ino_t ino);
+void sfs_vop_statfs(fuse_req_t req);
+void sfs_vop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_vop_readdir(fuse_req_t req, size_t size, off_t off,
+		     struct fuse_file_info *fi, bool plus);
+void sfs_vop_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_vop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* getxattr of name, or listxattr (name NULL), of a view's node. */
+void sfs_vop_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 
 /* Entry points of the split ops files, gathered in ops.c. */
 void sfs_op_lookup(fuse_req_t, fuse_ino_t, const char *);

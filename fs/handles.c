@@ -50,6 +50,8 @@ void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f)
 		__atomic_store_n(&f->inode->live_reads, false, __ATOMIC_RELEASE);
 	if (f->bound)
 		sfs_node_release(fs->inodes, f->node);
+	if (f->view)
+		sfs_view_file_close(fs, f);
 	free(f);
 }
 

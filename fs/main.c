@@ -19,6 +19,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "fs.h"
 #include "sfs/cred.h"
 #include "sfs/paths.h"
@@ -107,7 +108,9 @@ static bool stderr_is_journal(void)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: stablefs [options] SRC MNT\n\n"
+	fprintf(out, "usage: stablefs [options] SRC MNT\n"
+		"       stablefs stats MNT [--json]\n"
+		"       stablefs snapshot MNT NAME | --list MNT [--json] | --delete MNT NAME\n\n"
 		"Mounts a passthrough view of SRC on MNT whose spliced and\n"
 		"snapshot reads stay stable while the file changes.\n"
 		"Detach with: fusermount3 -u MNT\n\n%s\n",
@@ -328,6 +331,7 @@ static int run(struct sfs_fs *fs, struct fuse_args *args,
 	fs->inodes = sfs_itable_new(root_fd, fs->store);
 	if (!fs->inodes)
 		return fail("out of memory");
+	sfs_views_start(fs);
 	use_file_handles(fs);
 	fs->max_read = sfs_splice_max_read();
 	if (add_mount_options(args, fs->src_real) || add_max_read(args, fs->max_read))
@@ -380,6 +384,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs->se);
 out:
+	sfs_views_stop(fs);
 	sfs_itable_free(fs->inodes);
 	return res;
 }
@@ -471,6 +476,8 @@ int main(int argc, char *argv[])
 
 	if (argc >= 2 && !strcmp(argv[1], "stats"))
 		return stats_command(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "snapshot"))
+		return sfs_snapshot_command(argc, argv);
 	log_to_journal = stderr_is_journal();
 	fuse_set_log_func(log_line);
 	/* The kernel already applied the caller's umask to every mode. */

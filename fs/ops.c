@@ -2,6 +2,11 @@
  * The fuse_lowlevel_ops table and the session's init: which kernel features
  * we ask for, and why.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <string.h>
+
 #include "fs.h"
 
 static void sfs_init(void *userdata, struct fuse_conn_info *conn)
@@ -59,43 +64,425 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_read = fs->max_read;
 }
 
+/*
+ * Routing. A view's nodes (view_ops.c) are read-only: every change of one
+ * is EROFS (EXDEV where a change would link the live tree and a view),
+ * and its reads go to view_ops.c. Every change of the live tree holds the
+ * views' change gate and first captures what it alters for the views that
+ * still need it (views.c): the objects named below, before the op runs.
+ */
+/* Every wrapper takes fs before the op: the op's reply frees req. */
+#define VIEW_READ_ONLY(ino) \
+	do { \
+		if (sfs_is_view_ino(ino)) \
+			return (void)fuse_reply_err(req, EROFS); \
+	} while (0)
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	if (sfs_is_view_ino(parent))
+		return sfs_vop_lookup(req, parent, name);
+	if (parent == FUSE_ROOT_ID && fs->views && !strcmp(name, sfs_snapdir(fs)))
+		return sfs_view_lookup_snapdir(req);
+	sfs_op_lookup(req, parent, name);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n)
+{
+	if (!sfs_is_view_ino(ino))
+		return sfs_op_forget(req, ino, n);
+	sfs_vop_forget(req, ino, n);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	for (size_t i = 0; i < count; i++) {
+		if (sfs_is_view_ino(forgets[i].ino))
+			sfs_vop_forget(req, forgets[i].ino, forgets[i].nlookup);
+		else
+			sfs_itable_forget(fs->inodes, sfs_node_of(req, forgets[i].ino),
+					  forgets[i].nlookup);
+	}
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (sfs_is_view_ino(ino))
+		return sfs_vop_getattr(req, ino);
+	sfs_op_getattr(req, ino, fi);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int valid, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(ino);
+	sfs_change_begin(fs);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	sfs_op_setattr(req, ino, attr, valid, fi);
+	sfs_change_end(fs);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	if (sfs_is_view_ino(ino))
+		return sfs_vop_readlink(req, ino);
+	sfs_op_readlink(req, ino);
+}
+
+/* A new name in parent: the directory's entries change. */
+static void begin_new_name(fuse_req_t req, fuse_ino_t parent)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	sfs_change_begin(fs);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, parent));
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(parent);
+	begin_new_name(req, parent);
+	sfs_op_mknod(req, parent, name, mode, rdev);
+	sfs_change_end(fs);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(parent);
+	begin_new_name(req, parent);
+	sfs_op_mkdir(req, parent, name, mode);
+	sfs_change_end(fs);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+		       const char *name)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(parent);
+	begin_new_name(req, parent);
+	sfs_op_symlink(req, target, parent, name);
+	sfs_change_end(fs);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(parent);
+	begin_new_name(req, parent);
+	sfs_op_create(req, parent, name, mode, fi);
+	sfs_change_end(fs);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(newparent);
+	if (sfs_is_view_ino(ino))
+		return (void)fuse_reply_err(req, EXDEV);
+	begin_new_name(req, newparent);
+	/* Its link count and ctime change. */
+	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	sfs_op_link(req, ino, newparent, newname);
+	sfs_change_end(fs);
+}
+
+/* A name goes from parent: the directory and what the name held change. */
+static void begin_name_gone(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	begin_new_name(req, parent);
+	sfs_view_capture_name(fs, sfs_inode_of(req, parent), name);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(parent);
+	begin_name_gone(req, parent, name);
+	sfs_op_unlink(req, parent, name);
+	sfs_change_end(fs);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(parent);
+	begin_name_gone(req, parent, name);
+	sfs_op_rmdir(req, parent, name);
+	sfs_change_end(fs);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	if (sfs_is_view_ino(parent) != sfs_is_view_ino(newparent))
+		return (void)fuse_reply_err(req, EXDEV);
+	VIEW_READ_ONLY(parent);
+	/* Both directories, the file moved, and the one replaced. */
+	begin_name_gone(req, parent, name);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, newparent));
+	sfs_view_capture_name(fs, sfs_inode_of(req, newparent), newname);
+	sfs_op_rename(req, parent, name, newparent, newname, flags);
+	sfs_change_end(fs);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	if (sfs_is_view_ino(ino))
+		return sfs_vop_statfs(req);
+	sfs_op_statfs(req, ino);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (sfs_is_view_ino(ino))
+		return sfs_vop_opendir(req, ino, fi);
+	sfs_op_opendir(req, ino, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	if (sfs_is_view_ino(ino))
+		return sfs_vop_readdir(req, size, off, fi, false);
+	sfs_op_readdir(req, ino, size, off, fi);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	if (sfs_is_view_ino(ino))
+		return sfs_vop_readdir(req, size, off, fi, true);
+	sfs_op_readdirplus(req, ino, size, off, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	if (sfs_is_view_ino(ino))
+		return sfs_vop_releasedir(req, ino, fi);
+	sfs_op_releasedir(req, ino, fi);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	if (sfs_is_view_ino(ino))
+		return (void)fuse_reply_err(req, 0);	/* nothing to write */
+	sfs_op_fsyncdir(req, ino, datasync, fi);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	if (sfs_is_view_ino(ino))
+		return sfs_vop_open(req, ino, fi);
+	if (!(fi->flags & O_TRUNC))
+		return sfs_op_open(req, ino, fi);
+	sfs_change_begin(fs);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	sfs_op_open(req, ino, fi);
+	sfs_change_end(fs);
+}
+
+/* View files are struct sfs_file too (read-only snapshots): read, lseek,
+ * flush, fsync and release need no routing; write and fallocate never
+ * reach one (the kernel checks the open mode). */
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
+			 off_t off, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(ino);
+	sfs_change_begin(fs);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	sfs_op_write_buf(req, ino, in, off, fi);
+	sfs_change_end(fs);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			 off_t len, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(ino);
+	sfs_change_begin(fs);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	sfs_op_fallocate(req, ino, mode, off, len, fi);
+	sfs_change_end(fs);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			       off_t off_out, struct fuse_file_info *fi_out,
+			       size_t len, int flags)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	/* EOPNOTSUPP, not ENOSYS (which would turn copy_file_range off
+	 * for the whole mount): the kernel copies through READs instead. */
+	if (sfs_is_view_ino(ino_in) || sfs_is_view_ino(ino_out))
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	sfs_change_begin(fs);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, ino_out));
+	sfs_op_copy_file_range(req, ino_in, off_in, fi_in, ino_out, off_out,
+			       fi_out, len, flags);
+	sfs_change_end(fs);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(ino);
+	sfs_change_begin(fs);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	sfs_op_setxattr(req, ino, name, value, size, flags);
+	sfs_change_end(fs);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	if (sfs_is_view_ino(ino))
+		return sfs_vop_xattr(req, ino, name, size);
+	sfs_op_getxattr(req, ino, name, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	if (sfs_is_view_ino(ino))
+		return sfs_vop_xattr(req, ino, NULL, size);
+	sfs_op_listxattr(req, ino, size);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	VIEW_READ_ONLY(ino);
+	sfs_change_begin(fs);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	sfs_op_removexattr(req, ino, name);
+	sfs_change_end(fs);
+}
+
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+		     struct fuse_file_info *fi, unsigned flags, const void *in,
+		     size_t in_size, size_t out_size)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	if (sfs_is_view_ino(ino))
+		return (void)fuse_reply_err(req, ENOTTY);
+	/* Taking a view waits for the gate itself: not under it. */
+	if (ino == FUSE_ROOT_ID && sfs_views_ioctl(req, cmd, in, in_size))
+		return;
+	if (cmd != FS_IOC_SETFLAGS && cmd != FS_IOC_FSSETXATTR)
+		return sfs_op_ioctl(req, ino, cmd, arg, fi, flags, in, in_size,
+				    out_size);
+	sfs_change_begin(fs);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	sfs_op_ioctl(req, ino, cmd, arg, fi, flags, in, in_size, out_size);
+	sfs_change_end(fs);
+}
+
+/*
+ * File locks on a view's files: nothing in a view changes, so no lock of
+ * one can protect anything from anyone; every lock is granted and none
+ * conflicts (as on a read-only filesystem that keeps no lock state).
+ */
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     int op)
+{
+	if (sfs_is_view_ino(ino))
+		return (void)fuse_reply_err(req, 0);
+	sfs_op_flock(req, ino, fi, op);
+}
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock)
+{
+	if (sfs_is_view_ino(ino)) {
+		lock->l_type = F_UNLCK;
+		return (void)fuse_reply_lock(req, lock);
+	}
+	sfs_op_getlk(req, ino, fi, lock);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock, int sleep)
+{
+	if (sfs_is_view_ino(ino))
+		return (void)fuse_reply_err(req, 0);
+	sfs_op_setlk(req, ino, fi, lock, sleep);
+}
+
 const struct fuse_lowlevel_ops sfs_ops = {
 	.init = sfs_init,
-	.lookup = sfs_op_lookup,
-	.forget = sfs_op_forget,
-	.forget_multi = sfs_op_forget_multi,
-	.getattr = sfs_op_getattr,
-	.setattr = sfs_op_setattr,
-	.readlink = sfs_op_readlink,
-	.mknod = sfs_op_mknod,
-	.mkdir = sfs_op_mkdir,
-	.symlink = sfs_op_symlink,
-	.link = sfs_op_link,
-	.unlink = sfs_op_unlink,
-	.rmdir = sfs_op_rmdir,
-	.rename = sfs_op_rename,
-	.statfs = sfs_op_statfs,
-	.opendir = sfs_op_opendir,
-	.readdir = sfs_op_readdir,
-	.readdirplus = sfs_op_readdirplus,
-	.releasedir = sfs_op_releasedir,
-	.fsyncdir = sfs_op_fsyncdir,
-	.open = sfs_op_open,
-	.create = sfs_op_create,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.statfs = op_statfs,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.open = op_open,
+	.create = op_create,
 	.read = sfs_op_read,
-	.write_buf = sfs_op_write_buf,
+	.write_buf = op_write_buf,
 	.flush = sfs_op_flush,
 	.release = sfs_op_release,
 	.fsync = sfs_op_fsync,
-	.fallocate = sfs_op_fallocate,
+	.fallocate = op_fallocate,
 	.lseek = sfs_op_lseek,
-	.copy_file_range = sfs_op_copy_file_range,
-	.setxattr = sfs_op_setxattr,
-	.getxattr = sfs_op_getxattr,
-	.listxattr = sfs_op_listxattr,
-	.removexattr = sfs_op_removexattr,
-	.ioctl = sfs_op_ioctl,
-	.flock = sfs_op_flock,
-	.getlk = sfs_op_getlk,
-	.setlk = sfs_op_setlk,
+	.copy_file_range = op_copy_file_range,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.ioctl = op_ioctl,
+	.flock = op_flock,
+	.getlk = op_getlk,
+	.setlk = op_setlk,
 };

@@ -100,6 +100,18 @@ static ssize_t add_entry(fuse_req_t req, fuse_ino_t ino, bool plus, char *buf,
 	return (ssize_t)size;
 }
 
+/*
+ * The views' directory is entered by name only (like ZFS's .zfs): a backup
+ * of MNT must not descend into every view of it. An entry of that name in
+ * SRC's root is hidden behind it.
+ */
+static bool hidden(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	return ino == FUSE_ROOT_ID && fs->views && !strcmp(name, sfs_snapdir(fs));
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -126,8 +138,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 				break;
 			}
 		}
-		n = add_entry(req, ino, plus, buf + used, size - used, d->entry,
-			      telldir(d->dp));
+		n = hidden(req, ino, d->entry->d_name) ? -1 :
+			add_entry(req, ino, plus, buf + used, size - used,
+				  d->entry, telldir(d->dp));
+		if (n < 0 && hidden(req, ino, d->entry->d_name))
+			errno = ENOENT;	/* skipped, as if unlinked */
 		if (n == 0)
 			break;		/* full: keep d->entry for next time */
 		if (n < 0 && errno != ENOENT) {	/* ENOENT: raced with an unlink */

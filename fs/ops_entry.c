@@ -328,9 +328,9 @@ static void make_and_reply(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!err)
 		err = sfs_do_lookup(req, dir, name, &e);
 	if (err)
-		fuse_reply_err(req, err);
-	else
-		fuse_reply_entry(req, &e);
+		return (void)fuse_reply_err(req, err);
+	sfs_view_note_created(sfs_fs_of(req), &e.attr);
+	fuse_reply_entry(req, &e);
 }
 
 void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,

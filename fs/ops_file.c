@@ -121,28 +121,6 @@ static bool kernel_internal_open(int flags)
 }
 
 /*
- * The snapshot a read-only open gets: where the store takes clones, the
- * history clones the file, which needs a readable fd (any_fd may be
- * O_PATH).
- */
-static struct sfs_snap *open_snapshot(struct sfs_fs *fs, struct sfs_inode *inode,
-				      int any_fd)
-{
-	struct sfs_history *h = sfs_inode_history(inode);
-	struct sfs_snap *s;
-	int fd;
-
-	if (!sfs_store_clones(fs->store))
-		return sfs_history_open(h, any_fd);
-	fd = sfs_open_data_fd(fs->inodes, inode);
-	s = sfs_history_open_in(h, fd >= 0 ? fs->store : NULL,
-				fd >= 0 ? fd : any_fd);
-	if (fd >= 0)
-		close(fd);
-	return s;
-}
-
-/*
  * Put an open on the right incarnation (inode_table.h): a read-only open
  * becomes a snapshot of the file as it is now (nothing is copied), one for
  * writing goes to the live node. ESTALE when the kernel must look the name
@@ -176,14 +154,14 @@ static int bind_open(fuse_req_t req, struct sfs_node *node, int any_fd,
 	watch = sfs_store_clones(fs->store) ? NULL : fs->watch;
 	sfs_oob_watch_arm(watch, inode, any_fd);
 	sfs_oob_watch_drain(fs->watch);
-	s = open_snapshot(fs, inode, any_fd);
+	s = sfs_snapshot_open(fs, inode, any_fd);
 	if (s && sfs_node_told_differs(fs->inodes, node, s)) {
 		/* Changed in SRC since the lookup, before we knew the file:
 		 * a new version, so the open is steered to a fresh lookup
 		 * (the kernel would size its reads by the old attributes). */
 		sfs_history_close(sfs_inode_history(inode), fs->store, s);
 		sfs_history_bump(sfs_inode_history(inode));
-		s = open_snapshot(fs, inode, any_fd);
+		s = sfs_snapshot_open(fs, inode, any_fd);
 	}
 	sfs_oob_watch_opened(watch, inode);
 	if (!s)
@@ -394,6 +372,7 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		close(fd);
 		return (void)fuse_reply_err(req, err);
 	}
+	sfs_view_note_created(fs, &e.attr);
 	node = sfs_node_of(req, e.ino);
 	/* A new inode's first node binds as asked (no ESTALE: nothing else
 	 * can hold it yet); should it not, the create fails cleanly. */

@@ -14,12 +14,14 @@
 #include <sys/xattr.h>
 
 #include "fs.h"
+#include "sfs/view_ioctl.h"
 
 /*
  * Our own attributes, computed, never stored in SRC:
  *   user.stablefs.xxh3   XXH3-128 (hex) of what a reader of the file gets:
  *                        on a snapshot's node, that version (G5);
  *   user.stablefs.stats  on the mount's root, the counters (stats.c).
+ *   user.stablefs.views  on the mount's root, the tree views (views.c).
  * listxattr does not show them, so copying tools do not copy them.
  */
 #define XATTR_DIGEST "user.stablefs.xxh3"
@@ -44,6 +46,15 @@ static int our_value(fuse_req_t req, fuse_ino_t ino, const char *name,
 			return ENOMEM;
 		*len = sfs_stats_json(fs, *buf, need);
 		return 0;
+	}
+	if (!strcmp(name, SFS_XATTR_VIEWS) && ino == FUSE_ROOT_ID) {
+		char *json = sfs_views_json(fs, len);
+
+		*buf = malloc(*len);
+		if (*buf)
+			memcpy(*buf, json, *len);
+		g_free(json);
+		return *buf ? 0 : ENOMEM;
 	}
 	return ENODATA;
 }

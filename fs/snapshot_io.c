@@ -14,6 +14,42 @@
 #include "fs.h"
 #include "sfs/stats.h"
 
+/*
+ * The snapshot a read-only open gets: where the store takes clones, the
+ * history clones the file, which needs a readable fd (any_fd may be
+ * O_PATH).
+ */
+struct sfs_snap *sfs_snapshot_open(struct sfs_fs *fs, struct sfs_inode *inode,
+				   int any_fd)
+{
+	struct sfs_history *h = sfs_inode_history(inode);
+	struct sfs_snap *s;
+	int fd;
+
+	if (!sfs_store_clones(fs->store))
+		return sfs_history_open(h, any_fd);
+	fd = sfs_open_data_fd(fs->inodes, inode);
+	s = sfs_history_open_in(h, fd >= 0 ? fs->store : NULL,
+				fd >= 0 ? fd : any_fd);
+	if (fd >= 0)
+		close(fd);
+	return s;
+}
+
+struct sfs_snap *sfs_snapshot_take(struct sfs_fs *fs, struct sfs_inode *inode,
+				   int any_fd)
+{
+	/* A clone never reads the live file: its file needs no watching. */
+	struct oob_watch *watch = sfs_store_clones(fs->store) ? NULL : fs->watch;
+	struct sfs_snap *s;
+
+	sfs_oob_watch_arm(watch, inode, any_fd);
+	sfs_oob_watch_drain(fs->watch);
+	s = sfs_snapshot_open(fs, inode, any_fd);
+	sfs_oob_watch_opened(watch, inode);
+	return s;
+}
+
 /* Holes are sent from here: one read is at most max_read (1 MiB). */
 static const char zeros[1 << 20];
 
@@ -37,6 +73,10 @@ static void fail_read(fuse_req_t req, struct sfs_file *f, const char *why,
 		 "%lld..%lld: %s: reads fail with EIO\n",
 		 (unsigned long long)f->inode->ino, (long long)off,
 		 (long long)off + (long long)size, why);
+	/* A view's file: its own node is the one whose pages the reader
+	 * gets (view_ops.c); the live file's nodes are not. */
+	if (f->view)
+		return sfs_evict_ids_later(fs, &f->view_ino, 1);
 	sfs_evict_nodes_later(fs, nodes, sfs_itable_nodes(fs->inodes, f->inode,
 							  nodes, 64));
 }

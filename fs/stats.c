@@ -13,6 +13,7 @@
 #include "fs.h"
 #include "sfs/range_lock.h"
 #include "sfs/stats.h"
+#include "sfs/views.h"
 
 size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size)
 {
@@ -53,6 +54,16 @@ size_t sfs_stats_json(struct sfs_fs *fs, char *buf, size_t size)
 	PUT(",\"inode_fds_open\":%zu", fds.open);
 	PUT(",\"inode_fds_reopened_total\":%llu", (unsigned long long)fds.reopens);
 	PUT(",\"inode_fds_closed_total\":%llu", (unsigned long long)fds.closes);
+	if (fs->views) {
+		struct sfs_views_stats vs;
+
+		sfs_views_stats_get(fs->views, &vs);
+		PUT(",\"views\":%llu", (unsigned long long)vs.views);
+		PUT(",\"view_captures\":%llu", (unsigned long long)vs.captures);
+		PUT(",\"views_total\":%llu", (unsigned long long)vs.views_total);
+		PUT(",\"view_captures_total\":%llu",
+		    (unsigned long long)vs.captures_total);
+	}
 	PUT("%s", "}");
 #undef PUT
 	return n;

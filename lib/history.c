@@ -451,6 +451,33 @@ void sfs_snap_invalidate(struct sfs_history *h, struct sfs_snap *snap,
 	sfs_mutex_unlock(&h->mutex);
 }
 
+uint64_t sfs_snap_preserved_bytes(struct sfs_history *h,
+				  struct sfs_snap *snap)
+{
+	uint64_t n = 0;
+
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	for (guint i = 0; i < snap->extents->len; i++) {
+		struct sfs_extent *e = &g_array_index(snap->extents,
+						      struct sfs_extent, i);
+
+		if (e->chunk)
+			n += e->end - e->start;
+	}
+	sfs_mutex_unlock(&h->mutex);
+	return n;
+}
+
+bool sfs_snap_unreadable(struct sfs_history *h, struct sfs_snap *snap)
+{
+	bool r;
+
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	r = snap->invalid != NULL;
+	sfs_mutex_unlock(&h->mutex);
+	return r;
+}
+
 /* ------------------------------------------------------------------ */
 /* Gaps: the parts of a range a snapshot does not have preserved yet.  */
 /* ------------------------------------------------------------------ */

@@ -23,6 +23,7 @@ static __thread int nheld;
 static const char *rank_name(enum sfs_lock_rank r)
 {
 	static const char *const names[] = {
+		[SFS_RANK_VIEW_GATE] = "views' change gate",
 		[SFS_RANK_RANGE] = "range lock",
 		[SFS_RANK_OOB_MARKS] = "oob watch's mark lock",
 		[SFS_RANK_TABLE] = "inode table lock",
@@ -31,7 +32,7 @@ static const char *rank_name(enum sfs_lock_rank r)
 		[SFS_RANK_FD_CACHE] = "fd cache lock",
 	};
 
-	return r >= SFS_RANK_RANGE && r <= SFS_RANK_FD_CACHE ? names[r] : "?";
+	return r >= SFS_RANK_VIEW_GATE && r <= SFS_RANK_FD_CACHE ? names[r] : "?";
 }
 
 static void push(enum sfs_lock_rank rank, const void *lock)

@@ -1,4 +1,5 @@
 #include "sfs/options.h"
+#include "sfs/paths.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -25,6 +26,7 @@ static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("readahead_kb=%s", readahead_str),
 	SFS_OPT("max_threads=%s", max_threads_str),
 	SFS_OPT("fd_cache=%s", fd_cache_str),
+	SFS_OPT("snapdir=%s", snapdir),
 	SFS_OPT("nonempty", nonempty),
 	FUSE_OPT_END
 };
@@ -112,6 +114,11 @@ int sfs_options_parse(struct fuse_args *args, struct sfs_options *opts,
 	opts->readahead_kb = SFS_DEFAULT_READAHEAD_KB;
 	if (fuse_opt_parse(args, opts, sfs_opt_spec, take_positional) == -1) {
 		err[0] = '\0';	/* fuse_opt said why */
+		return -1;
+	}
+	/* Only now: fuse_opt replaces a string it parses, and frees the old. */
+	if (!opts->snapdir && !(opts->snapdir = strdup(SFS_DEFAULT_SNAPDIR))) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	return sfs_options_validate(opts, err, errlen);
@@ -261,6 +268,13 @@ static int take_timeout(const char *s, const struct opt_check *c,
 	return parse_seconds(s, &o->timeout);
 }
 
+/* Kept as text: only checked. One directory entry in MNT's root. */
+static int take_snapdir(const char *s, const struct opt_check *c,
+			struct sfs_options *o)
+{
+	return sfs_component_problem(s) ? -1 : 0;
+}
+
 #define TEXT(field) offsetof(struct sfs_options, field)
 
 static const struct opt_check opt_checks[] = {
@@ -277,6 +291,8 @@ static const struct opt_check opt_checks[] = {
 	  "a number of fds from 16 to 100000000", 16, 100000000 },
 	{ "timeout", TEXT(timeout_str), take_timeout,
 	  "seconds (0 or more, decimal)", 0, 0 },
+	{ "snapdir", TEXT(snapdir), take_snapdir,
+	  "one directory name: 1 to 255 bytes, no '/', not . or ..", 0, 0 },
 };
 
 int sfs_options_validate(struct sfs_options *opts, char *err, size_t errlen)
@@ -312,6 +328,7 @@ void sfs_options_free(struct sfs_options *opts)
 	free(opts->readahead_str);
 	free(opts->max_threads_str);
 	free(opts->fd_cache_str);
+	free(opts->snapdir);
 	memset(opts, 0, sizeof(*opts));
 }
 
@@ -333,6 +350,8 @@ const char *sfs_options_help(void)
 	"    -o timeout=SECONDS     kernel entry/attribute cache time (default 1)\n"
 	"    -o readahead_kb=N      the mount's read-ahead in KiB (default 1024;\n"
 	"                           needs root, else the kernel's 128)\n"
+	"    -o snapdir=NAME        where tree views appear: MNT/NAME/VIEW, not\n"
+	"                           listed in MNT (default .snapshots)\n"
 	"    -o nonempty            allow mounting over a non-empty MNT\n"
 	"    -o max_threads=N       worker thread cap (default 10)\n"
 	"    -o fd_cache=N          O_PATH fds kept open for cached inodes; more\n"

@@ -21,6 +21,8 @@ static const char *const names[SFS_STAT_COUNT] = {
 	[SFS_STAT_OOB_HELD] = "oob_held",
 	[SFS_STAT_OOB_IGNORE_MARKS] = "oob_ignore_marks",
 	[SFS_STAT_OOB_GRANT_TIMEOUTS] = "oob_grant_timeouts",
+	[SFS_STAT_VIEW_EIO] = "view_eio",
+	[SFS_STAT_VIEW_CAPTURE_FAILURES] = "view_capture_failures",
 };
 
 void sfs_stat_add(enum sfs_stat which, int64_t delta)

@@ -96,8 +96,14 @@ static void install_cleanup_once(void)
 	signal(SIGABRT, on_fatal_signal);
 }
 
+/* A mount restarted on the same struct (a test that kills and restarts
+ * its daemon) is tracked once: untracking must leave nothing behind. */
 static void track(struct test_mount *m, bool on)
 {
+	for (int i = 0; on && i < MAX_LIVE; i++) {
+		if (live[i] == m)
+			return;
+	}
 	for (int i = 0; i < MAX_LIVE; i++) {
 		if (on && !live[i]) {
 			live[i] = m;

@@ -165,6 +165,12 @@ void sfs_snap_plan_done(struct sfs_history *h, struct sfs_snap *snap);
 void sfs_snap_invalidate(struct sfs_history *h, struct sfs_snap *snap,
 			 const char *why);
 
+/* Bytes of the file snap keeps in the store (or as reflinks). */
+uint64_t sfs_snap_preserved_bytes(struct sfs_history *h,
+				  struct sfs_snap *snap);
+/* Has snap been invalidated (every read fails)? */
+bool sfs_snap_unreadable(struct sfs_history *h, struct sfs_snap *snap);
+
 /* The file's size when snap was taken, and its version. */
 uint64_t sfs_snap_size(const struct sfs_snap *snap);
 uint64_t sfs_snap_version(const struct sfs_snap *snap);

@@ -2,6 +2,10 @@
  * The daemon's lock hierarchy, written once. A thread takes these locks in
  * increasing rank only:
  *
+ *   0 VIEW_GATE  the change gate of tree views (fs/views.c): shared by a
+ *                change through MNT from before it captures what views
+ *                need until it has applied; exclusive while a view is
+ *                taken. Taken first, before anything else.
  *   1 RANGE      a granted range lock of a file's data (range_lock.h).
  *                Two at once only for copy_file_range between two files:
  *                the lower sfs_range_lock address first (fs/modify.c).
@@ -34,7 +38,8 @@
 #include <pthread.h>
 
 enum sfs_lock_rank {
-	SFS_RANK_RANGE = 1,
+	SFS_RANK_VIEW_GATE = 0,
+	SFS_RANK_RANGE,
 	SFS_RANK_OOB_MARKS,
 	SFS_RANK_TABLE,
 	SFS_RANK_HISTORY,

@@ -1,6 +1,6 @@
 /*
  * stablefs' own mount options (-o store=, max_preserve=, snapshot=, oob=,
- * nonempty) and their validation. libfuse's options pass through untouched.
+ * snapdir=, nonempty, ...) and their validation. libfuse's options pass through untouched.
  */
 #ifndef SFS_OPTIONS_H
 #define SFS_OPTIONS_H
@@ -29,6 +29,8 @@ struct sfs_options {
 	unsigned readahead_kb;	/* -o readahead_kb=N (SFS_DEFAULT_READAHEAD_KB) */
 	unsigned max_threads;	/* -o max_threads=N (default 10) */
 	unsigned fd_cache;	/* -o fd_cache=N; 0: half the fd limit */
+	char *snapdir;		/* -o snapdir=NAME: tree views at MNT/NAME/VIEW
+				 * (SFS_DEFAULT_SNAPDIR); never NULL once parsed */
 
 	/* Raw strings as parsed, validated by sfs_options_validate(). */
 	char *max_preserve_str;
@@ -48,6 +50,13 @@ struct sfs_options {
  * "Read-ahead window").
  */
 #define SFS_DEFAULT_READAHEAD_KB 1024
+
+/*
+ * Where tree views appear unless -o snapdir= says otherwise: MNT/.snapshots,
+ * hidden from a listing of MNT's root (backup tools pointed at MNT do not
+ * descend into every view), reachable by name.
+ */
+#define SFS_DEFAULT_SNAPDIR ".snapshots"
 
 /* Longest user text quoted in a message (sfs_printable). */
 #define SFS_QUOTE_MAX 200

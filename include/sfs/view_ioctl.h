@@ -26,7 +26,8 @@ struct sfs_ioc_view {
 
 /* Take a view of the whole tree now: 0, or EEXIST (the name is taken),
  * EINVAL (a bad name), EPERM (not the mount's owner or root), ENOSPC (too
- * many views: SFS_VIEWS_MAX). */
+ * many views: SFS_VIEWS_MAX), EMEDIUMTYPE (the mount has no snapshots:
+ * -o snapshot=off). */
 #define SFS_IOC_VIEW_CREATE _IOW('s', 0x71, struct sfs_ioc_view)
 /* Delete a view (its preserved bytes are freed once no open file of it
  * remains): 0, or ENOENT, EINVAL, EPERM. */

@@ -3,7 +3,10 @@
  * invocation exits non-zero with exactly one line "stablefs: ..." on stderr
  * naming the problem and mounts nothing; -h/-V; daemonizing only once
  * mounted; SIGTERM/SIGINT/fusermount3 -u detach cleanly; an fstab line
- * mounts through mount(8) and mount.fuse3.
+ * mounts through mount(8) and mount.fuse3. `stablefs snapshot`: usage
+ * errors exit 2 before MNT is touched, a directory that is no stablefs
+ * mount exits 1 saying so (what needs the daemon's views is tested with
+ * them, not here).
  *
  * Processes: the test makes itself a child subreaper, so a daemon that
  * forked away from the process we started is re-parented to us and its exit
@@ -20,6 +23,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -30,11 +35,14 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "mount_util.h"
+#include "sfs/view_ioctl.h"
 #include "test_util.h"
 
 #define OUT_MAX 16384
@@ -76,6 +84,13 @@ struct fixture {
 #define EXIT_1 (1u << 1)
 #define EXIT_1_OR_2 ((1u << 1) | (1u << 2))
 #define EXIT_0 (1u << 0)
+#define EXIT_2 (1u << 2)
+
+/* 256 bytes: one more than a view name may have. */
+#define N16 "nnnnnnnnnnnnnnnn"
+#define N255 N16 N16 N16 N16 N16 N16 N16 N16 N16 N16 N16 N16 N16 N16 N16 \
+	"nnnnnnnnnnnnnnn"
+#define N256 N255 "n"
 
 /*
  * The refused invocations. Problems with SRC or MNT exit 1; usage errors
@@ -107,17 +122,59 @@ static const struct cli_case error_cases[] = {
 	{ "-o max_threads=abc", { "-o", "max_threads=abc", "%S", "%M", NULL }, EXIT_1_OR_2, "max_threads", NULL, { NULL } },
 	{ "-o fd_cache=15", { "-o", "fd_cache=15", "%S", "%M", NULL }, EXIT_1_OR_2, "fd_cache", "15", { NULL } },
 	{ "-o fd_cache=1e9", { "-o", "fd_cache=1e9", "%S", "%M", NULL }, EXIT_1_OR_2, "fd_cache", "1e9", { NULL } },
+	{ "-o snapdir=a/b", { "-o", "snapdir=a/b", "%S", "%M", NULL }, EXIT_1_OR_2, "one directory name", "snapdir=a/b", { NULL } },
+	{ "-o snapdir=..", { "-o", "snapdir=..", "%S", "%M", NULL }, EXIT_1_OR_2, "not . or ..", "snapdir=..", { NULL } },
+	{ "-o snapdir=", { "-o", "snapdir=", "%S", "%M", NULL }, EXIT_1_OR_2, "one directory name", "snapdir=", { NULL } },
+	{ "-o snapdir=<256 bytes>", { "-o", "snapdir=" N256, "%S", "%M", NULL }, EXIT_1_OR_2, "1 to 255 bytes", "snapdir=nnnn", { NULL } },
+};
+
+/*
+ * stablefs snapshot, with nothing mounted: usage errors exit 2, whatever
+ * MNT is (%B/nosuch: had MNT been opened, the answer would be exit 1 "No
+ * such file"); a plain directory is not a stablefs mount (exit 1). Bad
+ * NAMEs are below (test_snapshot_bad_names), also on a real mount.
+ */
+#define SNAP_USAGE "usage: stablefs snapshot"
+static const struct cli_case snapshot_cases[] = {
+	{ "snapshot: no arguments", { "snapshot", NULL }, EXIT_2, "missing MNT", SNAP_USAGE, { NULL } },
+	{ "snapshot: no NAME", { "snapshot", "%B/nosuch", NULL }, EXIT_2, "missing NAME", SNAP_USAGE, { NULL } },
+	{ "snapshot --delete: no NAME", { "snapshot", "--delete", "%B/nosuch", NULL }, EXIT_2, "missing NAME", SNAP_USAGE, { NULL } },
+	{ "snapshot --list: no MNT", { "snapshot", "--list", NULL }, EXIT_2, "missing MNT", SNAP_USAGE, { NULL } },
+	{ "snapshot --list: a NAME", { "snapshot", "--list", "%B/nosuch", "n", NULL }, EXIT_2, "takes no NAME", "'n'", { NULL } },
+	{ "snapshot: three arguments", { "snapshot", "%B/nosuch", "n", "extra", NULL }, EXIT_2, "unexpected argument", "'extra'", { NULL } },
+	{ "snapshot: unknown option", { "snapshot", "-x", "%B/nosuch", "n", NULL }, EXIT_2, "unknown option", "'-x'", { NULL } },
+	{ "snapshot: --json without --list", { "snapshot", "--json", "%B/nosuch", "n", NULL }, EXIT_2, "--json goes with --list", NULL, { NULL } },
+	{ "snapshot: --list --delete", { "snapshot", "--list", "--delete", "%B/nosuch", "n", NULL }, EXIT_2, "exclude each other", NULL, { NULL } },
+	{ "snapshot: MNT missing", { "snapshot", "%B/nosuch", "n", NULL }, EXIT_1, "no such file", "%B/nosuch", { NULL } },
+	{ "snapshot: MNT is a file", { "snapshot", "%B/afile", "n", NULL }, EXIT_1, "not a directory", "%B/afile", { NULL } },
+	{ "snapshot: MNT not a stablefs mount", { "snapshot", "%M", "n", NULL }, EXIT_1,
+	  "is not a stablefs mount (or its stablefs predates tree views)", "%M", { NULL } },
+	{ "snapshot: a 255-byte NAME, MNT not a stablefs mount", { "snapshot", "%M", N255, NULL }, EXIT_1,
+	  "is not a stablefs mount", "%M", { NULL } },
+	{ "snapshot: NAME after --", { "snapshot", "%M", "--", "-n", NULL }, EXIT_1,
+	  "is not a stablefs mount", "%M", { NULL } },
+	{ "snapshot --delete: MNT not a stablefs mount", { "snapshot", "--delete", "%M", "n", NULL }, EXIT_1,
+	  "is not a stablefs mount (or its stablefs predates tree views)", "%M", { NULL } },
+	{ "snapshot --list: MNT not a stablefs mount", { "snapshot", "--list", "%M", NULL }, EXIT_1,
+	  "is not a stablefs mount (or its stablefs predates tree views)", "%M", { NULL } },
+	{ "snapshot --list --json: MNT not a stablefs mount", { "snapshot", "--list", "%M", "--json", NULL }, EXIT_1,
+	  "is not a stablefs mount (or its stablefs predates tree views)", "%M", { NULL } },
 };
 
 static const struct cli_case info_cases[] = {
 	{ "-h", { "-h", NULL }, EXIT_0, NULL, NULL,
-	  { "usage", "SRC", "MNT", "store=", "max_preserve=", "snapshot=", "oob=", NULL } },
+	  { "usage", "SRC", "MNT", "store=", "max_preserve=", "snapshot=", "snapdir=", NULL } },
 	{ "--help", { "--help", NULL }, EXIT_0, NULL, NULL,
 	  { "usage", "SRC", "MNT", "store=", "max_preserve=", "snapshot=", "oob=", NULL } },
 	{ "-V", { "-V", NULL }, EXIT_0, NULL, NULL,
 	  { "stablefs", "version", STABLEFS_VERSION, "libfuse", NULL } },
 	{ "--version", { "--version", NULL }, EXIT_0, NULL, NULL,
 	  { "stablefs", "version", STABLEFS_VERSION, "libfuse", NULL } },
+	{ "snapshot --help", { "snapshot", "--help", NULL }, EXIT_0, NULL, NULL,
+	  { "usage: stablefs snapshot MNT NAME", "--list MNT [--json]", "--delete MNT NAME",
+	    "snapdir", NULL } },
+	{ "snapshot -h, other arguments", { "snapshot", "%B/nosuch", "-h", NULL }, EXIT_0, NULL, NULL,
+	  { "usage: stablefs snapshot", NULL } },
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -169,8 +226,9 @@ static void expand(const struct fixture *f, const char *tmpl, char *out, size_t 
  * Run argv (argv[0] looked up in PATH if it has no '/') with stdin from
  * /dev/null and stdout/stderr captured. Waits for that process only: a
  * daemon it leaves behind keeps running. A hang is killed after a timeout.
+ * in_child (if not NULL) runs in the child just before the exec.
  */
-static void run_cmd(char *const argv[], struct run *r)
+static void run_cmd_in(char *const argv[], struct run *r, void (*in_child)(void))
 {
 	int out = memfd_create("cli-out", 0);
 	int err = memfd_create("cli-err", 0);
@@ -187,6 +245,8 @@ static void run_cmd(char *const argv[], struct run *r)
 		dup2(null, 0);
 		dup2(out, 1);
 		dup2(err, 2);
+		if (in_child)
+			in_child();
 		execvp(argv[0], argv);
 		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -209,8 +269,14 @@ static void run_cmd(char *const argv[], struct run *r)
 	close(err);
 }
 
+static void run_cmd(char *const argv[], struct run *r)
+{
+	run_cmd_in(argv, r, NULL);
+}
+
 /* Run the binary under test with a case's (expanded) arguments. */
-static void run_case(const struct fixture *f, const struct cli_case *c, struct run *r)
+static void run_case_in(const struct fixture *f, const struct cli_case *c,
+			struct run *r, void (*in_child)(void))
 {
 	char buf[8][PATH_MAX];
 	char *argv[10];
@@ -222,7 +288,12 @@ static void run_case(const struct fixture *f, const struct cli_case *c, struct r
 		argv[n++] = buf[i];
 	}
 	argv[n] = NULL;
-	run_cmd(argv, r);
+	run_cmd_in(argv, r, in_child);
+}
+
+static void run_case(const struct fixture *f, const struct cli_case *c, struct run *r)
+{
+	run_case_in(f, c, r, NULL);
 }
 
 static void run_fusermount(const char *flags, const char *mnt, struct run *r)
@@ -520,6 +591,168 @@ static void test_case(void **state)
 	check_case(f, c, &r);
 }
 
+/* ---- stablefs snapshot: bad NAMEs ------------------------------------ */
+
+/*
+ * In the child, before the exec: the view ioctls kill the process
+ * (SIGSYS), any other system call runs. A command that exits 2 under it
+ * made no view ioctl. The filter checks no architecture: it only ever
+ * runs our own native binary. args[1] is a u64; its low half (where a
+ * 32-bit ioctl command lies) comes first on little-endian machines.
+ */
+static void forbid_view_ioctls(void)
+{
+	const unsigned cmd_lo = offsetof(struct seccomp_data, args[1]) +
+		(__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? 4 : 0);
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, cmd_lo),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SFS_IOC_VIEW_CREATE, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SFS_IOC_VIEW_DELETE, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+	};
+	struct sock_fprog prog = { sizeof(code) / sizeof(code[0]), code };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+		dprintf(2, "seccomp: %s\n", strerror(errno));
+		_exit(126);
+	}
+}
+
+/* A NAME the header refuses, and the problem the message must name. */
+static const struct { const char *name, *problem, *mention; } bad_names[] = {
+	{ "", "the view name is empty", NULL },
+	{ "a/b", "contains '/'", "'a/b'" },
+	{ "/", "contains '/'", "'/'" },
+	{ ".", "is '.' or '..'", "'.'" },
+	{ "..", "is '.' or '..'", "'..'" },
+	{ N256, "is longer than 255 bytes", "'nnnnnnnnnnnnnnnn" },
+};
+
+/* Each bad NAME, to take and to delete, on mnt: exit 2, the problem named. */
+static void check_bad_names(const struct fixture *f, const char *mnt)
+{
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		for (int del = 0; del < 2; del++) {
+			struct cli_case c = {
+				"bad NAME", { "snapshot", mnt, bad_names[i].name, NULL },
+				EXIT_2, bad_names[i].problem, bad_names[i].mention, { NULL },
+			};
+			char name[64];
+			struct run r;
+
+			if (del) {
+				c.args[1] = "--delete";
+				c.args[2] = mnt;
+				c.args[3] = bad_names[i].name;
+			}
+			snprintf(name, sizeof(name), "snapshot %s%s '%.16s' on %s",
+				 del ? "--delete " : "", mnt, bad_names[i].name,
+				 test_is_stablefs_mount(f->m.mnt) ? "a mount" : "no mount");
+			c.name = name;
+			run_case_in(f, &c, &r, forbid_view_ioctls);
+			check_case(f, &c, &r);
+		}
+	}
+}
+
+/*
+ * A bad NAME exits 2 before MNT is touched: with MNT missing (opening it
+ * would have said so), and on a real mount under a filter that kills the
+ * process at a view ioctl. That the filter works is checked with a good
+ * NAME, whose ioctl it kills whether or not the daemon has views.
+ */
+static void test_snapshot_bad_names(void **state)
+{
+	struct fixture *f = *state;
+	const struct cli_case good = { "snapshot under the filter",
+				       { "snapshot", "%M", "n", NULL }, 0, NULL, NULL, { NULL } };
+	struct run r;
+
+	check_bad_names(f, "%B/nosuch");
+	assert_int_equal(test_mount_start(&f->m, NULL), 0);
+	check_bad_names(f, "%M");
+	run_case_in(f, &good, &r, forbid_view_ioctls);
+	if (r.status != 128 + SIGSYS)
+		fail_msg("the filter let a view ioctl through: exit %d, stderr [%s]",
+			 r.status, r.err);
+	assert_int_equal(test_mount_stop(&f->m), 0);
+}
+
+/*
+ * The listing as the command reads it: getxattr(MNT, SFS_XATTR_VIEWS). On
+ * a plain directory that is an ordinary user xattr, so the parsing and
+ * the table are checked here without the daemon: JSON escapes (a quote,
+ * a backslash, a newline, a surrogate pair), a field this command does
+ * not know, local time (TZ=UTC here), sizes; --json as it came; a
+ * malformed listing refused.
+ */
+static void test_snapshot_list_parses(void **state)
+{
+	static const char json[] =
+		"{\"snapdir\":\".snapshots\",\"views\":["
+		"{\"name\":\"nightly\",\"epoch\":1,\"created_ns\":1764662400000000000,"
+		"\"captures\":3,\"bytes_preserved\":1572864,\"invalid\":false},"
+		"{\"name\":\"a \\u0022b\\\" \\\\ \\u000a\\u00e9\\ud83d\\ude00\",\"epoch\":2,"
+		"\"created_ns\":1764662401999999999,\"captures\":0,\"bytes_preserved\":1023,"
+		"\"invalid\":true,\"newer\":{\"x\":[1,-2.5e3,null,\"s\"]}}]}";
+	static const char *const want[] = {
+		"NAME", "CREATED", "CAPTURES", "PRESERVED",
+		"nightly  ", "2025-12-02T08:00:00+00:00         3     1.5 MiB  ok\n",
+		"a \"b\" \\\\ \\n\xc3\xa9\xf0\x9f\x98\x80",
+		"2025-12-02T08:00:01+00:00         0      1023 B  invalid\n",
+	};
+	/* A view without its name, a NUL in a name, a lone surrogate, a bare
+	 * '-', a fraction where a count goes, a snapdir that is a path,
+	 * something cut short, something after the end. */
+	static const char *const malformed[] = {
+		"{\"views\":[{\"epoch\":1}]}",
+		"{\"views\":[{\"name\":\"a\\u0000b\"}]}",
+		"{\"views\":[{\"name\":\"\\ud83d\"}]}",
+		"{\"views\":[],\"later\":-}",
+		"{\"views\":[{\"name\":\"n\",\"captures\":1.5}]}",
+		"{\"snapdir\":\"a/b\",\"views\":[]}",
+		"{\"views\":[{\"name\":\"n\"}",
+		"{\"views\":[]} {}",
+		"",
+	};
+	const struct cli_case table = { "snapshot --list", { "snapshot", "--list", "%M", NULL },
+					EXIT_0, NULL, NULL, { "NAME", NULL } };
+	const struct cli_case raw = { "snapshot --list --json", { "snapshot", "--list", "%M", "--json", NULL },
+				      EXIT_0, NULL, NULL, { "\"views\"", NULL } };
+	const struct cli_case bad = { "snapshot --list, malformed", { "snapshot", "--list", "%M", NULL },
+				      EXIT_1, "cannot parse its list of views", "%M", { NULL } };
+	struct fixture *f = *state;
+	char expected[sizeof(json) + 1];
+	struct run r;
+
+	assert_int_equal(setxattr(f->m.mnt, SFS_XATTR_VIEWS, json, strlen(json), 0), 0);
+	assert_int_equal(setenv("TZ", "UTC", 1), 0);
+	run_case(f, &table, &r);
+	unsetenv("TZ");
+	check_case(f, &table, &r);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (!strstr(r.out, want[i]))
+			fail_msg("--list lacks [%s]:\n%s", want[i], r.out);
+	}
+	run_case(f, &raw, &r);
+	check_case(f, &raw, &r);
+	snprintf(expected, sizeof(expected), "%s\n", json);
+	assert_string_equal(r.out, expected);
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+		assert_int_equal(setxattr(f->m.mnt, SFS_XATTR_VIEWS, malformed[i],
+					  strlen(malformed[i]), 0), 0);
+		run_case(f, &bad, &r);
+		if (r.status != 1)
+			fail_msg("listing [%s] taken: exit %d, stdout [%s]", malformed[i],
+				 r.status, r.out);
+		check_case(f, &bad, &r);
+	}
+}
+
 /* ---- mounting and detaching ------------------------------------------- */
 
 static void test_nonempty_option_mounts(void **state)
@@ -775,6 +1008,7 @@ static void test_fstab(void **state)
 
 #define N_ERR (sizeof(error_cases) / sizeof(error_cases[0]))
 #define N_INFO (sizeof(info_cases) / sizeof(info_cases[0]))
+#define N_SNAP (sizeof(snapshot_cases) / sizeof(snapshot_cases[0]))
 
 static void add_test(struct CMUnitTest *t, size_t *n, const char *name,
 		     CMUnitTestFunction fn, const void *initial)
@@ -792,7 +1026,7 @@ static void add_test(struct CMUnitTest *t, size_t *n, const char *name,
 int main(void)
 {
 	static const int sigint = SIGINT, sigterm = SIGTERM, nosig = 0;
-	struct CMUnitTest tests[N_ERR + N_INFO + 9];
+	struct CMUnitTest tests[N_ERR + N_INFO + N_SNAP + 11];
 	size_t n = 0;
 
 	test_require_fuse();
@@ -802,6 +1036,12 @@ int main(void)
 		add_test(tests, &n, error_cases[i].name, test_case, &error_cases[i]);
 	for (size_t i = 0; i < N_INFO; i++)
 		add_test(tests, &n, info_cases[i].name, test_case, &info_cases[i]);
+	for (size_t i = 0; i < N_SNAP; i++)
+		add_test(tests, &n, snapshot_cases[i].name, test_case, &snapshot_cases[i]);
+	add_test(tests, &n, "snapshot: a bad NAME exits 2, no view ioctl",
+		 test_snapshot_bad_names, NULL);
+	add_test(tests, &n, "snapshot --list: the listing's JSON, parsed",
+		 test_snapshot_list_parses, NULL);
 	add_test(tests, &n, "-o nonempty mounts on a non-empty MNT",
 		 test_nonempty_option_mounts, NULL);
 	add_test(tests, &n, "-o store= with an MNT over 511 bytes mounts",

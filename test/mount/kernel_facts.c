@@ -820,6 +820,113 @@ static void test_k7_estale_open_is_retried(void **state)
 	close(reader);
 }
 
+/* ------------------------------------------------------------------ */
+/* K11: a filesystem's time stamps order changes around an instant    */
+/* ------------------------------------------------------------------ */
+
+static bool ts_later(struct timespec a, struct timespec b)
+{
+	return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
+}
+
+/* The ctime of a new O_TMPFILE in dir: the filesystem's clock now. */
+static struct timespec fs_stamp(const char *dir)
+{
+	struct stat st;
+	int fd = open(dir, O_TMPFILE | O_RDWR, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	close(fd);
+	return st.st_ctim;
+}
+
+/* Write n bytes as path's whole content: 0 or -1. */
+static int put_file(const char *path, const char *data, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = write_all(fd, data, n);
+	close(fd);
+	return rc;
+}
+
+static struct timespec ctime_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_ctim;
+}
+
+/*
+ * What tree views rely on (fs/views.c): a stamp taken from an O_TMPFILE
+ * (which leaves its directory's times alone) is later than or equal to the
+ * ctime of every change made before it, and once a second stamp is later
+ * than the first, every change made after has a later ctime than the
+ * first: so "ctime past the view's stamp" means "changed after the view".
+ * Run many times over writes, chmods, creates, renames and unlinks.
+ */
+static void check_k11(const char *dir, const char *fs)
+{
+	char file[PATH_MAX], other[PATH_MAX];
+	struct timespec d_before, stamp, now;
+	int fails_before = 0, fails_after = 0, waits = 0;
+
+	snprintf(file, sizeof(file), "%s/k11", dir);
+	snprintf(other, sizeof(other), "%s/k11-renamed", dir);
+	assert_int_equal(put_file(file, "x", 1), 0);
+	d_before = ctime_of(dir);
+	(void)fs_stamp(dir);
+	assert_false(ts_later(ctime_of(dir), d_before));
+	for (int i = 0; i < 300; i++) {
+		int op = i % 4;
+
+		/* A change, then the stamp: the change is not later. */
+		assert_int_equal(chmod(file, i % 2 ? 0600 : 0644), 0);
+		stamp = fs_stamp(dir);
+		if (ts_later(ctime_of(file), stamp))
+			fails_before++;
+		/* Wait for the clock to pass the stamp, then change. */
+		do {
+			now = fs_stamp(dir);
+			waits++;
+		} while (!ts_later(now, stamp));
+		if (op == 0)
+			assert_int_equal(put_file(file, "yy", 2), 0);
+		else if (op == 1)
+			assert_int_equal(chmod(file, 0640), 0);
+		else if (op == 2)
+			assert_int_equal(rename(file, other) || rename(other, file), 0);
+		else
+			assert_int_equal(put_file(other, "z", 1) || unlink(other), 0);
+		if (!ts_later(ctime_of(op == 3 ? dir : file), stamp))
+			fails_after++;
+	}
+	printf("# K11 %s: 300 rounds, %d stamps taken waiting for the clock; "
+	       "changes before a stamp later than it: %d; after it, not later: %d\n",
+	       fs, waits, fails_before, fails_after);
+	assert_int_equal(fails_before, 0);
+	assert_int_equal(fails_after, 0);
+}
+
+static void test_k11_ext4(void **state)
+{
+	struct fixture *f = *state;
+
+	check_k11(f->dir, f->fs);
+}
+
+static void test_k11_tmpfs(void **state)
+{
+	struct fixture *f = *state;
+
+	require_tmpfs(f);
+	check_k11(f->dir, f->fs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -841,6 +948,8 @@ int main(void)
 						setup_fuse, teardown_fuse),
 		cmocka_unit_test_setup_teardown(test_shared_writable_mmap_refused,
 						setup_fuse, teardown_fuse),
+		cmocka_unit_test_setup_teardown(test_k11_ext4, setup_ext4, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_k11_tmpfs, setup_tmpfs, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_k7_estale_open_is_retried,
 						setup_fuse, teardown_fuse),
 	};

@@ -60,6 +60,30 @@ expect "$tmp/srcdir" stablefs $tmp/src
 expect "$tmp/srcdir" stablefs -o ro $tmp/srcdir $tmp/src
 expect "$tmp/srcdir" stablefs stats $tmp/src
 expect "--json" stablefs stats /mnt --
+expect "snapshot" stablefs sn
+expect "$tmp/srcdir" stablefs snapshot $tmp/src
+expect "$tmp/srcdir" stablefs snapshot --delete $tmp/src
+expect "$tmp/srcdir" stablefs snapshot --list $tmp/src
+expect "--list" stablefs snapshot --l
+expect "--delete" stablefs snapshot --d
+expect "--json" stablefs snapshot --list /mnt --
+# --delete offers MNT's views, from `stablefs snapshot --list MNT --json`:
+# here a stand-in stablefs (the completion runs the one on the line).
+cat >"$tmp/stablefs" <<'EOF'
+#!/bin/sh
+[ "$1 $2 $4" = "snapshot --list --json" ] || exit 2
+printf '%s\n' '{"snapdir":".snapshots","views":[{"name":"nightly-2026-12-01","epoch":1},{"name": "weekly","epoch":2},{"name":"sp\u0022ace","epoch":3}]}'
+EOF
+chmod +x "$tmp/stablefs"
+expect "nightly-2026-12-01" "$tmp/stablefs" snapshot --delete $tmp/srcdir n
+expect "weekly" "$tmp/stablefs" snapshot --delete $tmp/srcdir ''
+expect "nightly-2026-12-01" "$tmp/stablefs" snapshot $tmp/srcdir --delete ''
+[ "$(complete_line "$tmp/stablefs snapshot --delete $tmp/srcdir " | sort | tr '\n' ' ')" = "nightly-2026-12-01 weekly " ] ||
+	{ echo "not ok: --delete offers other than the two plain names"; fail=1; }
+[ -z "$(complete_line "$tmp/stablefs snapshot $tmp/srcdir ")" ] ||
+	{ echo "not ok: a NAME to take was completed"; fail=1; }
+[ -z "$(complete_line "$tmp/stablefs snapshot --delete $tmp/srcdir weekly ")" ] ||
+	{ echo "not ok: a word after NAME was completed"; fail=1; }
 [ -z "$(complete_line "stablefs -o oob=z")" ] || { echo "not ok: oob=z completed"; fail=1; }
 [ -z "$(complete_line "stablefs $tmp/srcdir $tmp/srcdir $tmp/s")" ] ||
 	{ echo "not ok: a third directory completed"; fail=1; }

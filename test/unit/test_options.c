@@ -86,6 +86,7 @@ static void test_defaults_and_src(void **state)
 	assert_int_equal(o.max_preserve, 0);
 	assert_null(o.store);
 	assert_false(o.nonempty);
+	assert_string_equal(o.snapdir, ".snapshots");
 	/* MNT stays for libfuse's fuse_parse_cmdline. */
 	assert_int_equal(left.argc, 2);
 	assert_string_equal(left.argv[1], "/mnt");
@@ -128,7 +129,7 @@ static void expect_rejected(const char *opt, const char *word)
 	char *argv[] = { "stablefs", "-o", (char *)opt, "/src", "/mnt" };
 	struct sfs_options o;
 	struct fuse_args left;
-	char err[256] = "";
+	char err[1024] = "";	/* main()'s is larger still: whole messages */
 
 	if (parse(5, argv, &o, &left, err, sizeof(err)) == 0)
 		fail_msg("-o %s accepted", opt);
@@ -157,6 +158,46 @@ static void test_bad_values(void **state)
 	expect_rejected("readahead_kb=4G", "readahead_kb");
 }
 
+/* -o snapdir=: one directory entry of MNT's root, kept as given. */
+static void test_snapdir(void **state)
+{
+	char *argv[] = { "stablefs", "-o", "allow_other,snapdir=.views", "/src", "/mnt" };
+	char *dots[] = { "stablefs", "-o", "snapdir=...", "/src", "/mnt" };
+	char longest[16 + 255] = "snapdir=", too_long[16 + 256] = "snapdir=";
+	struct sfs_options o;
+	struct fuse_args left;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(5, argv, &o, &left, err, sizeof(err)), 0);
+	assert_string_equal(o.snapdir, ".views");
+	for (int i = 0; i < left.argc; i++)
+		assert_null(strstr(left.argv[i], "snapdir"));
+	sfs_options_free(&o);
+	fuse_opt_free_args(&left);
+	assert_int_equal(parse(5, dots, &o, &left, err, sizeof(err)), 0);
+	assert_string_equal(o.snapdir, "...");
+	sfs_options_free(&o);
+	fuse_opt_free_args(&left);
+
+	memset(longest + 8, 's', 255);
+	longest[8 + 255] = '\0';
+	argv[2] = longest;
+	assert_int_equal(parse(5, argv, &o, &left, err, sizeof(err)), 0);
+	assert_int_equal(strlen(o.snapdir), 255);
+	sfs_options_free(&o);
+	fuse_opt_free_args(&left);
+
+	memset(too_long + 8, 's', 256);
+	too_long[8 + 256] = '\0';
+	expect_rejected(too_long, "255 bytes");
+	expect_rejected("snapdir=", "snapdir=: expected one directory name");
+	expect_rejected("snapdir=a/b", "snapdir=a/b: expected one directory name");
+	expect_rejected("snapdir=/", "no '/'");
+	expect_rejected("snapdir=.", "not . or ..");
+	expect_rejected("snapdir=..", "not . or ..");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_and_src),
 		cmocka_unit_test(test_our_options_consumed),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_snapdir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

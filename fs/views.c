@@ -1,0 +1,547 @@
+/*
+ * Tree views (G7): taking them, and capturing what a change through MNT
+ * is about to alter while a view still needs it. (Serving them:
+ * view_ops.c; the bookkeeping of views and captures: lib/views.c.)
+ *
+ * The instant. Every change through MNT holds the change gate shared from
+ * before it captures until it has applied (ops.c); taking a view holds it
+ * exclusively, so a view never falls inside a change. A capture is made
+ * by the change itself, before it applies, which is why the gate must
+ * cover both.
+ *
+ * Changes from outside the mount cannot be gated. For them a view keeps a
+ * horizon: a time stamp of SRC's filesystem taken inside the gate, such
+ * that every change made before it has a ctime no later and every change
+ * after a later one (we wait for the filesystem's clock to move on before
+ * opening the gate). An object a view would read live but whose ctime is
+ * past the horizon changed outside the mount after the instant: the view
+ * answers EIO for it, never a mix of two instants.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "view.h"
+#include "sfs/paths.h"
+#include "sfs/lock_order.h"
+#include "sfs/stats.h"
+#include "sfs/view_ioctl.h"
+
+/* ---- directories and xattrs as a view keeps them ---------------------- */
+
+static void dirent_clear(gpointer p)
+{
+	g_free(((struct view_dirent *)p)->name);
+}
+
+struct view_dir *view_dir_read(int path_fd)
+{
+	struct view_dir *d;
+	struct dirent *e;
+	DIR *dp;
+	int fd = openat(path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || !(dp = fdopendir(fd))) {
+		int err = errno;
+
+		if (fd >= 0)
+			close(fd);
+		errno = err;
+		return NULL;
+	}
+	d = g_new0(struct view_dir, 1);
+	d->entries = g_array_new(FALSE, FALSE, sizeof(struct view_dirent));
+	g_array_set_clear_func(d->entries, dirent_clear);
+	d->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+	d->refs = 1;
+	errno = 0;
+	while ((e = readdir(dp))) {
+		struct view_dirent de = {
+			.name = g_strdup(e->d_name), .ino = e->d_ino,
+			.type = e->d_type,
+		};
+
+		g_array_append_val(d->entries, de);
+		errno = 0;
+	}
+	if (errno) {
+		int err = errno;
+
+		closedir(dp);
+		view_dir_put(d);
+		errno = err;
+		return NULL;
+	}
+	closedir(dp);
+	/* Names point into the entries, which no longer move. */
+	for (guint i = 0; i < d->entries->len; i++)
+		g_hash_table_insert(d->by_name,
+				    g_array_index(d->entries, struct view_dirent, i).name,
+				    GUINT_TO_POINTER(i + 1));
+	return d;
+}
+
+void view_dir_put(struct view_dir *d)
+{
+	if (!d || __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	g_hash_table_destroy(d->by_name);
+	g_array_free(d->entries, TRUE);
+	g_free(d);
+}
+
+const struct view_dirent *view_dir_find(const struct view_dir *d,
+					const char *name)
+{
+	guint i = GPOINTER_TO_UINT(g_hash_table_lookup(d->by_name, name));
+
+	return i ? &g_array_index(d->entries, struct view_dirent, i - 1) : NULL;
+}
+
+int view_xattrs_read(int path_fd, GByteArray **out, bool *known)
+{
+	char path[SFS_PROC_PATH_MAX];
+	char *names = NULL;
+	ssize_t n;
+	GByteArray *a;
+
+	*out = NULL;
+	*known = false;
+	sfs_proc_path(path, path_fd);
+	/* The list may grow between the calls (not through MNT: the gate
+	 * holds those); retry a few times like getfattr does. */
+	for (int tries = 0;; tries++) {
+		n = listxattr(path, NULL, 0);
+		if (n < 0)
+			return errno == ENOTSUP ? 0 : errno;
+		names = g_realloc(names, (size_t)n + 1);
+		n = listxattr(path, names, (size_t)n);
+		if (n >= 0)
+			break;
+		if (errno != ERANGE || tries == 4) {
+			int err = errno;
+
+			g_free(names);
+			return err;
+		}
+	}
+	a = g_byte_array_new();
+	for (ssize_t off = 0; off < n; off += (ssize_t)strlen(names + off) + 1) {
+		const char *name = names + off;
+		ssize_t size = getxattr(path, name, NULL, 0);
+		char *value;
+		uint32_t len;
+
+		if (size < 0)
+			continue;	/* gone meanwhile, or not ours to read */
+		value = g_malloc((size_t)size + 1);
+		size = getxattr(path, name, value, (size_t)size);
+		if (size >= 0) {
+			len = (uint32_t)size;
+			g_byte_array_append(a, (const guint8 *)name, (guint)strlen(name) + 1);
+			g_byte_array_append(a, (const guint8 *)&len, sizeof(len));
+			g_byte_array_append(a, (const guint8 *)value, len);
+		}
+		g_free(value);
+	}
+	g_free(names);
+	*out = a;
+	*known = true;
+	return 0;
+}
+
+/* ---- the horizon ------------------------------------------------------ */
+
+static bool ts_after(struct timespec a, struct timespec b)
+{
+	return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
+}
+
+bool view_changed_outside(const struct sfs_view *view, const struct stat *st)
+{
+	return ts_after(st->st_ctim, sfs_view_horizon(view));
+}
+
+void view_note_outside(const struct sfs_view *view, const struct stat *st)
+{
+	static bool logged;
+
+	sfs_stat_add(SFS_STAT_VIEW_EIO, 1);
+	if (__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
+		return;
+	fuse_log(FUSE_LOG_WARNING, "stablefs: view %s: inode %llu changed "
+		 "outside the mount after the view was taken: it answers EIO "
+		 "(said once)\n", sfs_view_name(view),
+		 (unsigned long long)st->st_ino);
+}
+
+/*
+ * A time stamp of SRC's filesystem now: the ctime of a new anonymous file
+ * in SRC's root (O_TMPFILE: no name, so the root's own times do not
+ * move). Where SRC has no O_TMPFILE, the clock the local filesystems use.
+ */
+static void fs_now(struct sfs_fs *fs, struct timespec *now)
+{
+	struct sfs_inode *root = sfs_itable_root(fs->inodes)->inode;
+	int rfd = sfs_inode_fd_get(fs->inodes, root), fd = -1;
+	struct stat st;
+
+	if (rfd >= 0) {
+		char path[SFS_PROC_PATH_MAX];
+
+		sfs_proc_path(path, rfd);
+		fd = open(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		sfs_inode_fd_put(fs->inodes, root);
+	}
+	if (fd >= 0 && fstat(fd, &st) == 0)
+		*now = st.st_ctim;
+	else
+		clock_gettime(CLOCK_REALTIME, now);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * The horizon of a view taken now (under the exclusive gate): a stamp
+ * later than every change before, earlier than every one after. Waits
+ * (a clock tick at most) until the filesystem's clock has moved past it.
+ */
+static struct timespec take_horizon(struct sfs_fs *fs)
+{
+	struct timespec horizon, now;
+
+	fs_now(fs, &horizon);
+	for (int i = 0; i < 1000; i++) {
+		fs_now(fs, &now);
+		if (ts_after(now, horizon))
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 }, NULL);
+	}
+	return horizon;
+}
+
+/* ---- captures ---------------------------------------------------------- */
+
+static void capture_free(void *payload, void *ctx)
+{
+	struct view_capture *c = payload;
+	struct sfs_fs *fs = ctx;
+
+	if (c->snap)
+		sfs_history_close(sfs_inode_history(c->held->inode), fs->store,
+				  c->snap);
+	if (c->held)
+		sfs_itable_forget(fs->inodes, c->held, 1);
+	if (c->keep_fd >= 0)
+		close(c->keep_fd);
+	g_free(c->target);
+	if (c->xattrs)
+		g_byte_array_free(c->xattrs, TRUE);
+	view_dir_put(c->dir);
+	g_free(c);
+}
+
+/* A regular file's part: its entry held, and a snapshot of it now. */
+static int capture_file(struct sfs_fs *fs, struct view_capture *c)
+{
+	int fd = fcntl(c->keep_fd, F_DUPFD_CLOEXEC, 0);
+
+	if (fd < 0)
+		return errno;
+	c->held = sfs_itable_lookup(fs->inodes, fd, &c->st, 0);
+	if (!c->held)
+		return errno;
+	c->snap = sfs_snapshot_take(fs, c->held->inode, c->keep_fd);
+	return c->snap ? 0 : (errno ? errno : ENOMEM);
+}
+
+/* Everything a view may ask of the object path_fd refers to, as it is. */
+static struct view_capture *capture_build(struct sfs_fs *fs, int path_fd,
+					  const struct stat *st, int *err)
+{
+	struct view_capture *c = g_new0(struct view_capture, 1);
+	char buf[PATH_MAX + 1];
+	ssize_t n;
+
+	c->st = *st;
+	c->keep_fd = fcntl(path_fd, F_DUPFD_CLOEXEC, 0);
+	*err = c->keep_fd < 0 ? errno : 0;
+	if (!*err)
+		*err = view_xattrs_read(path_fd, &c->xattrs, &c->xattrs_known);
+	if (*err)
+		goto fail;
+	switch (st->st_mode & S_IFMT) {
+	case S_IFDIR:
+		c->dir = view_dir_read(path_fd);
+		*err = c->dir ? 0 : errno;
+		break;
+	case S_IFLNK:
+		n = readlinkat(path_fd, "", buf, sizeof(buf) - 1);
+		*err = n < 0 ? errno : 0;
+		if (n >= 0)
+			c->target = g_strndup(buf, (gsize)n);
+		break;
+	case S_IFREG:
+		*err = capture_file(fs, c);
+		break;
+	}
+	if (!*err)
+		return c;
+fail:
+	capture_free(c, fs);
+	return NULL;
+}
+
+/*
+ * Capture the object path_fd refers to for the views that need it, before
+ * a change through MNT alters it. Never fails the change: a view that
+ * cannot be given the object's old state is told so in the log, and its
+ * reads of it fail later (EIO), never show the new state as the old.
+ */
+static void capture_fd(struct sfs_fs *fs, int path_fd)
+{
+	struct view_capture *c;
+	struct stat st;
+	int err;
+
+	if (fstat(path_fd, &st) == -1 ||
+	    !sfs_views_need_capture(fs->views, st.st_dev, st.st_ino))
+		return;
+	c = capture_build(fs, path_fd, &st, &err);
+	if (!c) {
+		sfs_stat_add(SFS_STAT_VIEW_CAPTURE_FAILURES, 1);
+		fuse_log(FUSE_LOG_ERR, "stablefs: cannot keep inode %llu as "
+			 "views see it: %s\n", (unsigned long long)st.st_ino,
+			 strerror(err));
+		return;
+	}
+	if (!sfs_views_add_capture(fs->views, st.st_dev, st.st_ino, c))
+		capture_free(c, fs);
+}
+
+void sfs_view_capture_inode(struct sfs_fs *fs, struct sfs_inode *inode)
+{
+	int fd;
+
+	if (!fs->views || !sfs_views_any(fs->views))
+		return;
+	fd = sfs_inode_fd_get(fs->inodes, inode);
+	if (fd < 0)
+		return;
+	capture_fd(fs, fd);
+	sfs_inode_fd_put(fs->inodes, inode);
+}
+
+void sfs_view_capture_name(struct sfs_fs *fs, struct sfs_inode *dir,
+			   const char *name)
+{
+	int dir_fd, fd;
+
+	if (!fs->views || !sfs_views_any(fs->views) || !sfs_name_is_safe(name))
+		return;
+	dir_fd = sfs_inode_fd_get(fs->inodes, dir);
+	if (dir_fd < 0)
+		return;
+	fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	sfs_inode_fd_put(fs->inodes, dir);
+	if (fd >= 0) {
+		capture_fd(fs, fd);
+		close(fd);
+	}
+}
+
+void sfs_view_note_created(struct sfs_fs *fs, const struct stat *st)
+{
+	if (fs->views && sfs_views_any(fs->views))
+		sfs_views_add_capture(fs->views, st->st_dev, st->st_ino, NULL);
+}
+
+/* ---- the gate ---------------------------------------------------------- */
+
+void sfs_change_begin(struct sfs_fs *fs)
+{
+	if (!fs->views)
+		return;
+	sfs_lock_order_acquire(SFS_RANK_VIEW_GATE, &fs->view_gate);
+	pthread_rwlock_rdlock(&fs->view_gate);
+}
+
+void sfs_change_end(struct sfs_fs *fs)
+{
+	if (!fs->views)
+		return;
+	sfs_lock_order_release(&fs->view_gate);
+	pthread_rwlock_unlock(&fs->view_gate);
+}
+
+/* ---- taking, deleting and listing views -------------------------------- */
+
+static int view_create(struct sfs_fs *fs, const char *name)
+{
+	struct timespec created, horizon;
+	int err;
+
+	if (!sfs_view_name_ok(name))
+		return EINVAL;
+	sfs_lock_order_acquire(SFS_RANK_VIEW_GATE, &fs->view_gate);
+	pthread_rwlock_wrlock(&fs->view_gate);
+	/* Changes from outside that the watch already announced belong
+	 * before the instant. */
+	sfs_oob_watch_drain(fs->watch);
+	clock_gettime(CLOCK_REALTIME, &created);
+	horizon = take_horizon(fs);
+	err = sfs_views_create(fs->views, name, &created, &horizon);
+	sfs_lock_order_release(&fs->view_gate);
+	pthread_rwlock_unlock(&fs->view_gate);
+	if (!err)
+		fuse_log(FUSE_LOG_INFO, "stablefs: view %s taken\n", name);
+	return err;
+}
+
+/* Only the mount's owner (or root) takes and deletes views: each one
+ * makes later changes keep bytes in the store. */
+static bool may_manage_views(fuse_req_t req)
+{
+	uid_t uid = fuse_req_ctx(req)->uid;
+
+	return uid == 0 || uid == getuid();
+}
+
+bool sfs_views_ioctl(fuse_req_t req, unsigned int cmd, const void *in,
+		     size_t in_size)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+	struct sfs_ioc_view v;
+	int err;
+
+	if (cmd != SFS_IOC_VIEW_CREATE && cmd != SFS_IOC_VIEW_DELETE)
+		return false;
+	if (!fs->views)
+		err = EMEDIUMTYPE;	/* -o snapshot=off: nothing keeps bytes */
+	else if (in_size < sizeof(v))
+		err = EINVAL;
+	else if (!may_manage_views(req))
+		err = EPERM;
+	else {
+		memcpy(&v, in, sizeof(v));
+		v.name[SFS_VIEW_NAME_MAX] = '\0';
+		if (!sfs_view_name_ok(v.name))
+			err = EINVAL;
+		else if (cmd == SFS_IOC_VIEW_CREATE)
+			err = view_create(fs, v.name);
+		else
+			err = sfs_views_delete(fs->views, v.name);
+	}
+	if (err) {
+		fuse_reply_err(req, err);
+		return true;
+	}
+	fuse_reply_ioctl(req, 0, NULL, 0);
+	/* A deleted view's entries leave the kernel's cache, so its nodes
+	 * are forgotten and what it kept is freed (unless still open). */
+	if (cmd == SFS_IOC_VIEW_DELETE)
+		sfs_view_forget_name(fs, v.name);
+	return true;
+}
+
+/* JSON string of s: quotes, backslashes and control bytes escaped. */
+static void put_json_string(GString *out, const char *s)
+{
+	g_string_append_c(out, '"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			g_string_append_printf(out, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			g_string_append_printf(out, "\\u%04x", ch);
+		else
+			g_string_append_c(out, (gchar)ch);
+	}
+	g_string_append_c(out, '"');
+}
+
+struct view_sum {
+	struct sfs_fs *fs;
+	uint64_t captures, bytes;
+	bool invalid;
+};
+
+static void sum_capture(void *payload, void *arg)
+{
+	struct view_capture *c = payload;
+	struct view_sum *s = arg;
+
+	s->captures++;
+	if (c->snap) {
+		struct sfs_history *h = sfs_inode_history(c->held->inode);
+
+		s->bytes += sfs_snap_preserved_bytes(h, c->snap);
+		s->invalid |= sfs_snap_unreadable(h, c->snap);
+	}
+}
+
+char *sfs_views_json(struct sfs_fs *fs, size_t *len)
+{
+	GString *out = g_string_new("{\"snapdir\":");
+	struct sfs_view **list = NULL;
+	size_t n = fs->views ? sfs_views_list(fs->views, &list) : 0;
+
+	put_json_string(out, sfs_snapdir(fs));
+	g_string_append(out, ",\"views\":[");
+	for (size_t i = 0; i < n; i++) {
+		struct view_sum sum = { .fs = fs };
+		struct timespec t = sfs_view_created(list[i]);
+
+		sfs_view_foreach_capture(fs->views, list[i], sum_capture, &sum);
+		g_string_append(out, i ? ",{\"name\":" : "{\"name\":");
+		put_json_string(out, sfs_view_name(list[i]));
+		g_string_append_printf(out, ",\"epoch\":%llu,\"created_ns\":%llu,"
+				       "\"captures\":%llu,\"bytes_preserved\":%llu,"
+				       "\"invalid\":%s}",
+				       (unsigned long long)sfs_view_epoch(list[i]),
+				       (unsigned long long)t.tv_sec * 1000000000ull +
+				       (unsigned long long)t.tv_nsec,
+				       (unsigned long long)sum.captures,
+				       (unsigned long long)sum.bytes,
+				       sum.invalid ? "true" : "false");
+		sfs_view_put(fs->views, list[i]);
+	}
+	g_free(list);
+	g_string_append(out, "]}");
+	*len = out->len;
+	return g_string_free(out, FALSE);
+}
+
+/* ---- life ---------------------------------------------------------------- */
+
+int sfs_views_start(struct sfs_fs *fs)
+{
+	pthread_rwlockattr_t a;
+
+	if (!fs->store)
+		return 0;	/* views keep file bytes as snapshots do */
+	/* Writer-preferring: a stream of changes must not starve a view. */
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fs->view_gate, &a);
+	pthread_rwlockattr_destroy(&a);
+	fs->views = sfs_views_new(capture_free, fs);
+	return 0;
+}
+
+void sfs_views_stop(struct sfs_fs *fs)
+{
+	if (!fs->views)
+		return;
+	sfs_view_nodes_free(fs);
+	sfs_views_free(fs->views);
+	fs->views = NULL;
+	pthread_rwlock_destroy(&fs->view_gate);
+}
