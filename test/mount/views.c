@@ -18,8 +18,12 @@
  *      the test proves nothing).
  *   EROFS: every modification of anything in a view fails with EROFS and
  *      changes neither the view nor the live tree.
- *   read paths: read, splice, sendfile, mmap (shared and private) of a view
- *      file rewritten through MNT give the instant's bytes.
+ *   read paths: read, splice, sendfile, mmap (shared and private),
+ *      copy_file_range of a view file rewritten through MNT give the
+ *      instant's bytes.
+ *   readdir across changes: a view's directory listed in small steps while
+ *      the live one is emptied, refilled and renamed lists the instant's
+ *      names, each once.
  *   Nothing captured before a change: an unchanged file reads the live
  *      bytes and the view's "captures" stay 0; they grow once per object
  *      changed, not per change; "bytes_preserved" follow the change's size.
@@ -62,6 +66,7 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -1212,9 +1217,35 @@ out:
 }
 
 /*
+ * copy_file_range from the view's file f->fd into a new live file (as cp
+ * does): the copy holds the instant's bytes.
+ */
+static void assert_copy_range(struct fixture *f, const unsigned char *orig,
+			      long len)
+{
+	char path[PATH_MAX];
+	loff_t off_in = 0, off_out = 0;
+	long copied = 0;
+	int out = open_in(f->m.mnt, "copy", O_WRONLY | O_CREAT | O_EXCL);
+
+	while (copied < len) {
+		ssize_t n = copy_file_range(f->fd, &off_in, out, &off_out,
+					    (size_t)(len - copied), 0);
+
+		if (n <= 0)
+			fail_msg("copy_file_range from the view's file at %ld: %s",
+				 copied, n ? strerror(errno) : "0 bytes");
+		copied += n;
+	}
+	close(out);
+	path_in(path, f->m.mnt, "copy");
+	assert_file(path, orig, len);
+}
+
+/*
  * A view's file whose live twin was rewritten through MNT: read, splice,
- * sendfile, mmap (shared and private, PROT_READ) and pread all give the
- * instant's bytes; fstat its size.
+ * sendfile, mmap (shared and private, PROT_READ), pread and
+ * copy_file_range all give the instant's bytes; fstat its size.
  */
 static void test_read_paths(void **state)
 {
@@ -1263,12 +1294,94 @@ static void test_read_paths(void **state)
 		munmap(f->map, f->map_len);
 		f->map = NULL;
 	}
+	assert_copy_range(f, orig, DATA_SIZE);
 	close_fd(&f->fd);
 	path_in(path, f->m.mnt, "data");
 	assert_file(path, now, 700 * KiB);
 	free(orig);
 	free(now);
 	free(got);
+}
+
+/*
+ * A view's directory of BIG_DIR names, listed a few entries per getdents
+ * while the live directory is emptied and refilled halfway: the instant's
+ * names, each once. (A listing from the live directory, batch by batch,
+ * would skip or repeat names.)
+ */
+#define BIG_DIR 300
+
+static void live_churn(const char *mnt)
+{
+	char rel[64], a[PATH_MAX], b[PATH_MAX];
+
+	for (int i = 0; i < BIG_DIR; i++) {
+		snprintf(rel, sizeof(rel), "big/f%03d", i);
+		path_in(a, mnt, rel);
+		if (i % 3 == 0) {
+			MUST(unlink(a), rel);
+		} else if (i % 3 == 1) {
+			snprintf(rel, sizeof(rel), "big/renamed%03d", i);
+			path_in(b, mnt, rel);
+			MUST(rename(a, b), rel);
+		}
+		snprintf(rel, sizeof(rel), "big/new%03d", i);
+		write_file(mnt, rel, "n", 1, 0644);
+	}
+}
+
+static void test_readdir_across_changes(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX], buf[1024];
+	bool seen[BIG_DIR] = { false };
+	int fd, listed = 0, batches = 0;
+	long n;
+
+	make_dir(f->m.mnt, "big", 0755);
+	for (int i = 0; i < BIG_DIR; i++) {
+		char rel[32];
+
+		snprintf(rel, sizeof(rel), "big/f%03d", i);
+		write_file(f->m.mnt, rel, "x", 1, 0644);
+	}
+	take_view(f, "v");
+	view_path(f, "v", "big", path);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fail_msg("open %s: %s", path, strerror(errno));
+	f->fd = fd;
+	/* getdents64 with a small buffer: many batches. */
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+			int i;
+
+			off += d->d_reclen;
+			if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+				continue;
+			if (sscanf(d->d_name, "f%03d", &i) != 1 || i < 0 ||
+			    i >= BIG_DIR || strlen(d->d_name) != 4)
+				fail_msg("view's listing of big/ has \"%s\", not a "
+					 "name of the instant (batch %d)", d->d_name,
+					 batches);
+			if (seen[i])
+				fail_msg("view's listing of big/ has %s twice", d->d_name);
+			seen[i] = true;
+			listed++;
+		}
+		if (batches++ == 1)
+			live_churn(f->m.mnt);
+	}
+	if (n < 0)
+		fail_msg("getdents64 %s: %s", path, strerror(errno));
+	close_fd(&f->fd);
+	if (batches < 3)
+		fail_msg("big/ listed in %d batches: the change never fell inside "
+			 "the listing", batches);
+	if (listed != BIG_DIR)
+		fail_msg("view's listing of big/: %d names, expected %d", listed,
+			 BIG_DIR);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1949,7 +2062,10 @@ int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
 		CASE("EROFS for every modification", test_erofs, &tc_default),
-		CASE("read, splice, sendfile, mmap", test_read_paths, &tc_default),
+		CASE("read, splice, sendfile, mmap, copy_file_range", test_read_paths,
+		     &tc_default),
+		CASE("readdir across changes", test_readdir_across_changes,
+		     &tc_default),
 		CASE("captures only on change", test_capture_on_change, &tc_default),
 		CASE(".snapshots hidden and listing", test_snapdir, &tc_default),
 		CASE("-o snapdir=snaps", test_snapdir, &tc_snapdir),
