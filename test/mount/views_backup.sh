@@ -50,30 +50,48 @@ done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sfs-views-XXXXXX") || exit 1
 src=$tmp/src mnt=$tmp/mnt ctl=$tmp/ctl restore=$tmp/restore
-daemon= writers=
+daemon= writers= running=
+# Stop pid (TERM, KILL after 20 s: a process stuck in a request of a hung
+# daemon only dies of SIGKILL); false if it had to be killed.
+stop() {
+	kill "$1" 2>/dev/null || return 0
+	for _ in $(seq 200); do
+		kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null; return 0; }
+		sleep 0.1
+	done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 1
+}
 cleanup() {
 	rm -f "$ctl/pause"
+	[ -n "$running" ] && stop "$running"
 	for w in $writers; do
-		kill "$w" 2>/dev/null && wait "$w"
+		stop "$w"
 	done
 	grep -q " $mnt fuse.stablefs " /proc/self/mounts && fusermount3 -u -z "$mnt"
-	[ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon"
+	[ -n "$daemon" ] && stop "$daemon"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP
 mkdir -p "$src" "$mnt" "$ctl" "$restore" "$tmp/backup" "$tmp/home"
 export HOME=$tmp/home XDG_CACHE_HOME=$tmp/home/.cache
 export RESTIC_REPOSITORY=$tmp/backup/restic RESTIC_PASSWORD_FILE=$tmp/restic.pass
 echo "restic passphrase of the test" >"$RESTIC_PASSWORD_FILE"
 
 # Run "$@" as step $1, its output in $tmp/$1.log (shown, # prefixed): it
-# must exit 0 within SFS_VIEWS_STEP_TIMEOUT seconds (default 600) and
+# must exit 0 within SFS_VIEWS_STEP_TIMEOUT seconds (default 300) and
 # warn of no file changed or gone while it read.
 step() {
-	local label=$1 start=$SECONDS rc limit=${SFS_VIEWS_STEP_TIMEOUT:-600}
+	local label=$1 start=$SECONDS rc limit=${SFS_VIEWS_STEP_TIMEOUT:-300}
 	shift
-	timeout "$limit" "$@" >"$tmp/$label.log" 2>&1
+	# In the background: a signal (meson's timeout) ends the wait at once.
+	timeout "$limit" "$@" >"$tmp/$label.log" 2>&1 &
+	running=$!
+	wait $running
 	rc=$?
+	running=
 	sed "s/^/# $label: /" "$tmp/$label.log" | head -20
 	if [ $rc -eq 124 ]; then
 		notok "$label: still running after $limit s, stopped: $*"
@@ -88,6 +106,18 @@ step() {
 		return 1
 	fi
 	echo "ok: $label ($((SECONDS - start)) s): $*"
+}
+
+# The tree at $2 must equal the model (views_tree.py compare says how not).
+same_as_model() {
+	local label=$1 dir=$2 rc
+	timeout "${SFS_VIEWS_STEP_TIMEOUT:-300}" python3 "$tree" compare "$tmp/model" "$dir" "$label" &
+	running=$!
+	wait $running
+	rc=$?
+	running=
+	[ $rc -eq 124 ] && notok "$label: comparing with the model took too long"
+	[ $rc -eq 0 ] || fail=1
 }
 
 # --- tree, mount, writers ---------------------------------------------------
@@ -124,13 +154,14 @@ fi
 start=$SECONDS
 cp -a --preserve=all "$src" "$tmp/model" || { echo "not ok: cp -a of SRC"; exit 1; }
 rm "$ctl/pause"
-echo "# writers paused for the view and the model ($((SECONDS - start)) s)"
+echo "# writers paused for the view and the model ($((SECONDS - start)) s);" \
+     "the daemon has $(ls /proc/$daemon/fd | wc -l) fds open"
 view=$mnt/.snapshots/$name
 [ "$target" = mnt ] && view=$mnt && echo "# control: backing up MNT, not a view"
 [ -d "$view" ] || { echo "not ok: no directory $view after taking the view"; exit 1; }
 
 # --- the view and its backups, while the writers go on -----------------------
-python3 "$tree" compare "$tmp/model" "$view" "the view" || fail=1
+same_as_model "the view" "$view"
 for tool in $tools; do
 	case $tool in
 	tar)
@@ -139,20 +170,23 @@ for tool in $tools; do
 			--xattrs-include='user.*' -cf "$tmp/backup/view.tar" -C "$view" . &&
 		step tar-extract tar --numeric-owner --xattrs --xattrs-include='user.*' \
 			-xpf "$tmp/backup/view.tar" -C "$restore/tar" &&
-		{ python3 "$tree" compare "$tmp/model" "$restore/tar" "tar's restore" || fail=1; }
+		same_as_model "tar's restore" "$restore/tar"
 		;;
 	rsync)
 		step rsync rsync -aHAX --numeric-ids "$view/" "$restore/rsync/" &&
-		{ python3 "$tree" compare "$tmp/model" "$restore/rsync" "rsync -aHAX's copy" || fail=1; }
+		same_as_model "rsync -aHAX's copy" "$restore/rsync"
 		;;
 	restic)
 		step restic-init restic init &&
 		step restic-backup restic backup "$view" &&
 		step restic-restore restic restore latest --target "$restore/restic" &&
-		{ python3 "$tree" compare "$tmp/model" "$restore/restic$view" "restic's restore" || fail=1; }
+		same_as_model "restic's restore" "$restore/restic$view"
 		;;
 	esac
 done
+
+echo "# backups done: the daemon has $(ls /proc/$daemon/fd | wc -l) fds open" \
+     "(limit $(awk '/open files/ {print $4}' /proc/$daemon/limits))"
 
 # --- delete the view -----------------------------------------------------------
 if [ "$target" = mnt ]; then
@@ -172,15 +206,19 @@ for w in $writers; do
 	kill "$w"
 done
 for w in $writers; do
-	wait "$w" || notok "a writer failed (exit status $?)"
+	stop "$w" || notok "a writer did not stop within 20 s (killed)"
 done
 writers=
 sed 's/^/# /' "$tmp"/writer.*.log | grep -v '^# not ok'
 grep -h '^not ok' "$tmp"/writer.*.log && fail=1
-python3 -c 'import os, sys; print("# stats: " + os.getxattr(sys.argv[1], "user.stablefs.stats").decode())' "$mnt"
+timeout 20 python3 -c 'import os, sys; print("# stats: " + os.getxattr(sys.argv[1], "user.stablefs.stats").decode())' "$mnt"
 fusermount3 -u "$mnt" || notok "fusermount3 -u $mnt"
-wait "$daemon"
-rc=$?
+rc=
+for _ in $(seq 100); do
+	kill -0 "$daemon" 2>/dev/null || { wait "$daemon"; rc=$?; break; }
+	sleep 0.1
+done
+[ -n "$rc" ] || { notok "the daemon did not exit within 10 s of the unmount"; exit 1; }
 daemon=
 [ $rc -eq 0 ] && echo "ok: the daemon exited 0" || notok "the daemon exited $rc"
 exit $fail

@@ -387,6 +387,9 @@ def compare(model, d, label):
         elif rel not in want:
             diffs.append("%s: not in the model (%s)" % (
                 rel, "directory" if got[rel].get("type") == stat.S_IFDIR else "file"))
+        elif "error" in want[rel] or "error" in got[rel]:
+            diffs.append("%s: error %s, the model's %s" % (
+                rel, got[rel].get("error", "none"), want[rel].get("error", "none")))
         else:
             for k in sorted(set(want[rel]) | set(got[rel])):
                 w, g = want[rel].get(k), got[rel].get(k)
@@ -399,6 +402,8 @@ def compare(model, d, label):
         kinds = {}
         for line in diffs:
             k = line.split(": ", 1)[1].split(" ", 1)[0]
+            if k == "error":
+                k = "error " + line.split(": ", 2)[1].split(" ", 1)[1]
             kinds[k] = kinds.get(k, 0) + 1
         print("not ok: %s differs from the model in %d ways (%s), %d entries, %d files"
               % (label, len(diffs), ", ".join("%s %d" % kv for kv in sorted(kinds.items())),
