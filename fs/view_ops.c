@@ -328,13 +328,27 @@ static int child_fd(struct sfs_fs *fs, struct vnode *dir, int dir_fd,
 	}
 }
 
+/*
+ * Is v a view's root? Its entry named like the snapdir was hidden behind
+ * the snapdir in MNT's root at the instant, so it is in the view too.
+ */
+static bool is_view_root(struct sfs_fs *fs, const struct vnode *v)
+{
+	const struct sfs_inode *root = sfs_itable_root(fs->inodes)->inode;
+
+	return v->view && v->dev == root->dev && v->ino == root->ino;
+}
+
 /* child_fd with dir's own fd. */
 static int child_of(struct sfs_fs *fs, struct vnode *dir, const char *name,
 		    int *fd)
 {
 	bool table;
-	int dir_fd = vnode_fd_get(fs, dir, &table), err;
+	int dir_fd, err;
 
+	if (is_view_root(fs, dir) && !strcmp(name, sfs_snapdir(fs)))
+		return ENOENT;
+	dir_fd = vnode_fd_get(fs, dir, &table);
 	if (dir_fd < 0)
 		return errno;
 	err = child_fd(fs, dir, dir_fd, name, fd);
@@ -544,6 +558,7 @@ void sfs_vop_statfs(fuse_req_t req)
 struct view_dir_handle {
 	struct view_dir *dir;
 	struct sfs_view *view;		/* NULL: the snapdir's listing */
+	const char *hide;		/* a name not to list (a view's root) */
 };
 
 /* The listing of the snapdir: the views by name. */
@@ -642,6 +657,8 @@ void sfs_vop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->dir = fd >= 0 ? dir_entries(fs, v, fd) : NULL;
 		if (fd >= 0)
 			vnode_fd_put(fs, v, table);
+		if (is_view_root(fs, v))
+			h->hide = sfs_snapdir(fs);
 	}
 	if (!h->dir) {
 		int err = errno;
@@ -671,6 +688,8 @@ void sfs_vop_readdir(fuse_req_t req, size_t size, off_t off,
 		struct stat st = { .st_ino = e->ino, .st_mode = DTTOIF(e->type) };
 		size_t n;
 
+		if (h->hide && !strcmp(e->name, h->hide))
+			continue;
 		if (plus) {
 			/* No lookup with it (nodeid 0): the kernel looks each
 			 * name up when used, through the view's rules. */
