@@ -28,7 +28,8 @@
  *      bytes and the view's "captures" stay 0; they grow once per object
  *      changed, not per change; "bytes_preserved" follow the change's size.
  *   .snapshots: never in readdir(MNT); stat and readdir of it list the views;
- *      -o snapdir=NAME moves it; SRC gains no entry.
+ *      -o snapdir=NAME moves it; SRC gains no entry; an entry of that name
+ *      in SRC's root is hidden (MNT shows the views there).
  *   list and delete: the JSON of user.stablefs.views, epochs, EEXIST,
  *      ENOENT; a deleted view is gone for new lookups at once.
  *   two views: independent instants, deleting one leaves the other.
@@ -1482,6 +1483,17 @@ static void names_of(const char *dir, char *out, size_t cap)
 	}
 }
 
+/* The names in dir must be want ("a b", sorted); what names dir. */
+static void assert_names(const char *dir, const char *want, const char *what)
+{
+	char now[1024];
+
+	names_of(dir, now, sizeof(now));
+	if (strcmp(now, want))
+		fail_msg("%s (%s) lists \"%s\", expected \"%s\"", what, dir, now,
+			 want);
+}
+
 static void test_snapdir(void **state)
 {
 	struct fixture *f = *state;
@@ -1522,6 +1534,31 @@ static void test_snapdir(void **state)
 		path_in(path, f->m.mnt, SNAPDIR);
 		assert_enoent(path, f->tc->opts);
 	}
+}
+
+/*
+ * SRC's root has an entry named like the views' directory (made in SRC,
+ * before any view): MNT shows the views there, never SRC's entry, in the
+ * live tree or in a view; SRC keeps it.
+ */
+static void test_snapdir_shadows_src(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+
+	make_dir(f->m.src, SNAPDIR, 0755);
+	write_file(f->m.src, SNAPDIR "/old", "old\n", 4, 0644);
+	write_file(f->m.mnt, "data", "data\n", 5, 0644);
+	take_view(f, "v");
+	assert_names(f->m.mnt, "data", "MNT's root");
+	path_in(path, f->m.mnt, SNAPDIR);
+	assert_names(path, "v", "MNT/" SNAPDIR " (the views, not SRC's entry)");
+	path_in(path, f->m.mnt, SNAPDIR "/old");
+	assert_enoent(path, "SRC's own " SNAPDIR "/old through MNT");
+	view_path(f, "v", NULL, path);
+	assert_names(path, "data", "the view's root (MNT's root at the instant "
+		     "did not list SRC's " SNAPDIR ")");
+	assert_names(f->m.src, SNAPDIR " data", "SRC's root");
 }
 
 /* ------------------------------------------------------------------ */
@@ -2069,6 +2106,7 @@ int main(void)
 		CASE("captures only on change", test_capture_on_change, &tc_default),
 		CASE(".snapshots hidden and listing", test_snapdir, &tc_default),
 		CASE("-o snapdir=snaps", test_snapdir, &tc_snapdir),
+		CASE(".snapshots in SRC hidden", test_snapdir_shadows_src, &tc_default),
 		CASE("list and delete", test_list_delete, &tc_default),
 		CASE("two views", test_two_views, &tc_default),
 		CASE("open across delete", test_open_across_delete, &tc_default),

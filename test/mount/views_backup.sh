@@ -203,7 +203,7 @@ fi
 
 # --- writers, daemon -------------------------------------------------------------
 for w in $writers; do
-	kill "$w"
+	kill "$w" 2>/dev/null
 done
 for w in $writers; do
 	stop "$w" || notok "a writer did not stop within 20 s (killed)"
