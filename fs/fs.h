@@ -320,6 +320,8 @@ bool sfs_oob_watch_preserves(const struct oob_watch *w);
  * changes from outside are reported (w may be NULL). */
 void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd);
 void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode);
+/* A view was taken: report every file again (oob_watch.c). */
+void sfs_oob_watch_unignore_all(struct oob_watch *w);
 
 /*
  * handles.c: the lifetimes of file and directory handles. Handles the
@@ -368,6 +370,13 @@ void sfs_change_end(struct sfs_fs *fs);
 void sfs_view_capture_inode(struct sfs_fs *fs, struct sfs_inode *inode);
 void sfs_view_capture_name(struct sfs_fs *fs, struct sfs_inode *dir,
 			   const char *name);
+/*
+ * From the watch's handler, before it allows an access from outside that
+ * may change the regular file fd refers to (st: its stat now, the writer
+ * held): capture it for the views that need it (its snapshot then makes
+ * the handler preserve what the change alters). True if captured now.
+ */
+bool sfs_view_capture_held(struct sfs_fs *fs, int fd, const struct stat *st);
 /* An object was just created through MNT (st: its stat): no view has it. */
 void sfs_view_note_created(struct sfs_fs *fs, const struct stat *st);
 /* Answer the views' ioctls on MNT's root; false if cmd is not one. */

@@ -34,6 +34,7 @@
 #include "sfs/oob_access.h"
 #include "sfs/stats.h"
 #include "sfs/clock.h"
+#include "sfs/views.h"
 
 #define GRANT_TIMEOUT_NS (2ull * 1000000000ull)
 #define GRANT_POLL_US 1000
@@ -385,6 +386,32 @@ static void unannounced(struct oob_watch *w, struct oob_event *e,
 	name_once(w, e->tid);
 }
 
+/*
+ * A held access from outside to a regular file a view still needs as it
+ * was (G7): if it may change the file, capture the file for the views
+ * first (fs/views.c). The capture is a snapshot, so the access is then
+ * held and preserved below like any other to a file with snapshots.
+ * Accesses that only read are let be (not captured: no cost to readers).
+ */
+static void capture_for_views(struct oob_watch *w, struct oob_event *e,
+			      const struct stat *st)
+{
+	enum sfs_oob_event kind = e->mask & FAN_OPEN_PERM ? SFS_OOB_OPEN :
+				  SFS_OOB_PRE_ACCESS;
+	struct sfs_syscall sc = { .known = false };
+	struct sfs_views *views = w->fs->views;
+	uint64_t off, end;
+	char line[256];
+
+	if (!views || !sfs_views_any(views) ||
+	    !sfs_views_need_capture(views, st->st_dev, st->st_ino))
+		return;
+	if (read_held_syscall(e->tid, line, sizeof(line)))
+		sfs_syscall_parse(line, &sc);
+	if (sfs_oob_access_changes(&sc, kind, e->off, e->count, &off, &end))
+		sfs_view_capture_held(w->fs, e->fd, st);
+}
+
 static void handle_event(struct oob_watch *w, struct oob_event *e)
 {
 	struct sfs_node *held;
@@ -403,9 +430,13 @@ static void handle_event(struct oob_watch *w, struct oob_event *e)
 		close(e->fd);
 		return;
 	}
+	if ((e->mask & PERM_EVENTS) && !e->own && w->preserve && S_ISREG(st.st_mode))
+		capture_for_views(w, e, &st);
 	sfs_mutex_lock(&w->mark_lock, SFS_RANK_OOB_MARKS);
 	held = sfs_itable_hold_watched(w->fs->inodes, st.st_dev, st.st_ino);
-	if (!held && S_ISREG(st.st_mode))
+	/* Not while a view may still need it: its next change must come. */
+	if (!held && S_ISREG(st.st_mode) && !(w->fs->views &&
+	    sfs_views_need_capture(w->fs->views, st.st_dev, st.st_ino)))
 		ignore_file(w, e->fd);
 	sfs_mutex_unlock(&w->mark_lock);
 	if (!e->own) {

@@ -156,6 +156,24 @@ void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd)
 		wait_settled(w, inode);
 }
 
+/*
+ * A view was taken (fs/views.c, under its gate): every file may now need
+ * capturing before a change from outside lands, so the kernel must report
+ * them all again. FAN_MARK_FLUSH without FAN_MARK_FILESYSTEM removes the
+ * group's inode marks, which are all ignore marks here; the filesystem
+ * mark stays. The handler ignores a file again once no view needs it.
+ */
+void sfs_oob_watch_unignore_all(struct oob_watch *w)
+{
+	if (!w || !w->preserve)
+		return;
+	sfs_mutex_lock(&w->mark_lock, SFS_RANK_OOB_MARKS);
+	if (fanotify_mark(w->fan, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL))
+		fuse_log(FUSE_LOG_ERR, "stablefs: cannot drop the watch's ignore "
+			 "marks for a view: %s\n", strerror(errno));
+	sfs_mutex_unlock(&w->mark_lock);
+}
+
 void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode)
 {
 	(void)w;

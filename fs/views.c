@@ -287,7 +287,8 @@ static void capture_keep(struct view_capture *c, int path_fd)
 
 /* Everything a view may ask of the object path_fd refers to, as it is. */
 static struct view_capture *capture_build(struct sfs_fs *fs, int path_fd,
-					  const struct stat *st, int *err)
+					  const struct stat *st, bool held,
+					  int *err)
 {
 	struct view_capture *c = g_new0(struct view_capture, 1);
 	char buf[PATH_MAX + 1];
@@ -312,8 +313,11 @@ static struct view_capture *capture_build(struct sfs_fs *fs, int path_fd,
 			c->target = g_strndup(buf, (gsize)n);
 		break;
 	case S_IFREG:
-		/* Its bytes now: later changes preserve what it needs. */
-		c->snap = sfs_snapshot_take(fs, c->held->inode, path_fd);
+		/* Its bytes now: later changes preserve what it needs. From
+		 * the watch's handler (held), the file is watched already (its
+		 * event came) and arming would wait for the handler itself. */
+		c->snap = held ? sfs_snapshot_open(fs, c->held->inode, path_fd) :
+			  sfs_snapshot_take(fs, c->held->inode, path_fd);
 		*err = c->snap ? 0 : (errno ? errno : ENOMEM);
 		break;
 	}
@@ -350,7 +354,7 @@ static void capture_fd(struct sfs_fs *fs, int path_fd, bool keep)
 						     st.st_ino, keep_one, &path_fd);
 		return;
 	}
-	c = capture_build(fs, path_fd, &st, &err);
+	c = capture_build(fs, path_fd, &st, false, &err);
 	if (c && keep)
 		capture_keep(c, path_fd);
 	if (!c) {
@@ -399,6 +403,33 @@ void sfs_view_capture_name(struct sfs_fs *fs, struct sfs_inode *dir,
 	}
 }
 
+bool sfs_view_capture_held(struct sfs_fs *fs, int fd, const struct stat *st)
+{
+	char path[SFS_PROC_PATH_MAX];
+	struct view_capture *c;
+	int err, path_fd;
+
+	if (!fs->views || !sfs_views_any(fs->views) ||
+	    !sfs_views_need_capture(fs->views, st->st_dev, st->st_ino))
+		return false;
+	/* An O_PATH fd of our own: the event's is a plain open file. */
+	sfs_proc_path(path, fd);
+	path_fd = open(path, O_PATH | O_CLOEXEC);
+	c = path_fd < 0 ? NULL : capture_build(fs, path_fd, st, true, &err);
+	if (path_fd >= 0)
+		close(path_fd);
+	if (!c) {
+		sfs_stat_add(SFS_STAT_VIEW_CAPTURE_FAILURES, 1);
+		return false;
+	}
+	if (!sfs_views_add_capture(fs->views, st->st_dev, st->st_ino, c)) {
+		capture_free(c, fs);
+		return false;
+	}
+	sfs_stat_add(SFS_STAT_VIEW_OOB_CAPTURES, 1);
+	return true;
+}
+
 void sfs_view_note_created(struct sfs_fs *fs, const struct stat *st)
 {
 	if (fs->views && sfs_views_any(fs->views))
@@ -437,6 +468,7 @@ static int view_create(struct sfs_fs *fs, const char *name)
 	/* Changes from outside that the watch already announced belong
 	 * before the instant. */
 	sfs_oob_watch_drain(fs->watch);
+	sfs_oob_watch_unignore_all(fs->watch);
 	clock_gettime(CLOCK_REALTIME, &created);
 	horizon = take_horizon(fs);
 	err = sfs_views_create(fs->views, name, &created, &horizon);

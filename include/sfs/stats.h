@@ -28,6 +28,8 @@ enum sfs_stat {
 	SFS_STAT_OOB_GRANT_TIMEOUTS,	/* held changes not seen to end in time */
 	SFS_STAT_VIEW_EIO,		/* view lookups/reads failed: changed outside */
 	SFS_STAT_VIEW_CAPTURE_FAILURES,	/* objects views could not keep */
+	SFS_STAT_VIEW_OOB_CAPTURES,	/* files captured for views before a
+					 * change from outside landed */
 	SFS_STAT_COUNT
 };
 

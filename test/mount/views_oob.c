@@ -1,0 +1,327 @@
+/*
+ * Tree views (G7) and changes made in SRC directly, on an ext4 loop SRC.
+ *
+ * With -o oob=preserve the kernel holds every writer of SRC's filesystem
+ * at its pre-content hook (K9) until the daemon answers. When a view is
+ * alive and the held access may change a file the view still needs as it
+ * was, the daemon captures the file first: the view then reads the
+ * instant's bytes and size, whatever is written in SRC directly (pwrite,
+ * open O_TRUNC, truncate, append, fallocate). Reading in SRC captures
+ * nothing. What the kernel reports only after the fact (a name created in
+ * SRC) still makes the view answer EIO for that directory: never the new
+ * state, never a mix. With -o oob=detect (the control) a file written in
+ * SRC after the view answers EIO in it.
+ *
+ * Needs root (loop devices, fanotify) and a kernel with pre-content
+ * events (6.14+); skips otherwise.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fanotify.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mount_util.h"
+#include "sfs/fanotify_compat.h"
+#include "sfs/view_ioctl.h"
+#include "test_util.h"
+
+#define SIZE (256 * 1024)
+
+struct fixture {
+	struct test_mount m;
+	unsigned char old[SIZE];
+};
+
+/* Does this kernel hold accesses for a pre-content group on ext4 here? */
+static bool kernel_has_pre_content(const char *dir)
+{
+	int fan = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC, O_RDONLY);
+	bool ok;
+
+	if (fan < 0)
+		return false;
+	ok = fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+			   FAN_PRE_ACCESS, AT_FDCWD, dir) == 0;
+	close(fan);
+	return ok;
+}
+
+static void fill(unsigned char *buf, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (unsigned char)((i * 2654435761u) >> 13 ^ seed);
+}
+
+static int setup_with(void **state, const char *opts)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	*state = f;
+	if (!f || test_loop_setup(&f->m, "voob", "mkfs.ext4 -q -F", 512, false,
+				  NULL))
+		return -1;
+	if (!kernel_has_pre_content(f->m.src)) {
+		test_mount_destroy(&f->m);
+		free(f);
+		*state = NULL;	/* the tests skip */
+		return 0;
+	}
+	if (test_mount_start(&f->m, opts)) {
+		test_mount_destroy(&f->m);
+		return -1;
+	}
+	return 0;
+}
+
+static int setup_preserve(void **state)
+{
+	return setup_with(state, "oob=preserve");
+}
+
+static int setup_detect(void **state)
+{
+	return setup_with(state, "oob=detect");
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	if (f) {
+		test_mount_destroy(&f->m);
+		free(f);
+	}
+	return 0;
+}
+
+static struct fixture *fixture_or_skip(void **state)
+{
+	if (!*state) {
+		printf("# no pre-content fanotify events on this kernel\n");
+		skip();
+	}
+	return *state;
+}
+
+static void take_view(struct fixture *f, const char *name)
+{
+	struct sfs_ioc_view v = { { 0 } };
+	int fd = open(f->m.mnt, O_RDONLY | O_DIRECTORY);
+
+	assert_true(fd >= 0);
+	snprintf(v.name, sizeof(v.name), "%s", name);
+	assert_int_equal(ioctl(fd, SFS_IOC_VIEW_CREATE, &v), 0);
+	close(fd);
+}
+
+/* SRC/name gets the old bytes, and is read once through MNT. */
+static void make_file(struct fixture *f, const char *name, unsigned seed)
+{
+	char path[PATH_MAX];
+	unsigned char buf[SIZE];
+	int fd;
+
+	fill(f->old, SIZE, seed);
+	path_in(path, f->m.src, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, f->old, SIZE), 0);
+	close(fd);
+	path_in(path, f->m.mnt, name);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, SIZE), SIZE);
+	close(fd);
+}
+
+/* The view's file reads exactly want (n bytes): errno 0, or the error. */
+static int view_reads(struct fixture *f, const char *view, const char *name,
+		      const unsigned char *want, size_t n)
+{
+	static unsigned char got[SIZE + 1];
+	char rel[PATH_MAX], path[PATH_MAX];
+	ssize_t r;
+	int fd;
+
+	snprintf(rel, sizeof(rel), ".snapshots/%s/%s", view, name);
+	path_in(path, f->m.mnt, rel);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return errno;
+	r = read(fd, got, sizeof(got));
+	close(fd);
+	if (r < 0)
+		return errno;
+	printf("# %s in view %s: %zd bytes, %s\n", name, view, r,
+	       (size_t)r == n && !memcmp(got, want, n) ? "the instant's" : "OTHER");
+	assert_int_equal(r, n);
+	assert_memory_equal(got, want, n);
+	return 0;
+}
+
+/* Changes made in SRC directly, each after a view of its own. */
+static void test_src_changes_preserved(void **state)
+{
+	struct fixture *f = fixture_or_skip(state);
+	unsigned char new[SIZE];
+	char path[PATH_MAX];
+	long long before;
+	int fd;
+
+	fill(new, SIZE, 0x5a);
+	make_file(f, "a", 1);
+	path_in(path, f->m.src, "a");
+	before = mount_counter(f->m.mnt, "view_oob_captures");
+
+	take_view(f, "pwrite");
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite_all(fd, new, 4096, 8192), 0);
+	close(fd);
+	assert_int_equal(view_reads(f, "pwrite", "a", f->old, SIZE), 0);
+	memcpy(f->old + 8192, new, 4096);	/* the live file now */
+
+	take_view(f, "trunc");
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, new, 1000), 0);
+	close(fd);
+	assert_int_equal(view_reads(f, "trunc", "a", f->old, SIZE), 0);
+	/* The earlier view still reads its own instant. */
+	{
+		unsigned char first[SIZE];
+
+		fill(first, SIZE, 1);
+		assert_int_equal(view_reads(f, "pwrite", "a", first, SIZE), 0);
+	}
+	memcpy(f->old, new, 1000);
+
+	take_view(f, "grow");
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, new, 5000), 0);
+	close(fd);
+	assert_int_equal(truncate(path, 100), 0);
+	assert_int_equal(view_reads(f, "grow", "a", f->old, 1000), 0);
+
+	printf("# view_oob_captures %lld -> %lld, view_eio %lld\n", before,
+	       mount_counter(f->m.mnt, "view_oob_captures"),
+	       mount_counter(f->m.mnt, "view_eio"));
+	assert_true(mount_counter(f->m.mnt, "view_oob_captures") >= before + 3);
+	assert_int_equal(mount_counter(f->m.mnt, "view_eio"), 0);
+}
+
+/* fallocate in SRC (punch and zero) after the view. */
+static void test_src_fallocate_preserved(void **state)
+{
+	struct fixture *f = fixture_or_skip(state);
+	char path[PATH_MAX];
+	int fd;
+
+	make_file(f, "b", 2);
+	take_view(f, "v");
+	path_in(path, f->m.src, "b");
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				   4096, 65536), 0);
+	assert_int_equal(fallocate(fd, FALLOC_FL_ZERO_RANGE, 131072, 8192), 0);
+	close(fd);
+	assert_int_equal(view_reads(f, "v", "b", f->old, SIZE), 0);
+}
+
+/* Reading in SRC captures nothing. */
+static void test_src_reads_capture_nothing(void **state)
+{
+	struct fixture *f = fixture_or_skip(state);
+	unsigned char buf[SIZE];
+	char path[PATH_MAX];
+	long long captures;
+	int fd;
+
+	make_file(f, "c", 3);
+	take_view(f, "v");
+	captures = mount_counter(f->m.mnt, "view_captures");
+	path_in(path, f->m.src, "c");
+	for (int i = 0; i < 3; i++) {
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(read(fd, buf, SIZE), SIZE);
+		close(fd);
+	}
+	assert_int_equal(mount_counter(f->m.mnt, "view_captures"), captures);
+	assert_int_equal(view_reads(f, "v", "c", f->old, SIZE), 0);
+}
+
+/* A name made in SRC directly: only known after the fact, so EIO. */
+static void test_src_new_name_is_eio(void **state)
+{
+	struct fixture *f = fixture_or_skip(state);
+	char path[PATH_MAX];
+	int fd;
+
+	assert_int_equal(mkdir(strcat(strcpy(path, f->m.src), "/d"), 0755), 0);
+	take_view(f, "v");
+	path_in(path, f->m.src, "d/new");
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	path_in(path, f->m.mnt, ".snapshots/v/d/new");
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(errno, EIO);
+	assert_true(mount_counter(f->m.mnt, "view_eio") > 0);
+}
+
+/* Control: with oob=detect nothing is preserved; the view says EIO. */
+static void test_detect_is_eio(void **state)
+{
+	struct fixture *f = fixture_or_skip(state);
+	unsigned char new[SIZE];
+	char path[PATH_MAX];
+	int fd;
+
+	fill(new, SIZE, 0x77);
+	make_file(f, "a", 4);
+	take_view(f, "v");
+	path_in(path, f->m.src, "a");
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite_all(fd, new, 4096, 0), 0);
+	close(fd);
+	assert_int_equal(view_reads(f, "v", "a", f->old, SIZE), EIO);
+	assert_int_equal(mount_counter(f->m.mnt, "view_oob_captures"), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_src_changes_preserved,
+						setup_preserve, teardown),
+		cmocka_unit_test_setup_teardown(test_src_fallocate_preserved,
+						setup_preserve, teardown),
+		cmocka_unit_test_setup_teardown(test_src_reads_capture_nothing,
+						setup_preserve, teardown),
+		cmocka_unit_test_setup_teardown(test_src_new_name_is_eio,
+						setup_preserve, teardown),
+		cmocka_unit_test_setup_teardown(test_detect_is_eio,
+						setup_detect, teardown),
+	};
+
+	test_require_fuse();
+	if (geteuid() != 0)
+		test_skip_all("needs root (loop devices, fanotify)");
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
