@@ -262,6 +262,10 @@ struct sfs_snap *sfs_snapshot_open(struct sfs_fs *fs, struct sfs_inode *inode,
 				   int any_fd);
 struct sfs_snap *sfs_snapshot_take(struct sfs_fs *fs, struct sfs_inode *inode,
 				   int any_fd);
+/* sfs_snapshot_open, but NULL with errno EBUSY rather than wait for a
+ * change under way (for the watch's handler, which ends some itself). */
+struct sfs_snap *sfs_snapshot_try_open(struct sfs_fs *fs,
+				       struct sfs_inode *inode, int any_fd);
 
 /* Answer a read of a snapshot handle (snapshot_io.c). */
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);

@@ -19,21 +19,39 @@
  * history clones the file, which needs a readable fd (any_fd may be
  * O_PATH).
  */
+/* Where the store takes clones, the history clones the file, which needs
+ * a readable fd (any_fd may be O_PATH). wait: for a change under way. */
+static struct sfs_snap *open_snapshot(struct sfs_fs *fs, struct sfs_inode *inode,
+				      int any_fd, bool wait)
+{
+	struct sfs_history *h = sfs_inode_history(inode);
+	struct sfs_store *store = NULL;
+	struct sfs_snap *s;
+	int fd = -1, err;
+
+	if (sfs_store_clones(fs->store))
+		fd = sfs_open_data_fd(fs->inodes, inode);
+	if (fd >= 0)
+		store = fs->store;
+	s = wait ? sfs_history_open_in(h, store, fd >= 0 ? fd : any_fd) :
+		   sfs_history_try_open_in(h, store, fd >= 0 ? fd : any_fd);
+	err = errno;
+	if (fd >= 0)
+		close(fd);
+	errno = err;
+	return s;
+}
+
 struct sfs_snap *sfs_snapshot_open(struct sfs_fs *fs, struct sfs_inode *inode,
 				   int any_fd)
 {
-	struct sfs_history *h = sfs_inode_history(inode);
-	struct sfs_snap *s;
-	int fd;
+	return open_snapshot(fs, inode, any_fd, true);
+}
 
-	if (!sfs_store_clones(fs->store))
-		return sfs_history_open(h, any_fd);
-	fd = sfs_open_data_fd(fs->inodes, inode);
-	s = sfs_history_open_in(h, fd >= 0 ? fs->store : NULL,
-				fd >= 0 ? fd : any_fd);
-	if (fd >= 0)
-		close(fd);
-	return s;
+struct sfs_snap *sfs_snapshot_try_open(struct sfs_fs *fs,
+				       struct sfs_inode *inode, int any_fd)
+{
+	return open_snapshot(fs, inode, any_fd, false);
 }
 
 struct sfs_snap *sfs_snapshot_take(struct sfs_fs *fs, struct sfs_inode *inode,

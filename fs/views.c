@@ -315,8 +315,10 @@ static struct view_capture *capture_build(struct sfs_fs *fs, int path_fd,
 	case S_IFREG:
 		/* Its bytes now: later changes preserve what it needs. From
 		 * the watch's handler (held), the file is watched already (its
-		 * event came) and arming would wait for the handler itself. */
-		c->snap = held ? sfs_snapshot_open(fs, c->held->inode, path_fd) :
+		 * event came), and neither arming nor a change under way may
+		 * be waited for: the handler ends some itself (a grant). Then
+		 * no capture: the change lands, and the view answers EIO. */
+		c->snap = held ? sfs_snapshot_try_open(fs, c->held->inode, path_fd) :
 			  sfs_snapshot_take(fs, c->held->inode, path_fd);
 		*err = c->snap ? 0 : (errno ? errno : ENOMEM);
 		break;

@@ -375,15 +375,20 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd)
 	return sfs_history_open_in(h, NULL, fd);
 }
 
-struct sfs_snap *sfs_history_open_in(struct sfs_history *h,
-				     struct sfs_store *s, int fd)
+static struct sfs_snap *open_in(struct sfs_history *h, struct sfs_store *s,
+			       int fd, bool wait)
 {
 	struct sfs_snap *snap;
 	struct stat stbuf, *st = &stbuf;
 
 	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
-	while (h->changing)
+	while (h->changing && wait)
 		pthread_cond_wait(&h->idle, &h->mutex);
+	if (h->changing) {
+		sfs_mutex_unlock(&h->mutex);
+		errno = EBUSY;
+		return NULL;
+	}
 	if (fstat(fd, st) == -1) {
 		sfs_mutex_unlock(&h->mutex);
 		return NULL;
@@ -414,6 +419,18 @@ struct sfs_snap *sfs_history_open_in(struct sfs_history *h,
 	}
 	sfs_mutex_unlock(&h->mutex);
 	return snap;
+}
+
+struct sfs_snap *sfs_history_open_in(struct sfs_history *h,
+				     struct sfs_store *s, int fd)
+{
+	return open_in(h, s, fd, true);
+}
+
+struct sfs_snap *sfs_history_try_open_in(struct sfs_history *h,
+					 struct sfs_store *s, int fd)
+{
+	return open_in(h, s, fd, false);
 }
 
 void sfs_history_close(struct sfs_history *h, struct sfs_store *s,

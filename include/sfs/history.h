@@ -74,6 +74,13 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd);
  */
 struct sfs_snap *sfs_history_open_in(struct sfs_history *h,
 				     struct sfs_store *s, int fd);
+/*
+ * The same without waiting: NULL with errno EBUSY while a change runs.
+ * For the out-of-band watch's handler, which ends some of those changes
+ * itself (its grants) and so must never wait for them.
+ */
+struct sfs_snap *sfs_history_try_open_in(struct sfs_history *h,
+					 struct sfs_store *s, int fd);
 void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
 		       struct sfs_snap *snap);
 
