@@ -41,6 +41,7 @@ struct view_capture {
 	bool xattrs_known;	/* false: SRC has none (ENOTSUP) */
 	struct view_dir *dir;	/* a directory's entries */
 	struct sfs_snap *snap;	/* a regular file's bytes then */
+	bool lost;		/* capturing failed: the views answer EIO */
 };
 
 /* Read the entries of the directory path_fd refers to; NULL with errno. */

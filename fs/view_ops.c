@@ -228,9 +228,12 @@ static int object_stat(struct sfs_fs *fs, struct sfs_view *view, int fd,
 	c = capture_of(fs, view, st->st_dev, st->st_ino, &found);
 	if (found) {
 		/* Made after the view, yet reached through it: its inode
-		 * number was reused outside the mount. */
-		if (!c)
+		 * number was reused outside the mount. Or it could not be
+		 * kept when it changed. */
+		if (!c || c->lost) {
+			sfs_stat_add(SFS_STAT_VIEW_EIO, 1);
 			return EIO;
+		}
 		*st = c->st;
 		*cap = c;
 		return 0;
@@ -273,9 +276,9 @@ static int captured_child(struct sfs_fs *fs, struct vnode *dir, int dir_fd,
 	bool found;
 
 	c = capture_of(fs, dir->view, dir->dev, ino, &found);
-	if (found && c)
+	if (found && c && !c->lost)
 		return captured_fd(fs, c, fd);
-	if (found) {	/* made after the view: its number was reused */
+	if (found) {	/* made after the view (its number was reused), or lost */
 		sfs_stat_add(SFS_STAT_VIEW_EIO, 1);
 		return EIO;
 	}
@@ -306,6 +309,9 @@ static int child_fd(struct sfs_fs *fs, struct vnode *dir, int dir_fd,
 		if (found) {
 			const struct view_dirent *e = c && c->dir ?
 				view_dir_find(c->dir, name) : NULL;
+
+			if (c && c->lost)
+				return EIO;
 
 			return e ? captured_child(fs, dir, dir_fd, name, e->ino, fd) :
 				   ENOENT;
@@ -606,7 +612,7 @@ static struct view_dir *dir_entries(struct sfs_fs *fs, struct vnode *v,
 		c = capture_of(fs, v->view, v->dev, v->ino, &found);
 		if (found) {
 			if (!c || !c->dir) {
-				errno = ENOENT;
+				errno = c && c->lost ? EIO : ENOENT;
 				return NULL;
 			}
 			__atomic_add_fetch(&c->dir->refs, 1, __ATOMIC_ACQ_REL);
@@ -738,7 +744,7 @@ static int file_snapshot(struct sfs_fs *fs, struct vnode *v, int fd,
 		c = capture_of(fs, v->view, v->dev, v->ino, &found);
 		if (found) {
 			if (!c || !c->snap)
-				return c ? EIO : ENOENT;
+				return c ? EIO : ENOENT;	/* EIO: lost */
 			sfs_snap_ref(sfs_inode_history(c->held->inode), c->snap);
 			*snap = c->snap;
 			*node = c->held;

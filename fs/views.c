@@ -336,6 +336,23 @@ fail:
  * cannot be given the object's old state is told so in the log, and its
  * reads of it fail later (EIO), never show the new state as the old.
  */
+/*
+ * A capture that failed: the change still goes ahead (writers never wait
+ * or fail for a view), so the views that needed the object must answer
+ * EIO for it from now on. Recorded as a capture, so a later change cannot
+ * capture the changed state as the old one.
+ */
+static struct view_capture *capture_lost(const struct stat *st)
+{
+	struct view_capture *c = g_new0(struct view_capture, 1);
+
+	sfs_stat_add(SFS_STAT_VIEW_CAPTURE_FAILURES, 1);
+	c->st = *st;
+	c->keep_fd = -1;
+	c->lost = true;
+	return c;
+}
+
 static void keep_one(void *payload, void *fd)
 {
 	capture_keep(payload, *(int *)fd);
@@ -360,11 +377,10 @@ static void capture_fd(struct sfs_fs *fs, int path_fd, bool keep)
 	if (c && keep)
 		capture_keep(c, path_fd);
 	if (!c) {
-		sfs_stat_add(SFS_STAT_VIEW_CAPTURE_FAILURES, 1);
 		fuse_log(FUSE_LOG_ERR, "stablefs: cannot keep inode %llu as "
 			 "views see it: %s\n", (unsigned long long)st.st_ino,
 			 strerror(err));
-		return;
+		c = capture_lost(&st);
 	}
 	if (!sfs_views_add_capture(fs->views, st.st_dev, st.st_ino, c)) {
 		capture_free(c, fs);
@@ -420,14 +436,14 @@ bool sfs_view_capture_held(struct sfs_fs *fs, int fd, const struct stat *st)
 	c = path_fd < 0 ? NULL : capture_build(fs, path_fd, st, true, &err);
 	if (path_fd >= 0)
 		close(path_fd);
-	if (!c) {
-		sfs_stat_add(SFS_STAT_VIEW_CAPTURE_FAILURES, 1);
-		return false;
-	}
+	if (!c)
+		c = capture_lost(st);
 	if (!sfs_views_add_capture(fs->views, st->st_dev, st->st_ino, c)) {
 		capture_free(c, fs);
 		return false;
 	}
+	if (c->lost)
+		return false;
 	sfs_stat_add(SFS_STAT_VIEW_OOB_CAPTURES, 1);
 	return true;
 }
@@ -559,6 +575,7 @@ static void sum_capture(void *payload, void *arg)
 	struct view_sum *s = arg;
 
 	s->captures++;
+	s->invalid |= c->lost;
 	if (c->snap) {
 		struct sfs_history *h = sfs_inode_history(c->held->inode);
 
