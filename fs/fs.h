@@ -67,11 +67,10 @@ struct sfs_file {
 	unsigned inflight;		/* atomic */
 	/* Lock owners that first locked through this handle (ops_lock.c). */
 	unsigned lock_owners;		/* atomic */
-	/* A file of a tree view (view_ops.c): the view it reads, and
-	 * whether the file holds its own lookup of node (else the view's
-	 * capture does). */
+	/* A file of a tree view (view_ops.c): the view it reads (node's
+	 * lookup is its capture's, or the view node's, which the kernel keeps
+	 * while the file is open). */
 	struct sfs_view *view;
-	bool view_node_owned;
 	fuse_ino_t view_ino;		/* the view's node it was opened on */
 };
 

@@ -78,8 +78,16 @@ static bool read_proc(pid_t tid, const char *what, char *buf, size_t size)
  */
 static void events_lost(struct oob_watch *w)
 {
-	fuse_log(FUSE_LOG_ERR, "stablefs: fanotify events lost: every open "
-		 "snapshot now distrusts its live ranges\n");
+	static uint64_t logged_ns;
+	uint64_t now = sfs_now_ns();
+
+	/* Said at most every 10 s: out of fds, the kernel reports every
+	 * event it cannot give an fd as lost, thousands a second. */
+	if (!logged_ns || now - logged_ns > 10000000000ull) {
+		logged_ns = now;
+		fuse_log(FUSE_LOG_ERR, "stablefs: fanotify events lost: every "
+			 "open snapshot now distrusts its live ranges\n");
+	}
 	sfs_itable_mark_oob(w->fs->inodes, NULL, true, NULL, 0);
 }
 

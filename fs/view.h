@@ -32,13 +32,15 @@ struct view_dir {
  */
 struct view_capture {
 	struct stat st;
-	int keep_fd;		/* O_PATH: keeps the object, and its ino, alive */
+	/* O_PATH, or -1: keeps the object (and its ino) alive once its name
+	 * went through MNT; atomic (set once, after the capture is shared). */
+	int keep_fd;
+	struct sfs_node *held;	/* one lookup of its inode-table entry */
 	char *target;		/* a symlink's */
 	GByteArray *xattrs;	/* name NUL, u32 size, value; ... */
 	bool xattrs_known;	/* false: SRC has none (ENOTSUP) */
 	struct view_dir *dir;	/* a directory's entries */
-	struct sfs_node *held;	/* a regular file: one lookup of its entry */
-	struct sfs_snap *snap;	/* and its bytes then */
+	struct sfs_snap *snap;	/* a regular file's bytes then */
 };
 
 /* Read the entries of the directory path_fd refers to; NULL with errno. */

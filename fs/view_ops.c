@@ -32,14 +32,17 @@ struct vnode {
 	struct sfs_view *view;	/* NULL: the snapdir itself */
 	dev_t dev;
 	ino_t ino;
-	int fd;			/* O_PATH of the object, live or kept */
+	/* One lookup of the object's inode-table entry: its fd comes from
+	 * the fd cache, so the kernel may cache more of a view's nodes than
+	 * the daemon may hold fds (vnode_fd_get). */
+	struct sfs_node *live;
 	uint64_t nlookup;	/* vnodes_lock */
 };
 
 /* (view, dev, ino) -> vnode, for every vnode the kernel knows. */
 static pthread_mutex_t vnodes_lock = PTHREAD_MUTEX_INITIALIZER;
 static GHashTable *vnodes;
-static struct vnode snapdir = { .fd = -1 };
+static struct vnode snapdir;
 
 /* The snapdir's inode number: not one SRC's root could have (find and
  * du would call two directories with one number a loop). */
@@ -80,36 +83,65 @@ const char *sfs_snapdir(struct sfs_fs *fs)
 	return fs->opts.snapdir;
 }
 
+/* With vnodes_lock: the vnode of key, with one more lookup, or NULL. */
+static struct vnode *vnode_find(const struct vnode *key)
+{
+	struct vnode *v;
+
+	if (!vnodes)
+		vnodes = g_hash_table_new(vnode_hash, vnode_equal);
+	v = g_hash_table_lookup(vnodes, key);
+	if (v)
+		v->nlookup++;
+	return v;
+}
+
 /*
  * One kernel lookup of (view, st) whose O_PATH fd is fd (consumed): the
- * object's vnode, which holds a reference to the view (the caller's, or
- * given back if the vnode existed).
+ * object's vnode, or NULL with errno. A new one holds the view (a hold,
+ * not a reference: the kernel may cache it long after the view is deleted,
+ * which must not keep the view's bytes).
  */
 static struct vnode *vnode_lookup(struct sfs_fs *fs, struct sfs_view *view,
 				  const struct stat *st, int fd)
 {
 	struct vnode key = { .view = view, .dev = st->st_dev, .ino = st->st_ino };
+	struct sfs_node *live;
 	struct vnode *v;
-	bool existed;
 
 	pthread_mutex_lock(&vnodes_lock);
-	if (!vnodes)
-		vnodes = g_hash_table_new(vnode_hash, vnode_equal);
-	v = g_hash_table_lookup(vnodes, &key);
-	existed = v != NULL;
+	v = vnode_find(&key);
+	pthread_mutex_unlock(&vnodes_lock);
+	if (v) {
+		close(fd);
+		return v;
+	}
+	/* The table's lock is not taken under ours. */
+	live = sfs_itable_lookup(fs->inodes, fd, st, 0);
+	if (!live)
+		return NULL;
+	pthread_mutex_lock(&vnodes_lock);
+	v = vnode_find(&key);
 	if (!v) {
 		v = g_new0(struct vnode, 1);
 		*v = key;
-		v->fd = fd;
+		v->live = live;
+		v->nlookup = 1;
 		g_hash_table_add(vnodes, v);
+		sfs_view_hold(fs->views, view);
+		live = NULL;
 	}
-	v->nlookup++;
 	pthread_mutex_unlock(&vnodes_lock);
-	if (existed) {
-		close(fd);
-		sfs_view_put(fs->views, view);
-	}
+	if (live)	/* another lookup made it meanwhile */
+		sfs_itable_forget(fs->inodes, live, 1);
 	return v;
+}
+
+static void vnode_free(struct sfs_fs *fs, struct vnode *v)
+{
+	sfs_itable_forget(fs->inodes, v->live, 1);
+	sfs_view_release(fs->views, v->view);
+	g_free(v);
 }
 
 static void vnode_forget(struct sfs_fs *fs, struct vnode *v, uint64_t n)
@@ -123,11 +155,8 @@ static void vnode_forget(struct sfs_fs *fs, struct vnode *v, uint64_t n)
 		dead = true;
 	}
 	pthread_mutex_unlock(&vnodes_lock);
-	if (dead) {
-		close(v->fd);
-		sfs_view_put(fs->views, v->view);
-		g_free(v);
-	}
+	if (dead)
+		vnode_free(fs, v);
 }
 
 void sfs_view_nodes_free(struct sfs_fs *fs)
@@ -139,11 +168,7 @@ void sfs_view_nodes_free(struct sfs_fs *fs)
 		return;
 	g_hash_table_iter_init(&it, vnodes);
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
-		struct vnode *v = key;
-
-		close(v->fd);
-		sfs_view_put(fs->views, v->view);
-		g_free(v);
+		vnode_free(fs, key);
 	}
 	g_hash_table_destroy(vnodes);
 	vnodes = NULL;
@@ -158,6 +183,33 @@ static struct view_capture *capture_of(struct sfs_fs *fs, struct sfs_view *view,
 
 	*found = sfs_views_capture_for(fs->views, view, dev, ino, &p);
 	return p;
+}
+
+/*
+ * An O_PATH fd of v's object for one operation, or -1 with errno: its
+ * inode-table entry's, or, once the object has no name (its handle no
+ * longer opens), the one its capture keeps. vnode_fd_put() after.
+ */
+static int vnode_fd_get(struct sfs_fs *fs, struct vnode *v, bool *table)
+{
+	struct view_capture *c;
+	bool found;
+	int fd = sfs_inode_fd_get(fs->inodes, v->live->inode);
+
+	*table = fd >= 0;
+	if (fd >= 0)
+		return fd;
+	c = capture_of(fs, v->view, v->dev, v->ino, &found);
+	fd = c ? __atomic_load_n(&c->keep_fd, __ATOMIC_ACQUIRE) : -1;
+	if (fd < 0)
+		errno = EIO;	/* gone, and not through MNT */
+	return fd;
+}
+
+static void vnode_fd_put(struct sfs_fs *fs, struct vnode *v, bool table)
+{
+	if (table)
+		sfs_inode_fd_put(fs->inodes, v->live->inode);
 }
 
 /*
@@ -196,7 +248,24 @@ static int object_stat(struct sfs_fs *fs, struct sfs_view *view, int fd,
  * else the live entry of that name, if it is still that inode. An O_PATH
  * fd of it into *fd.
  */
-static int captured_child(struct sfs_fs *fs, struct vnode *dir,
+/* An fd of its own of the object capture c is of. */
+static int captured_fd(struct sfs_fs *fs, struct view_capture *c, int *fd)
+{
+	int keep = __atomic_load_n(&c->keep_fd, __ATOMIC_ACQUIRE), tfd;
+
+	if (keep >= 0) {
+		*fd = fcntl(keep, F_DUPFD_CLOEXEC, 0);
+		return *fd < 0 ? errno : 0;
+	}
+	tfd = sfs_inode_fd_get(fs->inodes, c->held->inode);
+	if (tfd < 0)
+		return EIO;	/* gone, and not through MNT */
+	*fd = fcntl(tfd, F_DUPFD_CLOEXEC, 0);
+	sfs_inode_fd_put(fs->inodes, c->held->inode);
+	return *fd < 0 ? errno : 0;
+}
+
+static int captured_child(struct sfs_fs *fs, struct vnode *dir, int dir_fd,
 			  const char *name, ino_t ino, int *fd)
 {
 	struct view_capture *c;
@@ -204,15 +273,13 @@ static int captured_child(struct sfs_fs *fs, struct vnode *dir,
 	bool found;
 
 	c = capture_of(fs, dir->view, dir->dev, ino, &found);
-	if (found && c) {
-		*fd = fcntl(c->keep_fd, F_DUPFD_CLOEXEC, 0);
-		return *fd < 0 ? errno : 0;
-	}
+	if (found && c)
+		return captured_fd(fs, c, fd);
 	if (found) {	/* made after the view: its number was reused */
 		sfs_stat_add(SFS_STAT_VIEW_EIO, 1);
 		return EIO;
 	}
-	*fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	*fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (*fd >= 0 && fstat(*fd, &st) == 0 && st.st_ino == ino)
 		return 0;
 	/* Gone, or the name is another file's now, and not through MNT. */
@@ -226,8 +293,8 @@ static int captured_child(struct sfs_fs *fs, struct vnode *dir,
  * An O_PATH fd of the object view dir names name (as the view sees it).
  * 0, ENOENT, or EIO.
  */
-static int child_fd(struct sfs_fs *fs, struct vnode *dir, const char *name,
-		    int *fd)
+static int child_fd(struct sfs_fs *fs, struct vnode *dir, int dir_fd,
+		    const char *name, int *fd)
 {
 	for (;;) {
 		struct view_capture *c;
@@ -240,9 +307,10 @@ static int child_fd(struct sfs_fs *fs, struct vnode *dir, const char *name,
 			const struct view_dirent *e = c && c->dir ?
 				view_dir_find(c->dir, name) : NULL;
 
-			return e ? captured_child(fs, dir, name, e->ino, fd) : ENOENT;
+			return e ? captured_child(fs, dir, dir_fd, name, e->ino, fd) :
+				   ENOENT;
 		}
-		*fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		*fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		err = *fd < 0 ? errno : 0;
 		capture_of(fs, dir->view, dir->dev, dir->ino, &found);
 		if (found) {		/* changed meanwhile: ask the capture */
@@ -250,7 +318,7 @@ static int child_fd(struct sfs_fs *fs, struct vnode *dir, const char *name,
 				close(*fd);
 			continue;
 		}
-		if (fstat(dir->fd, &st) == 0 && view_changed_outside(dir->view, &st)) {
+		if (fstat(dir_fd, &st) == 0 && view_changed_outside(dir->view, &st)) {
 			if (*fd >= 0)
 				close(*fd);
 			view_note_outside(dir->view, &st);
@@ -258,6 +326,48 @@ static int child_fd(struct sfs_fs *fs, struct vnode *dir, const char *name,
 		}
 		return err;
 	}
+}
+
+/*
+ * Is v a view's root? Its entry named like the snapdir was hidden behind
+ * the snapdir in MNT's root at the instant, so it is in the view too.
+ */
+static bool is_view_root(struct sfs_fs *fs, const struct vnode *v)
+{
+	const struct sfs_inode *root = sfs_itable_root(fs->inodes)->inode;
+
+	return v->view && v->dev == root->dev && v->ino == root->ino;
+}
+
+/* child_fd with dir's own fd. */
+static int child_of(struct sfs_fs *fs, struct vnode *dir, const char *name,
+		    int *fd)
+{
+	bool table;
+	int dir_fd, err;
+
+	if (is_view_root(fs, dir) && !strcmp(name, sfs_snapdir(fs)))
+		return ENOENT;
+	dir_fd = vnode_fd_get(fs, dir, &table);
+	if (dir_fd < 0)
+		return errno;
+	err = child_fd(fs, dir, dir_fd, name, fd);
+	vnode_fd_put(fs, dir, table);
+	return err;
+}
+
+/* object_stat() of vnode v's object. */
+static int vnode_stat(struct sfs_fs *fs, struct vnode *v, struct stat *st,
+		      struct view_capture **cap)
+{
+	bool table;
+	int fd = vnode_fd_get(fs, v, &table), err;
+
+	if (fd < 0)
+		return errno;
+	err = object_stat(fs, v->view, fd, st, cap);
+	vnode_fd_put(fs, v, table);
+	return err;
 }
 
 static void fill_entry(struct sfs_fs *fs, struct fuse_entry_param *e,
@@ -331,6 +441,9 @@ static void reply_vnode_entry(fuse_req_t req, struct sfs_view *view, int fd)
 		return (void)fuse_reply_err(req, err);
 	}
 	v = vnode_lookup(fs, view, &st, fd);
+	sfs_view_put(fs->views, view);
+	if (!v)
+		return (void)fuse_reply_err(req, errno);
 	fill_entry(fs, &e, v, &st);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		vnode_forget(fs, v, 1);
@@ -350,8 +463,10 @@ void sfs_vop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = view_root_fd(fs, &fd);
 	} else {
 		view = dir->view;
-		sfs_view_ref(fs->views, view);
-		err = sfs_name_is_safe(name) ? child_fd(fs, dir, name, &fd) : ENOENT;
+		/* A deleted view's cached directories find nothing more. */
+		if (!sfs_view_try_ref(fs->views, view))
+			return (void)fuse_reply_err(req, ENOENT);
+		err = sfs_name_is_safe(name) ? child_of(fs, dir, name, &fd) : ENOENT;
 	}
 	if (err) {
 		sfs_view_put(fs->views, view);
@@ -371,9 +486,16 @@ void sfs_vop_getattr(fuse_req_t req, fuse_ino_t ino)
 	struct vnode *v = vnode_of(ino);
 	struct view_capture *cap;
 	struct stat st;
-	int err = v == &snapdir ? snapdir_stat(fs, &st) :
-		  object_stat(fs, v->view, v->fd, &st, &cap);
+	int err;
 
+	if (v == &snapdir)
+		err = snapdir_stat(fs, &st);
+	else if (!sfs_view_try_ref(fs->views, v->view))
+		err = ESTALE;	/* the view was deleted */
+	else {
+		err = vnode_stat(fs, v, &st, &cap);
+		sfs_view_put(fs->views, v->view);
+	}
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -387,19 +509,31 @@ void sfs_vop_readlink(fuse_req_t req, fuse_ino_t ino)
 	char buf[PATH_MAX + 1];
 	struct view_capture *cap;
 	struct stat st;
-	ssize_t n;
-	int err;
+	ssize_t n = -1;
+	bool table;
+	int err, fd;
 
 	if (v == &snapdir)
 		return (void)fuse_reply_err(req, EINVAL);
-	n = readlinkat(v->fd, "", buf, sizeof(buf) - 1);
-	err = n < 0 ? errno : object_stat(fs, v->view, v->fd, &st, &cap);
-	if (err)
-		return (void)fuse_reply_err(req, err);
-	if (cap && cap->target)
-		return (void)fuse_reply_readlink(req, cap->target);
-	buf[n] = '\0';
-	fuse_reply_readlink(req, buf);
+	if (!sfs_view_try_ref(fs->views, v->view))
+		return (void)fuse_reply_err(req, ESTALE);
+	fd = vnode_fd_get(fs, v, &table);
+	if (fd >= 0) {
+		n = readlinkat(fd, "", buf, sizeof(buf) - 1);
+		err = n < 0 ? errno : object_stat(fs, v->view, fd, &st, &cap);
+		vnode_fd_put(fs, v, table);
+	} else {
+		err = errno;
+	}
+	if (!err && cap && cap->target)
+		fuse_reply_readlink(req, cap->target);
+	else if (!err) {
+		buf[n] = '\0';
+		fuse_reply_readlink(req, buf);
+	} else {
+		fuse_reply_err(req, err);
+	}
+	sfs_view_put(fs->views, v->view);
 }
 
 void sfs_vop_statfs(fuse_req_t req)
@@ -424,6 +558,7 @@ void sfs_vop_statfs(fuse_req_t req)
 struct view_dir_handle {
 	struct view_dir *dir;
 	struct sfs_view *view;		/* NULL: the snapdir's listing */
+	const char *hide;		/* a name not to list (a view's root) */
 };
 
 /* The listing of the snapdir: the views by name. */
@@ -459,7 +594,8 @@ static struct view_dir *snapdir_list(struct sfs_fs *fs)
  * now, if the directory did not change since the view (through MNT:
  * checked after reading; from outside: its ctime). NULL with errno.
  */
-static struct view_dir *dir_entries(struct sfs_fs *fs, struct vnode *v)
+static struct view_dir *dir_entries(struct sfs_fs *fs, struct vnode *v,
+				     int fd)
 {
 	for (;;) {
 		struct view_capture *c;
@@ -476,7 +612,7 @@ static struct view_dir *dir_entries(struct sfs_fs *fs, struct vnode *v)
 			__atomic_add_fetch(&c->dir->refs, 1, __ATOMIC_ACQ_REL);
 			return c->dir;
 		}
-		d = view_dir_read(v->fd);
+		d = view_dir_read(fd);
 		if (!d)
 			return NULL;
 		capture_of(fs, v->view, v->dev, v->ino, &found);
@@ -484,7 +620,7 @@ static struct view_dir *dir_entries(struct sfs_fs *fs, struct vnode *v)
 			view_dir_put(d);
 			continue;
 		}
-		if (fstat(v->fd, &st) == 0 && view_changed_outside(v->view, &st)) {
+		if (fstat(fd, &st) == 0 && view_changed_outside(v->view, &st)) {
 			view_dir_put(d);
 			view_note_outside(v->view, &st);
 			errno = EIO;
@@ -506,18 +642,29 @@ void sfs_vop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
 	struct vnode *v = vnode_of(ino);
-	struct view_dir_handle *h = g_new0(struct view_dir_handle, 1);
+	struct view_dir_handle *h;
 
-	h->dir = v == &snapdir ? snapdir_list(fs) : dir_entries(fs, v);
+	if (v != &snapdir && !sfs_view_try_ref(fs->views, v->view))
+		return (void)fuse_reply_err(req, ESTALE);
+	h = g_new0(struct view_dir_handle, 1);
+	h->view = v->view;	/* its reference, NULL for the snapdir */
+	if (v == &snapdir) {
+		h->dir = snapdir_list(fs);
+	} else {
+		bool table;
+		int fd = vnode_fd_get(fs, v, &table);
+
+		h->dir = fd >= 0 ? dir_entries(fs, v, fd) : NULL;
+		if (fd >= 0)
+			vnode_fd_put(fs, v, table);
+		if (is_view_root(fs, v))
+			h->hide = sfs_snapdir(fs);
+	}
 	if (!h->dir) {
 		int err = errno;
 
-		g_free(h);
+		dir_handle_free(fs, h);
 		return (void)fuse_reply_err(req, err);
-	}
-	if (v != &snapdir) {
-		h->view = v->view;
-		sfs_view_ref(fs->views, h->view);
 	}
 	fi->fh = (uintptr_t)h;
 	/* A view's directory never changes: the kernel may cache it (not
@@ -541,6 +688,8 @@ void sfs_vop_readdir(fuse_req_t req, size_t size, off_t off,
 		struct stat st = { .st_ino = e->ino, .st_mode = DTTOIF(e->type) };
 		size_t n;
 
+		if (h->hide && !strcmp(e->name, h->hide))
+			continue;
 		if (plus) {
 			/* No lookup with it (nodeid 0): the kernel looks each
 			 * name up when used, through the view's rules. */
@@ -577,15 +726,14 @@ void sfs_vop_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
  * now of the live file, unchanged since the view. *held: the table node
  * the file owns a lookup of (NULL: the capture's). 0, ENOENT or EIO.
  */
-static int file_snapshot(struct sfs_fs *fs, struct vnode *v,
-			 struct sfs_snap **snap, struct sfs_node **node,
-			 bool *own)
+static int file_snapshot(struct sfs_fs *fs, struct vnode *v, int fd,
+			 struct sfs_snap **snap, struct sfs_node **node)
 {
 	for (;;) {
 		struct view_capture *c;
 		struct stat st;
 		bool found;
-		int err, fd;
+		int err;
 
 		c = capture_of(fs, v->view, v->dev, v->ino, &found);
 		if (found) {
@@ -594,39 +742,29 @@ static int file_snapshot(struct sfs_fs *fs, struct vnode *v,
 			sfs_snap_ref(sfs_inode_history(c->held->inode), c->snap);
 			*snap = c->snap;
 			*node = c->held;
-			*own = false;
 			return 0;
 		}
-		err = object_stat(fs, v->view, v->fd, &st, &c);
+		err = object_stat(fs, v->view, fd, &st, &c);
 		if (err)
 			return err;
 		if (c)		/* captured just now: take the capture's */
 			continue;
-		fd = fcntl(v->fd, F_DUPFD_CLOEXEC, 0);
-		if (fd < 0)
-			return errno;
-		*node = sfs_itable_lookup(fs->inodes, fd, &st, 0);
-		if (!*node)
-			return errno;
-		*snap = sfs_snapshot_take(fs, (*node)->inode, v->fd);
-		err = *snap ? 0 : (errno ? errno : ENOMEM);
+		/* The vnode's own entry: its lookup lasts while the kernel
+		 * has the file open. */
+		*node = v->live;
+		*snap = sfs_snapshot_take(fs, v->live->inode, fd);
+		if (!*snap)
+			return errno ? errno : ENOMEM;
 		/* Still nothing captured, nothing changed from outside: the
 		 * snapshot is of the view's bytes. */
-		if (!err) {
-			capture_of(fs, v->view, v->dev, v->ino, &found);
-			err = found ? EAGAIN : object_stat(fs, v->view, v->fd, &st, &c);
-			if (err)
-				sfs_history_close(sfs_inode_history((*node)->inode),
-						  fs->store, *snap);
-		}
-		if (err) {
-			sfs_itable_forget(fs->inodes, *node, 1);
-			if (err == EAGAIN)
-				continue;
+		capture_of(fs, v->view, v->dev, v->ino, &found);
+		err = found ? EAGAIN : object_stat(fs, v->view, fd, &st, &c);
+		if (!err)
+			return 0;
+		sfs_history_close(sfs_inode_history(v->live->inode), fs->store,
+				  *snap);
+		if (err != EAGAIN)
 			return err;
-		}
-		*own = true;
-		return 0;
 	}
 }
 
@@ -638,26 +776,40 @@ void sfs_vop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct sfs_node *node = NULL;
 	struct sfs_snap *snap = NULL;
 	struct sfs_file *f;
-	bool own = false;
-	int fd, err;
+	bool table;
+	int fd, path_fd, err;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return (void)fuse_reply_err(req, EROFS);
 	if (v == &snapdir)
 		return (void)fuse_reply_err(req, EISDIR);
-	err = file_snapshot(fs, v, &snap, &node, &own);
-	if (err)
+	/* The file keeps this reference: a deleted view's open files still
+	 * read it. */
+	if (!sfs_view_try_ref(fs->views, v->view))
+		return (void)fuse_reply_err(req, ESTALE);
+	path_fd = vnode_fd_get(fs, v, &table);
+	if (path_fd < 0) {
+		err = errno;
+		sfs_view_put(fs->views, v->view);
 		return (void)fuse_reply_err(req, err);
-	sfs_proc_path(path, v->fd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	f = fd >= 0 ? calloc(1, sizeof(*f)) : NULL;
+	}
+	err = file_snapshot(fs, v, path_fd, &snap, &node);
+	fd = -1;
+	if (!err) {
+		sfs_proc_path(path, path_fd);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		err = fd < 0 ? errno : 0;
+	}
+	vnode_fd_put(fs, v, table);
+	f = err ? NULL : calloc(1, sizeof(*f));
 	if (!f) {
-		err = fd < 0 ? errno : ENOMEM;
+		err = err ? err : ENOMEM;
 		if (fd >= 0)
 			close(fd);
-		sfs_history_close(sfs_inode_history(node->inode), fs->store, snap);
-		if (own)
-			sfs_itable_forget(fs->inodes, node, 1);
+		if (snap)
+			sfs_history_close(sfs_inode_history(node->inode),
+					  fs->store, snap);
+		sfs_view_put(fs->views, v->view);
 		return (void)fuse_reply_err(req, err);
 	}
 	f->fd = fd;
@@ -665,9 +817,7 @@ void sfs_vop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	f->node = node;
 	f->snap = snap;
 	f->view = v->view;
-	f->view_node_owned = own;
 	f->view_ino = ino;
-	sfs_view_ref(fs->views, v->view);
 	sfs_handle_track_file(f, true);
 	fi->fh = (uintptr_t)f;
 	/* A view's bytes never change: what the kernel cached stays right. */
@@ -681,8 +831,6 @@ void sfs_vop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void sfs_view_file_close(struct sfs_fs *fs, struct sfs_file *f)
 {
 	sfs_history_close(sfs_inode_history(f->inode), fs->store, f->snap);
-	if (f->view_node_owned)
-		sfs_itable_forget(fs->inodes, f->node, 1);
 	sfs_view_put(fs->views, f->view);
 }
 
@@ -749,10 +897,17 @@ void sfs_vop_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 	int err = 0;
 
 	/* SRC without xattrs, or the snapdir: none (a NULL list is empty). */
+	if (v != &snapdir && !sfs_view_try_ref(fs->views, v->view))
+		return (void)fuse_reply_err(req, ESTALE);
 	if (v != &snapdir) {
-		err = view_xattrs_read(v->fd, &live, &known);
+		bool table;
+		int fd = vnode_fd_get(fs, v, &table);
+
+		err = fd < 0 ? errno : view_xattrs_read(fd, &live, &known);
 		if (!err)
-			err = object_stat(fs, v->view, v->fd, &st, &cap);
+			err = object_stat(fs, v->view, fd, &st, &cap);
+		if (fd >= 0)
+			vnode_fd_put(fs, v, table);
 	}
 	if (err)
 		fuse_reply_err(req, err);
@@ -762,15 +917,18 @@ void sfs_vop_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 		reply_captured_list(req, cap ? cap->xattrs : live, size);
 	if (live)
 		g_byte_array_free(live, TRUE);
+	if (v != &snapdir)
+		sfs_view_put(fs->views, v->view);
 }
 
 /* ---- deleting a view --------------------------------------------------- */
 
 void sfs_view_forget_name(struct sfs_fs *fs, const char *name)
 {
-	/* The kernel drops its entry and, under it, the view's whole cached
-	 * tree (d_invalidate), and forgets their nodes: their vnodes go,
-	 * and with them the references keeping the view's captures. */
+	/* The kernel drops its entry and prunes the view's cached tree
+	 * below it (d_invalidate). Nodes still cached elsewhere only hold
+	 * the view (sfs_view_hold): its captures go with its last open file
+	 * or directory, and they answer ESTALE from then on. */
 	fuse_lowlevel_notify_inval_entry(fs->se, vnode_id(&snapdir), name,
 					 strlen(name));
 }

@@ -247,18 +247,42 @@ static void capture_free(void *payload, void *ctx)
 	g_free(c);
 }
 
-/* A regular file's part: its entry held, and a snapshot of it now. */
-static int capture_file(struct sfs_fs *fs, struct view_capture *c)
+/*
+ * The object's entry in the inode table, held: its fd comes from the fd
+ * cache (reopened from its handle when closed), so a capture costs no fd
+ * of its own while the object still has a name.
+ */
+static int capture_hold(struct sfs_fs *fs, struct view_capture *c, int path_fd)
 {
-	int fd = fcntl(c->keep_fd, F_DUPFD_CLOEXEC, 0);
+	int fd = fcntl(path_fd, F_DUPFD_CLOEXEC, 0);
 
 	if (fd < 0)
 		return errno;
 	c->held = sfs_itable_lookup(fs->inodes, fd, &c->st, 0);
-	if (!c->held)
-		return errno;
-	c->snap = sfs_snapshot_take(fs, c->held->inode, c->keep_fd);
-	return c->snap ? 0 : (errno ? errno : ENOMEM);
+	return c->held ? 0 : errno;
+}
+
+/*
+ * Keep the object itself alive: its name is about to go (unlink, rmdir,
+ * rename over it), and an unlinked inode lives only while an fd holds it
+ * (its handle no longer opens). Atomic: views read it without a lock.
+ */
+static void capture_keep(struct view_capture *c, int path_fd)
+{
+	int fd, none = -1;
+
+	if (__atomic_load_n(&c->keep_fd, __ATOMIC_ACQUIRE) >= 0)
+		return;
+	fd = fcntl(path_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) {
+		sfs_stat_add(SFS_STAT_VIEW_CAPTURE_FAILURES, 1);
+		fuse_log(FUSE_LOG_ERR, "stablefs: cannot keep a removed inode "
+			 "for views: %s\n", strerror(errno));
+		return;
+	}
+	if (!__atomic_compare_exchange_n(&c->keep_fd, &none, fd, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		close(fd);
 }
 
 /* Everything a view may ask of the object path_fd refers to, as it is. */
@@ -270,8 +294,8 @@ static struct view_capture *capture_build(struct sfs_fs *fs, int path_fd,
 	ssize_t n;
 
 	c->st = *st;
-	c->keep_fd = fcntl(path_fd, F_DUPFD_CLOEXEC, 0);
-	*err = c->keep_fd < 0 ? errno : 0;
+	c->keep_fd = -1;
+	*err = capture_hold(fs, c, path_fd);
 	if (!*err)
 		*err = view_xattrs_read(path_fd, &c->xattrs, &c->xattrs_known);
 	if (*err)
@@ -288,7 +312,9 @@ static struct view_capture *capture_build(struct sfs_fs *fs, int path_fd,
 			c->target = g_strndup(buf, (gsize)n);
 		break;
 	case S_IFREG:
-		*err = capture_file(fs, c);
+		/* Its bytes now: later changes preserve what it needs. */
+		c->snap = sfs_snapshot_take(fs, c->held->inode, path_fd);
+		*err = c->snap ? 0 : (errno ? errno : ENOMEM);
 		break;
 	}
 	if (!*err)
@@ -304,16 +330,29 @@ fail:
  * cannot be given the object's old state is told so in the log, and its
  * reads of it fail later (EIO), never show the new state as the old.
  */
-static void capture_fd(struct sfs_fs *fs, int path_fd)
+static void keep_one(void *payload, void *fd)
+{
+	capture_keep(payload, *(int *)fd);
+}
+
+static void capture_fd(struct sfs_fs *fs, int path_fd, bool keep)
 {
 	struct view_capture *c;
 	struct stat st;
 	int err;
 
-	if (fstat(path_fd, &st) == -1 ||
-	    !sfs_views_need_capture(fs->views, st.st_dev, st.st_ino))
+	if (fstat(path_fd, &st) == -1)
 		return;
+	if (!sfs_views_need_capture(fs->views, st.st_dev, st.st_ino)) {
+		/* Captured before: those captures must keep it now. */
+		if (keep)
+			sfs_views_foreach_capture_of(fs->views, st.st_dev,
+						     st.st_ino, keep_one, &path_fd);
+		return;
+	}
 	c = capture_build(fs, path_fd, &st, &err);
+	if (c && keep)
+		capture_keep(c, path_fd);
 	if (!c) {
 		sfs_stat_add(SFS_STAT_VIEW_CAPTURE_FAILURES, 1);
 		fuse_log(FUSE_LOG_ERR, "stablefs: cannot keep inode %llu as "
@@ -321,8 +360,12 @@ static void capture_fd(struct sfs_fs *fs, int path_fd)
 			 strerror(err));
 		return;
 	}
-	if (!sfs_views_add_capture(fs->views, st.st_dev, st.st_ino, c))
+	if (!sfs_views_add_capture(fs->views, st.st_dev, st.st_ino, c)) {
 		capture_free(c, fs);
+		if (keep)	/* another change captured it first */
+			sfs_views_foreach_capture_of(fs->views, st.st_dev,
+						     st.st_ino, keep_one, &path_fd);
+	}
 }
 
 void sfs_view_capture_inode(struct sfs_fs *fs, struct sfs_inode *inode)
@@ -334,7 +377,7 @@ void sfs_view_capture_inode(struct sfs_fs *fs, struct sfs_inode *inode)
 	fd = sfs_inode_fd_get(fs->inodes, inode);
 	if (fd < 0)
 		return;
-	capture_fd(fs, fd);
+	capture_fd(fs, fd, false);
 	sfs_inode_fd_put(fs->inodes, inode);
 }
 
@@ -351,7 +394,7 @@ void sfs_view_capture_name(struct sfs_fs *fs, struct sfs_inode *dir,
 	fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	sfs_inode_fd_put(fs->inodes, dir);
 	if (fd >= 0) {
-		capture_fd(fs, fd);
+		capture_fd(fs, fd, true);
 		close(fd);
 	}
 }
@@ -430,8 +473,9 @@ bool sfs_views_ioctl(fuse_req_t req, unsigned int cmd, const void *in,
 		err = EPERM;
 	else {
 		memcpy(&v, in, sizeof(v));
-		v.name[SFS_VIEW_NAME_MAX] = '\0';
-		if (!sfs_view_name_ok(v.name))
+		/* Unterminated: a caller's bug, not a name cut short. */
+		if (!memchr(v.name, '\0', sizeof(v.name)) ||
+		    !sfs_view_name_ok(v.name))
 			err = EINVAL;
 		else if (cmd == SFS_IOC_VIEW_CREATE)
 			err = view_create(fs, v.name);
@@ -442,11 +486,13 @@ bool sfs_views_ioctl(fuse_req_t req, unsigned int cmd, const void *in,
 		fuse_reply_err(req, err);
 		return true;
 	}
-	fuse_reply_ioctl(req, 0, NULL, 0);
-	/* A deleted view's entries leave the kernel's cache, so its nodes
-	 * are forgotten and what it kept is freed (unless still open). */
+	/* Before the reply, so that once the delete returns the name is
+	 * gone for everyone: the kernel drops its cached entry (the
+	 * deleting process holds no lock of the snapdir's, so this cannot
+	 * wait for us). */
 	if (cmd == SFS_IOC_VIEW_DELETE)
 		sfs_view_forget_name(fs, v.name);
+	fuse_reply_ioctl(req, 0, NULL, 0);
 	return true;
 }
 

@@ -19,8 +19,12 @@ struct sfs_view {
 	char *name;
 	uint64_t epoch;
 	struct timespec created, horizon;
-	unsigned refs;			/* the registry's own while not deleted */
+	/* What keeps its captures: the registry's own while not deleted,
+	 * open files and directories of it. At zero it is detached. */
+	unsigned refs;
+	unsigned holds;			/* what keeps only the struct (nodes) */
 	bool deleted;
+	bool detached;			/* captures gone: unusable */
 };
 
 struct capture {
@@ -46,6 +50,17 @@ struct sfs_views {
 	void *ctx;
 	uint64_t captures, captures_total, views_total;
 };
+
+/*
+ * The view counts change only under the lock and are read without it
+ * (sfs_views_count, sfs_views_any): atomic stores of the new value. (An
+ * atomic read-modify-write of the field also trips GCC 12's
+ * -Wstringop-overflow under -fsanitize=address, a false positive.)
+ */
+static void count_set(size_t *count, size_t value)
+{
+	__atomic_store_n(count, value, __ATOMIC_RELEASE);
+}
 
 static guint object_hash(gconstpointer p)
 {
@@ -148,8 +163,8 @@ int sfs_views_create(struct sfs_views *v, const char *name,
 		view->horizon = *horizon;
 		view->refs = 1;
 		g_ptr_array_add(v->views, view);
-		__atomic_add_fetch(&v->named, 1, __ATOMIC_RELEASE);
-		__atomic_add_fetch(&v->present, 1, __ATOMIC_RELEASE);
+		count_set(&v->named, v->named + 1);
+		count_set(&v->present, v->present + 1);
 		v->views_total++;
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -211,9 +226,11 @@ static void put_locked(struct sfs_views *v, struct sfs_view *view,
 	if (--view->refs)
 		return;
 	g_ptr_array_remove(v->views, view);
-	__atomic_sub_fetch(&v->present, 1, __ATOMIC_RELEASE);
-	view_free(view);
+	count_set(&v->present, v->present - 1);
+	view->detached = true;
 	collect(v, dead);
+	if (!view->holds)
+		view_free(view);
 }
 
 static void free_dead(struct sfs_views *v, GPtrArray *dead)
@@ -232,7 +249,7 @@ int sfs_views_delete(struct sfs_views *v, const char *name)
 	view = find_named(v, name);
 	if (view) {
 		view->deleted = true;
-		__atomic_sub_fetch(&v->named, 1, __ATOMIC_RELEASE);
+		count_set(&v->named, v->named - 1);
 		put_locked(v, view, dead);
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -257,6 +274,36 @@ void sfs_view_ref(struct sfs_views *v, struct sfs_view *view)
 	pthread_mutex_lock(&v->lock);
 	view->refs++;
 	pthread_mutex_unlock(&v->lock);
+}
+
+bool sfs_view_try_ref(struct sfs_views *v, struct sfs_view *view)
+{
+	bool ok;
+
+	pthread_mutex_lock(&v->lock);
+	ok = !view->detached;
+	if (ok)
+		view->refs++;
+	pthread_mutex_unlock(&v->lock);
+	return ok;
+}
+
+void sfs_view_hold(struct sfs_views *v, struct sfs_view *view)
+{
+	pthread_mutex_lock(&v->lock);
+	view->holds++;
+	pthread_mutex_unlock(&v->lock);
+}
+
+void sfs_view_release(struct sfs_views *v, struct sfs_view *view)
+{
+	bool dead;
+
+	pthread_mutex_lock(&v->lock);
+	dead = !--view->holds && view->detached;
+	pthread_mutex_unlock(&v->lock);
+	if (dead)
+		view_free(view);
 }
 
 void sfs_view_put(struct sfs_views *v, struct sfs_view *view)
@@ -423,6 +470,19 @@ void sfs_view_foreach_capture(struct sfs_views *v, const struct sfs_view *view,
 			}
 		}
 	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+void sfs_views_foreach_capture_of(struct sfs_views *v, dev_t dev, ino_t ino,
+				  void (*fn)(void *payload, void *arg), void *arg)
+{
+	struct object *o;
+
+	pthread_mutex_lock(&v->lock);
+	o = object_of(v, dev, ino);
+	for (struct capture *c = o ? o->newest : NULL; c; c = c->older)
+		if (c->payload)
+			fn(c->payload, arg);
 	pthread_mutex_unlock(&v->lock);
 }
 

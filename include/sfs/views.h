@@ -59,10 +59,23 @@ int sfs_views_create(struct sfs_views *v, const char *name,
  */
 int sfs_views_delete(struct sfs_views *v, const char *name);
 
+/*
+ * References. A reference keeps a view's captures (open files and
+ * directories of the view take one, and the registry while the view is
+ * not deleted); when the last goes, the view is detached: its captures
+ * only it used are freed, and it can no longer be used. A hold keeps only
+ * the struct (the kernel's cached nodes of the view, which must not keep
+ * its bytes after a delete): try_ref then tells whether it is still
+ * usable.
+ */
 /* A live view by name, with a reference (sfs_view_put), or NULL. */
 struct sfs_view *sfs_views_get(struct sfs_views *v, const char *name);
 void sfs_view_ref(struct sfs_views *v, struct sfs_view *view);
+/* A reference if view is not detached: true, else false. */
+bool sfs_view_try_ref(struct sfs_views *v, struct sfs_view *view);
 void sfs_view_put(struct sfs_views *v, struct sfs_view *view);
+void sfs_view_hold(struct sfs_views *v, struct sfs_view *view);
+void sfs_view_release(struct sfs_views *v, struct sfs_view *view);
 
 const char *sfs_view_name(const struct sfs_view *view);
 uint64_t sfs_view_epoch(const struct sfs_view *view);
@@ -114,6 +127,10 @@ size_t sfs_views_list(struct sfs_views *v, struct sfs_view ***out);
  */
 void sfs_view_foreach_capture(struct sfs_views *v, const struct sfs_view *view,
 			      void (*fn)(void *payload, void *arg), void *arg);
+
+/* Call fn for each payload of (dev, ino), under the mutex (as above). */
+void sfs_views_foreach_capture_of(struct sfs_views *v, dev_t dev, ino_t ino,
+				  void (*fn)(void *payload, void *arg), void *arg);
 
 /* Captures alive, views taken ever, captures made ever. */
 struct sfs_views_stats {
