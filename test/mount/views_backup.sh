@@ -149,7 +149,8 @@ if [ "$paused" -ne "$nwriters" ]; then
 	exit 1
 fi
 if [ "$target" = view ]; then
-	"$view_bin" create "$mnt" "$name" || { echo "not ok: no view was taken"; exit 1; }
+	out=$("$view_bin" create "$mnt" "$name" 2>&1) ||
+		{ echo "not ok: no view was taken: $out"; exit 1; }
 fi
 start=$SECONDS
 cp -a --preserve=all "$src" "$tmp/model" || { echo "not ok: cp -a of SRC"; exit 1; }
@@ -191,14 +192,14 @@ echo "# backups done: the daemon has $(ls /proc/$daemon/fd | wc -l) fds open" \
 # --- delete the view -----------------------------------------------------------
 if [ "$target" = mnt ]; then
 	:
-elif "$view_bin" delete "$mnt" "$name"; then
+elif out=$("$view_bin" delete "$mnt" "$name" 2>&1); then
 	python3 "$tree" views "$mnt" --empty || fail=1
 	[ -e "$view" ] && notok "$view still exists after deleting the view"
 	left=$(ls -A "$mnt/.snapshots" 2>&1)
 	[ -z "$left" ] && echo "ok: the view is deleted, $mnt/.snapshots is empty" ||
 		notok "$mnt/.snapshots after deleting the view: $left"
 else
-	notok "deleting the view"
+	notok "deleting the view: $out"
 fi
 
 # --- writers, daemon -------------------------------------------------------------
