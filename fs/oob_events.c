@@ -393,6 +393,39 @@ static void unannounced(struct oob_watch *w, struct oob_event *e,
  * held and preserved below like any other to a file with snapshots.
  * Accesses that only read are let be (not captured: no cost to readers).
  */
+/* Is p one of the n passes in old? */
+static bool pass_in(const struct oob_pass *p, const struct oob_pass *old,
+		    guint n)
+{
+	for (guint i = 0; i < n; i++)
+		if (old[i].tid == p->tid && old[i].dev == p->dev &&
+		    old[i].ino == p->ino && old[i].deadline_ns == p->deadline_ns)
+			return true;
+	return false;
+}
+
+void sfs_oob_wait_all_passes(struct oob_watch *w)
+{
+	struct oob_pass *old;
+	guint n;
+
+	pthread_mutex_lock(&w->done_lock);
+	n = w->passes->len;
+	old = g_memdup2(w->passes->data, n * sizeof(*old));
+	for (;;) {
+		bool found = false;
+
+		for (guint i = 0; i < w->passes->len && !found; i++)
+			found = pass_in(&g_array_index(w->passes, struct oob_pass, i),
+					old, n);
+		if (!found)
+			break;
+		pthread_cond_wait(&w->done_cond, &w->done_lock);
+	}
+	pthread_mutex_unlock(&w->done_lock);
+	g_free(old);
+}
+
 static void capture_for_views(struct oob_watch *w, struct oob_event *e,
 			      const struct stat *st)
 {

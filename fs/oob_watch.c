@@ -172,6 +172,13 @@ void sfs_oob_watch_unignore_all(struct oob_watch *w)
 		fuse_log(FUSE_LOG_ERR, "stablefs: cannot drop the watch's ignore "
 			 "marks for a view: %s\n", strerror(errno));
 	sfs_mutex_unlock(&w->mark_lock);
+	/*
+	 * A writer let through before (a pass) may land only now: held at
+	 * the kernel's hook, it still has to be woken and scheduled, often
+	 * milliseconds on a busy machine. Its change is the view's: wait
+	 * for it, so that it lands before the view's horizon is stamped.
+	 */
+	sfs_oob_wait_all_passes(w);
 }
 
 void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode)

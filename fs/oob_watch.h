@@ -99,5 +99,9 @@ void *sfs_oob_handler_main(void *arg);
 
 /* Wait until no change let through to (dev, ino) may still land. */
 void sfs_oob_wait_passes(struct oob_watch *w, dev_t dev, ino_t ino);
+/* Wait until every change let through so far, to any file, has landed
+ * (or its pass timed out); changes let through meanwhile are not waited
+ * for. */
+void sfs_oob_wait_all_passes(struct oob_watch *w);
 
 #endif

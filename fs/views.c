@@ -483,13 +483,21 @@ static int view_create(struct sfs_fs *fs, const char *name)
 		return EINVAL;
 	sfs_lock_order_acquire(SFS_RANK_VIEW_GATE, &fs->view_gate);
 	pthread_rwlock_wrlock(&fs->view_gate);
-	/* Changes from outside that the watch already announced belong
-	 * before the instant. */
-	sfs_oob_watch_drain(fs->watch);
-	sfs_oob_watch_unignore_all(fs->watch);
 	clock_gettime(CLOCK_REALTIME, &created);
-	horizon = take_horizon(fs);
+	/*
+	 * Changes from outside: from the moment the view exists, the watch
+	 * captures a file before it lets a change of it through; changes let
+	 * through before must land before the horizon (unignore_all waits
+	 * for them). Until then the view's horizon is "now": conservative.
+	 */
+	fs_now(fs, &horizon);
 	err = sfs_views_create(fs->views, name, &created, &horizon);
+	if (!err) {
+		sfs_oob_watch_drain(fs->watch);
+		sfs_oob_watch_unignore_all(fs->watch);
+		horizon = take_horizon(fs);
+		sfs_views_set_horizon(fs->views, name, &horizon);
+	}
 	sfs_lock_order_release(&fs->view_gate);
 	pthread_rwlock_unlock(&fs->view_gate);
 	if (!err)

@@ -171,6 +171,18 @@ int sfs_views_create(struct sfs_views *v, const char *name,
 	return err;
 }
 
+void sfs_views_set_horizon(struct sfs_views *v, const char *name,
+			   const struct timespec *horizon)
+{
+	struct sfs_view *view;
+
+	pthread_mutex_lock(&v->lock);
+	view = find_named(v, name);
+	if (view)
+		view->horizon = *horizon;
+	pthread_mutex_unlock(&v->lock);
+}
+
 /* Is a view with from < epoch <= to still in the array? Under the lock. */
 static bool view_between(struct sfs_views *v, uint64_t from, uint64_t to)
 {

@@ -53,6 +53,10 @@ int sfs_views_create(struct sfs_views *v, const char *name,
 		     const struct timespec *created,
 		     const struct timespec *horizon);
 
+/* Set the horizon of the live view name (taking it ends with this). */
+void sfs_views_set_horizon(struct sfs_views *v, const char *name,
+			   const struct timespec *horizon);
+
 /*
  * Delete a view: it is no longer found by name; its captures go once the
  * last reference to it is put. 0 or ENOENT.
