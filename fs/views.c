@@ -15,7 +15,10 @@
  * after a later one (we wait for the filesystem's clock to move on before
  * opening the gate). An object a view would read live but whose ctime is
  * past the horizon changed outside the mount after the instant: the view
- * answers EIO for it, never a mix of two instants.
+ * answers EIO for it, never a mix of two instants. Under -o oob=preserve
+ * the watch captures files before it lets changes from outside through
+ * (oob_events.c), from the moment the view exists; what it let through
+ * before lands before the horizon is stamped (view_create).
  */
 #include <dirent.h>
 #include <errno.h>
