@@ -47,6 +47,9 @@ struct sfs_fs {
 	 * change through MNT holds shared, a view taken exclusively. */
 	struct sfs_views *views;
 	pthread_rwlock_t view_gate;
+	/* sfs_view_capture_held, for the watch's handler (set with views:
+	 * the watch sits below the views and does not call up into them). */
+	bool (*capture_held)(struct sfs_fs *fs, int fd, const struct stat *st);
 };
 
 /* An open regular file: fi->fh points to one. */
@@ -388,13 +391,15 @@ bool sfs_views_ioctl(fuse_req_t req, unsigned int cmd, const void *in,
 		     size_t in_size);
 /* The views as JSON (include/sfs/view_ioctl.h), g_free'd by the caller. */
 char *sfs_views_json(struct sfs_fs *fs, size_t *len);
-const char *sfs_snapdir(struct sfs_fs *fs);
+static inline const char *sfs_snapdir(struct sfs_fs *fs)
+{
+	return fs->opts.snapdir;
+}
 /* Is ino one of a view's nodes? */
 bool sfs_is_view_ino(fuse_ino_t ino);
 void sfs_view_lookup_snapdir(fuse_req_t req);
 void sfs_view_forget_name(struct sfs_fs *fs, const char *name);
 void sfs_view_nodes_free(struct sfs_fs *fs);
-void sfs_view_file_close(struct sfs_fs *fs, struct sfs_file *f);
 void sfs_vop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void sfs_vop_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n);
 void sfs_vop_getattr(fuse_req_t req, fuse_ino_t ino);

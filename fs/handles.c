@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "sfs/views.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static GHashTable *files, *dirs;	/* sets of handles; protected by lock */
@@ -50,8 +51,11 @@ void sfs_file_close(struct sfs_fs *fs, struct sfs_file *f)
 		__atomic_store_n(&f->inode->live_reads, false, __ATOMIC_RELEASE);
 	if (f->bound)
 		sfs_node_release(fs->inodes, f->node);
-	if (f->view)
-		sfs_view_file_close(fs, f);
+	/* A view's file (view_ops.c): its snapshot and its view. */
+	if (f->view) {
+		sfs_history_close(sfs_inode_history(f->inode), fs->store, f->snap);
+		sfs_view_put(fs->views, f->view);
+	}
 	free(f);
 }
 

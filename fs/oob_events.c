@@ -441,8 +441,9 @@ static void capture_for_views(struct oob_watch *w, struct oob_event *e,
 		return;
 	if (read_held_syscall(e->tid, line, sizeof(line)))
 		sfs_syscall_parse(line, &sc);
-	if (sfs_oob_access_changes(&sc, kind, e->off, e->count, &off, &end))
-		sfs_view_capture_held(w->fs, e->fd, st);
+	if (sfs_oob_access_changes(&sc, kind, e->off, e->count, &off, &end) &&
+	    w->fs->capture_held)
+		w->fs->capture_held(w->fs, e->fd, st);
 }
 
 static void handle_event(struct oob_watch *w, struct oob_event *e)

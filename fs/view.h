@@ -1,6 +1,7 @@
 /*
- * Tree views (G7), private to fs/views.c (taking views, capturing objects)
- * and fs/view_ops.c (serving MNT/<snapdir>/NAME/...).
+ * Tree views (G7), private to fs/views.c (taking views, capturing objects),
+ * fs/view_ops.c (serving MNT/<snapdir>/NAME/...) and fs/view_state.c
+ * (what both keep and check of an object).
  */
 #ifndef SFS_VIEW_H
 #define SFS_VIEW_H
@@ -54,6 +55,8 @@ const struct view_dirent *view_dir_find(const struct view_dir *d,
 /* Read the xattrs of the object path_fd refers to into c. 0 or errno. */
 int view_xattrs_read(int path_fd, GByteArray **out, bool *known);
 
+/* Is a later than b? */
+bool view_ts_after(struct timespec a, struct timespec b);
 /* Has the object (live stat st) changed outside the mount since view? */
 bool view_changed_outside(const struct sfs_view *view, const struct stat *st);
 /* Say once per mount that a view met such an object; counts each. */

@@ -78,11 +78,6 @@ static fuse_ino_t vnode_id(struct vnode *v)
 	return (fuse_ino_t)(uintptr_t)v | 1;
 }
 
-const char *sfs_snapdir(struct sfs_fs *fs)
-{
-	return fs->opts.snapdir;
-}
-
 /* With vnodes_lock: the vnode of key, with one more lookup, or NULL. */
 static struct vnode *vnode_find(const struct vnode *key)
 {
@@ -832,12 +827,6 @@ void sfs_vop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		sfs_handle_track_file(f, false);
 		sfs_file_close(fs, f);
 	}
-}
-
-void sfs_view_file_close(struct sfs_fs *fs, struct sfs_file *f)
-{
-	sfs_history_close(sfs_inode_history(f->inode), fs->store, f->snap);
-	sfs_view_put(fs->views, f->view);
 }
 
 /* ---- extended attributes ---------------------------------------------- */

@@ -358,3 +358,16 @@ const char *sfs_options_help(void)
 	"                           are reopened from file handles (default:\n"
 	"                           half the fd limit)\n";
 }
+
+const char *sfs_component_problem(const char *name)
+{
+	if (!*name)
+		return "is empty";
+	if (strchr(name, '/'))
+		return "contains '/'";
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return "is '.' or '..'";
+	if (strlen(name) > NAME_MAX)
+		return "is longer than 255 bytes";
+	return NULL;
+}

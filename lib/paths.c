@@ -25,19 +25,6 @@ bool sfs_name_is_safe(const char *name)
 	       strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
 }
 
-const char *sfs_component_problem(const char *name)
-{
-	if (!*name)
-		return "is empty";
-	if (strchr(name, '/'))
-		return "contains '/'";
-	if (!strcmp(name, ".") || !strcmp(name, ".."))
-		return "is '.' or '..'";
-	if (strlen(name) > NAME_MAX)
-		return "is longer than 255 bytes";
-	return NULL;
-}
-
 static int check_dir(const char *what, const char *path, char *err, size_t errlen)
 {
 	char q[4 * SFS_QUOTE_MAX + 8];

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sfs/paths.h"
+#include "sfs/options.h"
 #include "sfs/view_ioctl.h"
 #include "sfs/views.h"
 

@@ -91,4 +91,12 @@ void sfs_printable(const char *s, char *out, size_t outlen);
 /* Help text for our options, for -h. */
 const char *sfs_options_help(void);
 
+/*
+ * What is wrong with name as a single path component a user chose (a tree
+ * view's name, -o snapdir=): NULL if nothing, else a phrase for a message,
+ * "is empty", "contains '/'", "is '.' or '..'" or "is longer than 255
+ * bytes" (NAME_MAX: one directory entry).
+ */
+const char *sfs_component_problem(const char *name);
+
 #endif

@@ -25,12 +25,4 @@ int sfs_check_mount_paths(const char *src, const char *mnt, bool allow_nonempty,
 /* A single path component we may pass to *at() calls: no '/', not . or .. */
 bool sfs_name_is_safe(const char *name);
 
-/*
- * What is wrong with name as a single path component a user chose (a tree
- * view's name, -o snapdir=): NULL if nothing, else a phrase for a message,
- * "is empty", "contains '/'", "is '.' or '..'" or "is longer than 255
- * bytes" (NAME_MAX: one directory entry).
- */
-const char *sfs_component_problem(const char *name);
-
 #endif

@@ -198,9 +198,34 @@ static void test_snapdir(void **state)
 	expect_rejected("snapdir=..", "not . or ..");
 }
 
+static void test_component_problem(void **state)
+{
+	char longest[256], too_long[257];
+
+	(void)state;
+	memset(longest, 'n', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	memset(too_long, 'n', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+	assert_null(sfs_component_problem("nightly"));
+	assert_null(sfs_component_problem("..."));
+	assert_null(sfs_component_problem(".snapshots"));
+	assert_null(sfs_component_problem("-x"));
+	assert_null(sfs_component_problem("new\nline \"quoted\" \\"));
+	assert_null(sfs_component_problem("\xff\xfe"));
+	assert_null(sfs_component_problem(longest));
+	assert_string_equal(sfs_component_problem(""), "is empty");
+	assert_string_equal(sfs_component_problem("a/b"), "contains '/'");
+	assert_string_equal(sfs_component_problem("/"), "contains '/'");
+	assert_string_equal(sfs_component_problem("."), "is '.' or '..'");
+	assert_string_equal(sfs_component_problem(".."), "is '.' or '..'");
+	assert_string_equal(sfs_component_problem(too_long), "is longer than 255 bytes");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_component_problem),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_defaults_and_src),
 		cmocka_unit_test(test_our_options_consumed),

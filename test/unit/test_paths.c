@@ -42,30 +42,6 @@ static void test_safe_names(void **state)
 }
 
 /* The rules of view names and -o snapdir=: one directory entry a user chose. */
-static void test_component_problem(void **state)
-{
-	char longest[256], too_long[257];
-
-	(void)state;
-	memset(longest, 'n', sizeof(longest) - 1);
-	longest[sizeof(longest) - 1] = '\0';
-	memset(too_long, 'n', sizeof(too_long) - 1);
-	too_long[sizeof(too_long) - 1] = '\0';
-	assert_null(sfs_component_problem("nightly"));
-	assert_null(sfs_component_problem("..."));
-	assert_null(sfs_component_problem(".snapshots"));
-	assert_null(sfs_component_problem("-x"));
-	assert_null(sfs_component_problem("new\nline \"quoted\" \\"));
-	assert_null(sfs_component_problem("\xff\xfe"));
-	assert_null(sfs_component_problem(longest));
-	assert_string_equal(sfs_component_problem(""), "is empty");
-	assert_string_equal(sfs_component_problem("a/b"), "contains '/'");
-	assert_string_equal(sfs_component_problem("/"), "contains '/'");
-	assert_string_equal(sfs_component_problem("."), "is '.' or '..'");
-	assert_string_equal(sfs_component_problem(".."), "is '.' or '..'");
-	assert_string_equal(sfs_component_problem(too_long), "is longer than 255 bytes");
-}
-
 struct dirs {
 	char base[PATH_MAX - 64];
 	char src[PATH_MAX], mnt[PATH_MAX], file[PATH_MAX];
@@ -156,7 +132,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_within),
 		cmocka_unit_test(test_safe_names),
-		cmocka_unit_test(test_component_problem),
 		cmocka_unit_test_setup_teardown(test_mount_path_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mount_paths_ok, setup, teardown),
 	};
