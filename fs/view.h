@@ -45,6 +45,8 @@ struct view_capture {
 	bool lost;		/* capturing failed: the views answer EIO */
 };
 
+/* An empty listing (its names are freed with it). */
+struct view_dir *view_dir_new(void);
 /* Read the entries of the directory path_fd refers to; NULL with errno. */
 struct view_dir *view_dir_read(int path_fd);
 void view_dir_put(struct view_dir *d);

@@ -565,15 +565,12 @@ struct view_dir_handle {
 /* The listing of the snapdir: the views by name. */
 static struct view_dir *snapdir_list(struct sfs_fs *fs)
 {
-	struct view_dir *d = g_new0(struct view_dir, 1);
+	struct view_dir *d = view_dir_new();
 	struct sfs_view **list;
 	size_t n = sfs_views_list(fs->views, &list);
 	struct view_dirent dot = { g_strdup("."), SNAPDIR_INO, DT_DIR };
 	struct view_dirent dotdot = { g_strdup(".."), FUSE_ROOT_ID, DT_DIR };
 
-	d->entries = g_array_new(FALSE, FALSE, sizeof(struct view_dirent));
-	d->by_name = g_hash_table_new(g_str_hash, g_str_equal);
-	d->refs = 1;
 	g_array_append_val(d->entries, dot);
 	g_array_append_val(d->entries, dotdot);
 	for (size_t i = 0; i < n; i++) {

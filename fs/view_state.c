@@ -21,6 +21,17 @@ static void dirent_clear(gpointer p)
 	g_free(((struct view_dirent *)p)->name);
 }
 
+struct view_dir *view_dir_new(void)
+{
+	struct view_dir *d = g_new0(struct view_dir, 1);
+
+	d->entries = g_array_new(FALSE, FALSE, sizeof(struct view_dirent));
+	g_array_set_clear_func(d->entries, dirent_clear);
+	d->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+	d->refs = 1;
+	return d;
+}
+
 struct view_dir *view_dir_read(int path_fd)
 {
 	struct view_dir *d;
@@ -36,11 +47,7 @@ struct view_dir *view_dir_read(int path_fd)
 		errno = err;
 		return NULL;
 	}
-	d = g_new0(struct view_dir, 1);
-	d->entries = g_array_new(FALSE, FALSE, sizeof(struct view_dirent));
-	g_array_set_clear_func(d->entries, dirent_clear);
-	d->by_name = g_hash_table_new(g_str_hash, g_str_equal);
-	d->refs = 1;
+	d = view_dir_new();
 	errno = 0;
 	while ((e = readdir(dp))) {
 		struct view_dirent de = {
