@@ -78,6 +78,16 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 			return (void)fuse_reply_err(req, EROFS); \
 	} while (0)
 
+/* A change of ino (a directory: a new name in it) begins: hold the gate,
+ * and keep ino as it is for the views that still need it. */
+static void begin_change_of(fuse_req_t req, fuse_ino_t ino)
+{
+	struct sfs_fs *fs = sfs_fs_of(req);
+
+	sfs_change_begin(fs);
+	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
@@ -125,8 +135,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct sfs_fs *fs = sfs_fs_of(req);
 
 	VIEW_READ_ONLY(ino);
-	sfs_change_begin(fs);
-	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	begin_change_of(req, ino);
 	sfs_op_setattr(req, ino, attr, valid, fi);
 	sfs_change_end(fs);
 }
@@ -138,22 +147,13 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	sfs_op_readlink(req, ino);
 }
 
-/* A new name in parent: the directory's entries change. */
-static void begin_new_name(fuse_req_t req, fuse_ino_t parent)
-{
-	struct sfs_fs *fs = sfs_fs_of(req);
-
-	sfs_change_begin(fs);
-	sfs_view_capture_inode(fs, sfs_inode_of(req, parent));
-}
-
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
 
 	VIEW_READ_ONLY(parent);
-	begin_new_name(req, parent);
+	begin_change_of(req, parent);
 	sfs_op_mknod(req, parent, name, mode, rdev);
 	sfs_change_end(fs);
 }
@@ -164,7 +164,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct sfs_fs *fs = sfs_fs_of(req);
 
 	VIEW_READ_ONLY(parent);
-	begin_new_name(req, parent);
+	begin_change_of(req, parent);
 	sfs_op_mkdir(req, parent, name, mode);
 	sfs_change_end(fs);
 }
@@ -175,7 +175,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	struct sfs_fs *fs = sfs_fs_of(req);
 
 	VIEW_READ_ONLY(parent);
-	begin_new_name(req, parent);
+	begin_change_of(req, parent);
 	sfs_op_symlink(req, target, parent, name);
 	sfs_change_end(fs);
 }
@@ -186,7 +186,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct sfs_fs *fs = sfs_fs_of(req);
 
 	VIEW_READ_ONLY(parent);
-	begin_new_name(req, parent);
+	begin_change_of(req, parent);
 	sfs_op_create(req, parent, name, mode, fi);
 	sfs_change_end(fs);
 }
@@ -199,7 +199,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	VIEW_READ_ONLY(newparent);
 	if (sfs_is_view_ino(ino))
 		return (void)fuse_reply_err(req, EXDEV);
-	begin_new_name(req, newparent);
+	begin_change_of(req, newparent);
 	/* Its link count and ctime change. */
 	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
 	sfs_op_link(req, ino, newparent, newname);
@@ -211,7 +211,7 @@ static void begin_name_gone(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct sfs_fs *fs = sfs_fs_of(req);
 
-	begin_new_name(req, parent);
+	begin_change_of(req, parent);
 	sfs_view_capture_name(fs, sfs_inode_of(req, parent), name);
 }
 
@@ -306,8 +306,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return sfs_vop_open(req, ino, fi);
 	if (!(fi->flags & O_TRUNC))
 		return sfs_op_open(req, ino, fi);
-	sfs_change_begin(fs);
-	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	begin_change_of(req, ino);
 	sfs_op_open(req, ino, fi);
 	sfs_change_end(fs);
 }
@@ -321,8 +320,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	struct sfs_fs *fs = sfs_fs_of(req);
 
 	VIEW_READ_ONLY(ino);
-	sfs_change_begin(fs);
-	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	begin_change_of(req, ino);
 	sfs_op_write_buf(req, ino, in, off, fi);
 	sfs_change_end(fs);
 }
@@ -333,8 +331,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	struct sfs_fs *fs = sfs_fs_of(req);
 
 	VIEW_READ_ONLY(ino);
-	sfs_change_begin(fs);
-	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	begin_change_of(req, ino);
 	sfs_op_fallocate(req, ino, mode, off, len, fi);
 	sfs_change_end(fs);
 }
@@ -350,8 +347,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	 * for the whole mount): the kernel copies through READs instead. */
 	if (sfs_is_view_ino(ino_in) || sfs_is_view_ino(ino_out))
 		return (void)fuse_reply_err(req, EOPNOTSUPP);
-	sfs_change_begin(fs);
-	sfs_view_capture_inode(fs, sfs_inode_of(req, ino_out));
+	begin_change_of(req, ino_out);
 	sfs_op_copy_file_range(req, ino_in, off_in, fi_in, ino_out, off_out,
 			       fi_out, len, flags);
 	sfs_change_end(fs);
@@ -363,8 +359,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	struct sfs_fs *fs = sfs_fs_of(req);
 
 	VIEW_READ_ONLY(ino);
-	sfs_change_begin(fs);
-	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	begin_change_of(req, ino);
 	sfs_op_setxattr(req, ino, name, value, size, flags);
 	sfs_change_end(fs);
 }
@@ -389,8 +384,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct sfs_fs *fs = sfs_fs_of(req);
 
 	VIEW_READ_ONLY(ino);
-	sfs_change_begin(fs);
-	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	begin_change_of(req, ino);
 	sfs_op_removexattr(req, ino, name);
 	sfs_change_end(fs);
 }
@@ -409,8 +403,7 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 	if (cmd != FS_IOC_SETFLAGS && cmd != FS_IOC_FSSETXATTR)
 		return sfs_op_ioctl(req, ino, cmd, arg, fi, flags, in, in_size,
 				    out_size);
-	sfs_change_begin(fs);
-	sfs_view_capture_inode(fs, sfs_inode_of(req, ino));
+	begin_change_of(req, ino);
 	sfs_op_ioctl(req, ino, cmd, arg, fi, flags, in, in_size, out_size);
 	sfs_change_end(fs);
 }
