@@ -84,6 +84,14 @@ struct oob_watch {
 	GArray *grants;
 	GArray *ended;
 	GHashTable *named;
+	/* The handler's: the last held write, for preserving ahead. */
+	struct oob_stream {
+		pid_t tid;
+		dev_t dev;
+		ino_t ino;
+		uint64_t end;		/* where it ended */
+		uint64_t ahead_end;	/* preserved ahead up to here */
+	} stream;
 };
 
 /* oob_queue.c: read what the group has queued now and pass it on (takes

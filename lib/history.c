@@ -868,28 +868,26 @@ static void too_many_extents(struct sfs_history *h, struct sfs_store *s,
 	snap_release_extents(h, s, p);
 }
 
-void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
-			       int (*live_fd)(void *arg), void *arg,
-			       uint64_t off, uint64_t end)
+/*
+ * With the mutex held and snapshots to serve: preserve what the live
+ * snapshots still need of [off, end) from the live file (live_fd(arg)).
+ * Returns the bytes of the ranges newly preserved (holes included).
+ */
+static uint64_t preserve_locked(struct sfs_history *h, struct sfs_store *s,
+				int (*live_fd)(void *arg), void *arg,
+				uint64_t off, uint64_t end)
 {
 	GArray *all, *pieces, *bases;
+	uint64_t preserved = 0;
 	struct range win;
 	struct stat st;
 	int fd, err = 0;
 
-	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
-	if (!h->snaps || off >= end) {
-		/* Nothing to preserve: only say a change is running. */
-		h->changing++;
-		sfs_mutex_unlock(&h->mutex);
-		return;
-	}
 	fd = live_fd(arg);
 	if (fd >= 0 && fstat(fd, &st) == 0)
 		check_oob_locked(h, &st);
 	else
 		err = errno;	/* of live_fd() or fstat() */
-	h->changing++;
 	all = g_array_new(FALSE, FALSE, sizeof(struct range));
 	pieces = g_array_new(FALSE, FALSE, sizeof(struct piece));
 	bases = g_array_new(FALSE, FALSE, sizeof(struct chunk_base));
@@ -900,10 +898,13 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 			add_gaps(p, off, e, all);
 	}
 	merge_ranges(all);
-	for (guint i = 0; i < all->len && !err; i++)
-		err = preserve_range(h, s, fd, (uint64_t)st.st_size,
-				     g_array_index(all, struct range, i), pieces,
+	for (guint i = 0; i < all->len && !err; i++) {
+		struct range r = g_array_index(all, struct range, i);
+
+		err = preserve_range(h, s, fd, (uint64_t)st.st_size, r, pieces,
 				     bases);
+		preserved += err ? 0 : r.end - r.start;
+	}
 	win = pieces_window(pieces);
 	for (struct sfs_snap *p = h->snaps; p; p = p->next) {
 		uint64_t e = MIN(end, p->size);
@@ -932,10 +933,37 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 	for (struct sfs_snap *p = h->snaps; p; p = p->next)
 		if (!p->invalid && p->extents->len > max_extents)
 			too_many_extents(h, s, p);
-	sfs_mutex_unlock(&h->mutex);
 	g_array_free(all, TRUE);
 	g_array_free(pieces, TRUE);
 	g_array_free(bases, TRUE);
+	return err ? 0 : preserved;
+}
+
+void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
+			       int (*live_fd)(void *arg), void *arg,
+			       uint64_t off, uint64_t end)
+{
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	/* The out-of-band check runs before the change is counted: once it
+	 * is, a new mtime is ours and tells nothing. */
+	if (h->snaps && off < end)
+		preserve_locked(h, s, live_fd, arg, off, end);
+	h->changing++;
+	sfs_mutex_unlock(&h->mutex);
+}
+
+uint64_t sfs_history_preserve_ahead(struct sfs_history *h,
+				    struct sfs_store *s,
+				    int (*live_fd)(void *arg), void *arg,
+				    uint64_t off, uint64_t end)
+{
+	uint64_t preserved = 0;
+
+	sfs_mutex_lock(&h->mutex, SFS_RANK_HISTORY);
+	if (h->snaps && off < end)
+		preserved = preserve_locked(h, s, live_fd, arg, off, end);
+	sfs_mutex_unlock(&h->mutex);
+	return preserved;
 }
 
 void sfs_history_after_change(struct sfs_history *h, int fd, bool data_changed)

@@ -39,6 +39,15 @@ static bool is_read(long nr)
 	       nr == SYS_preadv || nr == SYS_preadv2;
 }
 
+bool sfs_syscall_is_write(const struct sfs_syscall *sc)
+{
+	long nr = sc->nr;
+
+	return sc->known && (nr == SYS_write || nr == SYS_pwrite64 ||
+			     nr == SYS_writev || nr == SYS_pwritev ||
+			     nr == SYS_pwritev2);
+}
+
 static bool is_open(long nr)
 {
 #ifdef SYS_open

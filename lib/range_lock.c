@@ -35,24 +35,60 @@ static bool can_grant(const struct sfs_range_request *r)
 }
 
 
-void sfs_range_acquire(struct sfs_range_lock *l, struct sfs_range_request *r,
-		    uint64_t off, uint64_t len, bool exclusive)
+static void request_init(struct sfs_range_request *r, uint64_t off,
+			 uint64_t len, bool exclusive)
 {
-	uint64_t t0;
-
 	r->start = off;
 	r->end = len > SFS_RANGE_EOF - off ? SFS_RANGE_EOF : off + len;
 	r->exclusive = exclusive;
 	r->granted = false;
 	r->next = NULL;
-	sfs_lock_order_acquire(SFS_RANK_RANGE, l);
-	pthread_mutex_lock(&l->mutex);
+}
+
+/* Queue r last. With l->mutex held. */
+static void enqueue(struct sfs_range_lock *l, struct sfs_range_request *r)
+{
 	r->prev = l->tail;
 	if (l->tail)
 		l->tail->next = r;
 	else
 		l->head = r;
 	l->tail = r;
+}
+
+bool sfs_range_try_acquire(struct sfs_range_lock *l,
+			   struct sfs_range_request *r, uint64_t off,
+			   uint64_t len, bool exclusive)
+{
+	request_init(r, off, len, exclusive);
+	pthread_mutex_lock(&l->mutex);
+	enqueue(l, r);
+	/* Nobody is behind r yet: taking it out again wakes no one. */
+	if (!can_grant(r)) {
+		l->tail = r->prev;
+		if (r->prev)
+			r->prev->next = NULL;
+		else
+			l->head = NULL;
+		pthread_mutex_unlock(&l->mutex);
+		r->prev = NULL;
+		return false;
+	}
+	r->granted = true;
+	pthread_mutex_unlock(&l->mutex);
+	sfs_lock_order_held(SFS_RANK_RANGE, l);
+	return true;
+}
+
+void sfs_range_acquire(struct sfs_range_lock *l, struct sfs_range_request *r,
+		    uint64_t off, uint64_t len, bool exclusive)
+{
+	uint64_t t0;
+
+	request_init(r, off, len, exclusive);
+	sfs_lock_order_acquire(SFS_RANK_RANGE, l);
+	pthread_mutex_lock(&l->mutex);
+	enqueue(l, r);
 	if (!can_grant(r)) {
 		t0 = sfs_now_ns();
 		do

@@ -100,6 +100,17 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 			       uint64_t off, uint64_t end);
 void sfs_history_after_change(struct sfs_history *h, int fd, bool data_changed);
 /*
+ * Preserve [off, end) for the live snapshots that still need it, before
+ * any change of it is announced: a guess that a sequential writer comes
+ * next, so the copy overlaps its current write rather than holding the
+ * next one. The caller holds the range exclusively, as for a change, and
+ * no change of it may be running. Returns the bytes newly preserved.
+ */
+uint64_t sfs_history_preserve_ahead(struct sfs_history *h,
+				    struct sfs_store *s,
+				    int (*live_fd)(void *arg), void *arg,
+				    uint64_t off, uint64_t end);
+/*
  * A change of metadata only (times, mode) through MNT begins: nothing to
  * preserve, but until sfs_history_after_change(h, fd, false) the file's
  * new mtime or ctime must not look like a change from outside.

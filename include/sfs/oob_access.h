@@ -28,6 +28,10 @@ struct sfs_syscall {
  * give known = false. */
 void sfs_syscall_parse(const char *line, struct sfs_syscall *sc);
 
+/* Is it write(2) or one of its vector/positioned kin: a change of just
+ * the range it names, with no size change but growth? */
+bool sfs_syscall_is_write(const struct sfs_syscall *sc);
+
 enum sfs_oob_event { SFS_OOB_PRE_ACCESS, SFS_OOB_OPEN };
 
 /*

@@ -50,6 +50,11 @@ void sfs_range_lock_destroy(struct sfs_range_lock *l);
 void sfs_range_acquire(struct sfs_range_lock *l, struct sfs_range_request *r,
 		    uint64_t off, uint64_t len, bool exclusive);
 void sfs_range_release(struct sfs_range_lock *l, struct sfs_range_request *r);
+/* The same, if it can be granted now without waiting; else false, and r
+ * is not queued (nothing to release). */
+bool sfs_range_try_acquire(struct sfs_range_lock *l,
+			   struct sfs_range_request *r, uint64_t off,
+			   uint64_t len, bool exclusive);
 
 /* Is any range held or waiting? (for tests and leak checks) */
 bool sfs_range_lock_idle(struct sfs_range_lock *l);

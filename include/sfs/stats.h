@@ -26,6 +26,8 @@ enum sfs_stat {
 	SFS_STAT_OOB_HELD,		/* outside accesses held for a snapshot's file */
 	SFS_STAT_OOB_IGNORE_MARKS,	/* files the kernel filters out for us */
 	SFS_STAT_OOB_GRANT_TIMEOUTS,	/* held changes not seen to end in time */
+	SFS_STAT_OOB_AHEAD_BYTES,	/* preserved ahead of sequential writers */
+	SFS_STAT_OOB_AHEAD_HITS,	/* held writes that found theirs done */
 	SFS_STAT_VIEW_EIO,		/* view lookups/reads failed: changed outside */
 	SFS_STAT_VIEW_CAPTURE_FAILURES,	/* objects views could not keep */
 	SFS_STAT_VIEW_OOB_CAPTURES,	/* files captured for views before a

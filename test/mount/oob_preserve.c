@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/param.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -91,7 +92,7 @@ static int change(struct shared *sh, const char *path, int fd,
 	uint64_t off = (uint64_t)rnd_below(seed, MAX_SIZE);
 	uint64_t len = 1 + (uint64_t)rnd_below(seed, 64 * 1024);
 	bool fresh = v % 2;
-	int op = (int)rnd_below(seed, 8), rc = 0, f = fd;
+	int op = (int)rnd_below(seed, 9), rc = 0, f = fd;
 	unsigned char buf[64 * 1024];
 
 	if (op != 1 && fresh) {
@@ -153,6 +154,23 @@ static int change(struct shared *sh, const char *path, int fd,
 		rc = fallocate(f, (op == 5 ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) |
 			       FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
 		memset(model + off, 0, len);
+		break;
+	case 8:		/* rewrite in order, chunk by chunk, from off to
+			 * somewhere near the end (cp, dd, rsync --inplace):
+			 * the watch preserves ahead of such a writer */
+		off = off % (*size + 1) & ~(uint64_t)4095;
+		for (uint64_t stop = *size - rnd_below(seed, *size / 4 + 1);
+		     off < stop && rc == 0; off += len) {
+			len = 4096 * (1 + rnd_below(seed, 8));
+			len = MIN(len, stop - off);
+			for (uint64_t i = 0; i < len; i++)
+				model[off + i] = version_byte(v, off + i);
+			rc = pwrite_all(f, model + off, len, (off_t)off);
+			if (off + len < stop) {	/* each write is a version */
+				publish(sh, v, model, *size);
+				v = ++*version;
+			}
+		}
 		break;
 	default:	/* rewrite the whole file in place, same size */
 		for (size_t i = 0; i < *size; i++)
@@ -462,6 +480,10 @@ static void test_preserve_ext4(void **state)
 
 	run(f, "ext4, oob=preserve");
 	assert_preserved(f);
+	/* The writes in order were preserved ahead, and some found their
+	 * range done: the bytes above were checked with that path taken. */
+	assert_true(mount_counter(f->m.mnt, "oob_preserved_ahead_bytes") > 0);
+	assert_true(mount_counter(f->m.mnt, "oob_preserved_ahead_hits") > 0);
 }
 
 static void test_preserve_xfs(void **state)

@@ -202,6 +202,34 @@ static void test_overwrite_preserves_only_the_range(void **state)
 	assert_false(sfs_history_busy(&f->h));
 }
 
+/* Preserving ahead copies what snapshots need before the change comes:
+ * the change then finds nothing to copy, the snapshot reads its bytes,
+ * and a second guess of the same range costs nothing. */
+static void test_preserve_ahead(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *snap;
+
+	/* No snapshot: nothing to keep. */
+	assert_int_equal(sfs_history_preserve_ahead(&f->h, f->store, live_fd_of,
+						    f, 0, 65536), 0);
+	snap = open_snap(f);
+	assert_int_equal(sfs_history_preserve_ahead(&f->h, f->store, live_fd_of,
+						    f, 65536, 131072), 65536);
+	assert_int_equal(live_bytes(f), 65536);
+	assert_int_equal(f->h.changing, 0);	/* no change was announced */
+	assert_int_equal(sfs_history_preserve_ahead(&f->h, f->store, live_fd_of,
+						    f, 65536, 131072), 0);
+	/* Past the snapshot's end there is nothing it needs. */
+	assert_int_equal(sfs_history_preserve_ahead(&f->h, f->store, live_fd_of,
+						    f, FILE_SIZE, FILE_SIZE + 4096), 0);
+	change(f, 65536, 131072, overwrite);
+	assert_int_equal(live_bytes(f), 65536);	/* nothing more copied */
+	assert_snap_is_original(f, snap);
+	sfs_history_close(&f->h, f->store, snap);
+	assert_int_equal(live_bytes(f), 0);
+}
+
 static void test_versions_see_their_own_content(void **state)
 {
 	struct fx *f = *state;
@@ -519,6 +547,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_open_costs_nothing),
 		T(test_overwrite_preserves_only_the_range),
+		T(test_preserve_ahead),
 		T(test_versions_see_their_own_content),
 		T(test_truncate_and_size),
 		T(test_holes_stay_holes),

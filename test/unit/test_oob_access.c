@@ -93,6 +93,32 @@ static void test_writes(void **state)
 	assert_int_equal(end, 12288);
 }
 
+/* Only write(2) and its kin are writes "in order" (for preserving ahead). */
+static void test_is_write(void **state)
+{
+	static const long writes[] = { SYS_write, SYS_pwrite64, SYS_writev,
+				       SYS_pwritev, SYS_pwritev2 };
+	static const long others[] = { SYS_read, SYS_pread64, SYS_ftruncate,
+				       SYS_fallocate, SYS_mmap, SYS_openat,
+				       SYS_copy_file_range };
+	struct sfs_syscall sc;
+	char line[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+		snprintf(line, sizeof(line), "%ld 0x3 0x1000 0x1 0x0 0x0 0x0 0x1 0x2", writes[i]);
+		sfs_syscall_parse(line, &sc);
+		assert_true(sfs_syscall_is_write(&sc));
+	}
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		snprintf(line, sizeof(line), "%ld 0x3 0x1000 0x1 0x0 0x0 0x0 0x1 0x2", others[i]);
+		sfs_syscall_parse(line, &sc);
+		assert_false(sfs_syscall_is_write(&sc));
+	}
+	sfs_syscall_parse("running", &sc);
+	assert_false(sfs_syscall_is_write(&sc));
+}
+
 static void test_truncation_reaches_the_end(void **state)
 {
 	char line[128];
@@ -151,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_reads_change_nothing),
 		cmocka_unit_test(test_writes),
+		cmocka_unit_test(test_is_write),
 		cmocka_unit_test(test_truncation_reaches_the_end),
 		cmocka_unit_test(test_unknown_is_a_change_to_the_end),
 	};

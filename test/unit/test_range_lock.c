@@ -143,6 +143,30 @@ static void test_open_ended_range(void **state)
 	finish(&near_read);
 }
 
+/* A try never waits and, refused, leaves nothing queued: a writer queued
+ * behind the refused request would otherwise wait for it forever. */
+static void test_try_acquire_never_waits(void **state)
+{
+	struct sfs_range_request r, r2;
+	struct locker rd, wr;
+
+	(void)state;
+	start(&rd, 0, 8192, false);
+	assert_true(granted_within(&rd, 1000));
+	assert_false(sfs_range_try_acquire(&L, &r, 4096, 4096, true));
+	assert_true(sfs_range_try_acquire(&L, &r, 4096, 4096, false));
+	assert_true(sfs_range_try_acquire(&L, &r2, 8192, 4096, true));
+	sfs_range_release(&L, &r);
+	/* Behind the refused try, a writer of the read range goes when the
+	 * reader does. */
+	start(&wr, 0, 4096, true);
+	assert_false(granted_within(&wr, 50));
+	finish(&rd);
+	assert_true(granted_within(&wr, 1000));
+	finish(&wr);
+	sfs_range_release(&L, &r2);
+}
+
 static void test_overflowing_length_is_clamped(void **state)
 {
 	struct sfs_range_request r;
@@ -273,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_writer_waits_for_overlapping_reader),
 		cmocka_unit_test(test_disjoint_ranges_do_not_wait),
 		cmocka_unit_test(test_open_ended_range),
+		cmocka_unit_test(test_try_acquire_never_waits),
 		cmocka_unit_test(test_overflowing_length_is_clamped),
 		cmocka_unit_test(test_writer_not_starved),
 		cmocka_unit_test(test_wait_counters),
