@@ -15,7 +15,8 @@
 # listed, its directory gone. The writers must have met no error and the
 # daemon must exit 0 at the unmount.
 # SFS_VIEWS_TARGET=mnt backs up MNT itself instead of a view (a control:
-# the copies then mix instants, and the test must fail).
+# the copies then mix instants, and the test must fail; that is
+# views_backup_control.sh). SFS_VIEWS_TOOLS picks among the tools.
 # Needs root and /dev/fuse; skipped (77) without them or without all of
 # tar, rsync and restic (a missing one is skipped alone).
 # Usage: views_backup.sh views_tree.py
@@ -38,7 +39,7 @@ for tool in fusermount3 python3 cp; do
 	command -v $tool >/dev/null || skip "no $tool"
 done
 tools=
-for tool in tar rsync restic; do
+for tool in ${SFS_VIEWS_TOOLS:-tar rsync restic}; do
 	if command -v $tool >/dev/null; then
 		tools="$tools $tool"
 	else
