@@ -171,13 +171,28 @@ void sfs_view_nodes_free(struct sfs_fs *fs)
 
 /* ---- what a view shows of an object ------------------------------------ */
 
+/*
+ * What every capture past a view's horizon is to that view: lost. Such a
+ * capture was made after the object had changed outside the mount (a
+ * chmod or a write in SRC that nothing announced, then a change through
+ * MNT or a held write in SRC that captured it): it holds a state after
+ * the instant, which the view must not serve as the instant's.
+ */
+static struct view_capture capture_past_horizon = { .keep_fd = -1, .lost = true };
+
 static struct view_capture *capture_of(struct sfs_fs *fs, struct sfs_view *view,
 				       dev_t dev, ino_t ino, bool *found)
 {
+	struct view_capture *c = NULL;
 	void *p = NULL;
 
 	*found = sfs_views_capture_for(fs->views, view, dev, ino, &p);
-	return p;
+	c = p;
+	if (c && !c->lost && view_changed_outside(view, &c->st)) {
+		view_note_outside(view, &c->st);
+		return &capture_past_horizon;
+	}
+	return c;
 }
 
 /*

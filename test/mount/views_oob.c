@@ -9,7 +9,8 @@
  * open O_TRUNC, truncate, append, fallocate). Reading in SRC captures
  * nothing. What the kernel reports only after the fact (a name created in
  * SRC) still makes the view answer EIO for that directory: never the new
- * state, never a mix. With -o oob=detect (the control) a file written in
+ * state, never a mix; so does a file whose capture came only after a
+ * change nothing announced (a chmod in SRC). With -o oob=detect (the control) a file written in
  * SRC after the view answers EIO in it.
  *
  * Needs root (loop devices, fanotify) and a kernel with pre-content
@@ -285,6 +286,42 @@ static void test_src_new_name_is_eio(void **state)
 	assert_true(mount_counter(f->m.mnt, "view_eio") > 0);
 }
 
+/*
+ * A change in SRC that nothing announces (chmod: no pre-content event),
+ * then a change that captures the file: through MNT, or written in SRC.
+ * The capture is of a state after the instant, so the view must not
+ * serve it (it did: the view showed the new mode as the instant's).
+ */
+static void test_capture_after_unannounced_change_is_eio(void **state)
+{
+	struct fixture *f = fixture_or_skip(state);
+	const char *names[] = { "through-mnt", "in-src" };
+	unsigned char new[4096];
+	char path[PATH_MAX], rel[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	fill(new, sizeof(new), 0x33);
+	for (int i = 0; i < 2; i++)
+		make_file(f, names[i], 10 + i);
+	take_view(f, "v");
+	for (int i = 0; i < 2; i++) {
+		path_in(path, f->m.src, names[i]);
+		assert_int_equal(chmod(path, 0600), 0);
+		path_in(path, i == 0 ? f->m.mnt : f->m.src, names[i]);
+		fd = open(path, O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite_all(fd, new, sizeof(new), 0), 0);
+		close(fd);
+		snprintf(rel, sizeof(rel), ".snapshots/v/%s", names[i]);
+		path_in(path, f->m.mnt, rel);
+		if (stat(path, &st) == 0)
+			fail_msg("%s: the view serves mode %o, a state after the "
+				 "instant (0644)", names[i], st.st_mode & 07777);
+		assert_int_equal(errno, EIO);
+	}
+}
+
 /* Control: with oob=detect nothing is preserved; the view says EIO. */
 static void test_detect_is_eio(void **state)
 {
@@ -315,6 +352,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_src_reads_capture_nothing,
 						setup_preserve, teardown),
 		cmocka_unit_test_setup_teardown(test_src_new_name_is_eio,
+						setup_preserve, teardown),
+		cmocka_unit_test_setup_teardown(test_capture_after_unannounced_change_is_eio,
 						setup_preserve, teardown),
 		cmocka_unit_test_setup_teardown(test_detect_is_eio,
 						setup_detect, teardown),
