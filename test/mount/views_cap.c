@@ -118,28 +118,46 @@ static void view_ok(struct fixture *f, unsigned long cmd, const char *name)
 			 "taking" : "deleting", name, strerror(err));
 }
 
-/* The JSON of SFS_XATTR_VIEWS (what `stablefs snapshot --list --json`
- * prints), malloc'd. */
-static char *views_json(const char *mnt)
+/* What `stablefs snapshot --list MNT [--json]` prints (malloc'd). */
+static char *cli_list(const char *mnt, bool json)
 {
-	char *buf = malloc(64 * KiB);
-	ssize_t n;
+	char cmd[2 * PATH_MAX + 64], *buf = malloc(64 * KiB);
+	size_t n = 0;
+	FILE *p;
 
 	assert_non_null(buf);
-	n = getxattr(mnt, SFS_XATTR_VIEWS, buf, 64 * KiB - 1);
-	if (n < 0)
-		fail_msg("getxattr %s: %s", SFS_XATTR_VIEWS, strerror(errno));
+	snprintf(cmd, sizeof(cmd), "'%s' snapshot --list '%s'%s",
+		 test_stablefs_bin(), mnt, json ? " --json" : "");
+	p = popen(cmd, "r");
+	if (!p)
+		fail_msg("%s: %s", cmd, strerror(errno));
+	n = fread(buf, 1, 64 * KiB - 1, p);
 	buf[n] = '\0';
+	if (pclose(p) != 0)
+		fail_msg("%s failed: %s", cmd, buf);
 	return buf;
 }
 
-/* Is view name listed, and is it "invalid":true? -1 if not listed. */
+/*
+ * Is view name listed by `stablefs snapshot --list --json`, and is it
+ * "invalid":true there and "invalid" in the plain listing? -1 if not
+ * listed.
+ */
 static int view_listed_invalid(const char *mnt, const char *name)
 {
-	char *json = views_json(mnt), key[128];
+	char *json = cli_list(mnt, false), key[128];
 	const char *p, *end, *inv;
+	bool plain_invalid;
 	int r = -1;
 
+	/* The plain listing: one line per view, its state last. */
+	snprintf(key, sizeof(key), "\n%s ", name);
+	p = strstr(json, key);
+	plain_invalid = p && (end = strchr(p + 1, '\n')) &&
+			end - p > 8 && !strncmp(end - 7, "invalid", 7);
+	free(json);
+
+	json = cli_list(mnt, true);
 	snprintf(key, sizeof(key), "\"name\":\"%s\"", name);
 	p = strstr(json, key);
 	if (p) {
@@ -148,6 +166,8 @@ static int view_listed_invalid(const char *mnt, const char *name)
 		if (!end || !inv || inv > end)
 			fail_msg("no \"invalid\" for %s: %s", name, json);
 		r = !strncmp(inv, "\"invalid\":true", 14);
+		if (r != plain_invalid)
+			fail_msg("--list and --list --json disagree on %s", name);
 	}
 	free(json);
 	return r;
