@@ -11,8 +11,8 @@
  * the cap at the fifth file.
  *
  *   oldest view invalidated whole: every file of old answers EIO (open,
- *      read through an fd opened before, stat, and its root's listing),
- *      none some other way; new reads B exactly; the live files are C and
+ *      stat, read and SEEK_DATA through an fd opened before, and its
+ *      root's listing), none some other way; new reads B exactly; the live files are C and
  *      every write was whole; views_invalidated_max_preserve is 1 and no
  *      file was lost on its own (snapshots_invalidated_max_preserve 0);
  *      the JSON marks old invalid, new valid; old's bytes are gone from
@@ -344,8 +344,11 @@ static void expect_view_eio(struct fixture *f, const char *view, int fd_before)
 		snprintf(what, sizeof(what), "stat %s", path);
 		EXPECT_EIO(what, stat_of(path));
 	}
-	if (fd_before >= 0)
+	if (fd_before >= 0) {
 		EXPECT_EIO("read of a file opened before", read_old(fd_before));
+		EXPECT_EIO("SEEK_DATA in a file opened before",
+			   (int)lseek(fd_before, 0, SEEK_DATA));
+	}
 	view_file(path, f, view, -1);
 	EXPECT_EIO("listing the view's root", list_dir(path));
 }
