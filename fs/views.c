@@ -317,8 +317,7 @@ void sfs_view_note_created(struct sfs_fs *fs, const struct stat *st)
  * mutex (held) and the list of all snapshots: they take the views' lock,
  * and the histories of captured files only with trylock.
  */
-#define VIEW_INVALID_WHY \
-	"max_preserve reached: the oldest view keeping bytes was invalidated"
+#define VIEW_INVALID_WHY "max_preserve reached: its view was invalidated"
 
 struct reclaim_arg {
 	struct sfs_history *held;
@@ -350,6 +349,20 @@ static uint64_t oldest_view_holding(void *ctx, struct sfs_history *held)
 	return sfs_views_oldest_holding(fs->views, capture_holds_bytes, &r);
 }
 
+/* view was just invalidated (we have a hold on it): said once per view,
+ * since a view is invalidated only once. */
+static void view_invalidated(struct sfs_fs *fs, struct sfs_view *view,
+			     const char *because)
+{
+	sfs_stat_add(SFS_STAT_VIEWS_INVALIDATED_CAP, 1);
+	fuse_log(FUSE_LOG_ERR, "stablefs: view %s invalidated: max_preserve "
+		 "reached and %s; everything in it answers EIO until it is "
+		 "deleted\n", sfs_view_name(view), because);
+	/* The kernel's cached nodes and pages of it go on the evictor
+	 * thread: not here, under the history's locks. */
+	sfs_view_forget_cached_later(fs, view);
+}
+
 static bool invalidate_oldest_view(void *ctx, struct sfs_history *held,
 				   struct sfs_store *s)
 {
@@ -359,17 +372,41 @@ static bool invalidate_oldest_view(void *ctx, struct sfs_history *held,
 
 	view = sfs_views_invalidate_oldest(fs->views, capture_holds_bytes,
 					   capture_reclaim, &r, VIEW_INVALID_WHY);
-	if (!view)
-		return false;
-	sfs_stat_add(SFS_STAT_VIEWS_INVALIDATED_CAP, 1);
-	/* Once per view: a view is invalidated only once. */
-	fuse_log(FUSE_LOG_ERR, "stablefs: view %s invalidated: max_preserve "
-		 "reached and it was the oldest view keeping bytes; everything "
-		 "in it answers EIO until it is deleted\n", sfs_view_name(view));
-	/* The kernel's cached nodes and pages of it go on the evictor
-	 * thread: not here, under the history's locks. */
-	sfs_view_forget_cached_later(fs, view);
-	return true;
+	if (view)
+		view_invalidated(fs, view, "it was the oldest view keeping bytes");
+	return view != NULL;
+}
+
+struct users_arg {
+	struct reclaim_arg r;
+	struct sfs_snap *snap;
+};
+
+static bool capture_uses(void *payload, void *arg)
+{
+	return ((struct view_capture *)payload)->snap ==
+	       ((struct users_arg *)arg)->snap;
+}
+
+static void capture_reclaim_user(void *payload, void *arg)
+{
+	capture_reclaim(payload, &((struct users_arg *)arg)->r);
+}
+
+static void invalidate_snap_users(void *ctx, struct sfs_history *held,
+				  struct sfs_store *s, struct sfs_snap *snap)
+{
+	struct sfs_fs *fs = ctx;
+	struct users_arg u = { { held, s }, snap };
+	GPtrArray *gone;
+
+	gone = sfs_views_invalidate_using(fs->views, capture_uses,
+					  capture_reclaim_user, &u,
+					  VIEW_INVALID_WHY);
+	for (guint i = 0; i < gone->len; i++)
+		view_invalidated(fs, g_ptr_array_index(gone, i),
+				 "a change needed more for it than the cap leaves");
+	g_ptr_array_free(gone, TRUE);
 }
 
 /* ---- the gate ---------------------------------------------------------- */
@@ -577,6 +614,7 @@ int sfs_views_start(struct sfs_fs *fs)
 	sfs_history_set_view_reclaim(&(struct sfs_view_reclaim){
 		.oldest = oldest_view_holding,
 		.invalidate_oldest = invalidate_oldest_view,
+		.invalidate_users = invalidate_snap_users,
 		.ctx = fs,
 	});
 	return 0;

@@ -205,6 +205,24 @@ static void reclaim_view_leftover(struct sfs_history *h, struct sfs_store *s,
 }
 
 /*
+ * With h's mutex: max_preserve could not make room for bytes p, a view's
+ * snapshot, needs. Its views go whole (the hooks) rather than p alone;
+ * true if that made p unreadable.
+ */
+static bool views_give_up(struct sfs_history *h, struct sfs_store *s,
+			  struct sfs_snap *p)
+{
+	bool gone = false;
+
+	sfs_mutex_lock(&all_lock, SFS_RANK_HISTORIES);
+	if (view_reclaim.invalidate_users)
+		view_reclaim.invalidate_users(view_reclaim.ctx, h, s, p);
+	gone = p->invalid != NULL;
+	sfs_mutex_unlock(&all_lock);
+	return gone;
+}
+
+/*
  * The store would pass max_preserve: make room oldest first by the
  * instant things were taken. A plain snapshot goes alone (invalidated,
  * its bytes given back); a tree view goes whole (the hooks invalidate it
@@ -1043,6 +1061,8 @@ void sfs_history_before_change(struct sfs_history *h, struct sfs_store *s,
 		GArray *gaps;
 
 		if (p->invalid || p->oob || off >= e)
+			continue;
+		if (err == EDQUOT && p->for_views && views_give_up(h, s, p))
 			continue;
 		if (err) {
 			p->invalid = err == ENOSPC ? "store full (ENOSPC)" :

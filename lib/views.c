@@ -623,10 +623,21 @@ static bool valid_view_between(struct sfs_views *v, uint64_t from, uint64_t to)
 	return false;
 }
 
-/* view was just invalidated: drop() each payload of its captures that no
- * valid view uses any more. Under the lock. */
-static void drop_unneeded(struct sfs_views *v, const struct sfs_view *view,
-			  void (*drop)(void *payload, void *arg), void *arg)
+/* Does c serve one of the views gone[0..n)? */
+static bool serves_any(const struct capture *c, struct sfs_view *const *gone,
+		       guint n)
+{
+	for (guint i = 0; i < n; i++)
+		if (serves(c, gone[i]->epoch))
+			return true;
+	return false;
+}
+
+/* The views gone[0..n) were just invalidated: drop() each payload of their
+ * captures that no valid view uses any more, once. Under the lock. */
+static void drop_unneeded(struct sfs_views *v, struct sfs_view *const *gone,
+			  guint n, void (*drop)(void *payload, void *arg),
+			  void *arg)
 {
 	GHashTableIter it;
 	gpointer key;
@@ -635,11 +646,9 @@ static void drop_unneeded(struct sfs_views *v, const struct sfs_view *view,
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
 		for (struct capture *c = ((struct object *)key)->newest; c;
 		     c = c->older) {
-			if (!serves(c, view->epoch))
-				continue;
-			if (c->payload && !valid_view_between(v, c->from, c->epoch))
+			if (c->payload && serves_any(c, gone, n) &&
+			    !valid_view_between(v, c->from, c->epoch))
 				drop(c->payload, arg);
-			break;
 		}
 	}
 }
@@ -657,8 +666,42 @@ struct sfs_view *sfs_views_invalidate_oldest(struct sfs_views *v,
 		view->invalid = why;
 		view->holds++;
 		v->invalidated_total++;
-		drop_unneeded(v, view, drop, arg);
+		drop_unneeded(v, &view, 1, drop, arg);
 	}
 	sfs_mutex_unlock(&v->lock);
 	return view;
+}
+
+GPtrArray *sfs_views_invalidate_using(struct sfs_views *v,
+				      bool (*uses)(void *payload, void *arg),
+				      void (*drop)(void *payload, void *arg),
+				      void *arg, const char *why)
+{
+	GPtrArray *gone = g_ptr_array_new();
+	GHashTableIter it;
+	gpointer key;
+
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
+	g_hash_table_iter_init(&it, v->objects);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		for (struct capture *c = ((struct object *)key)->newest; c;
+		     c = c->older) {
+			if (!c->payload || !uses(c->payload, arg))
+				continue;
+			for (guint i = 0; i < v->views->len; i++) {
+				struct sfs_view *view = g_ptr_array_index(v->views, i);
+
+				if (!serves(c, view->epoch) || view->invalid)
+					continue;
+				view->invalid = why;
+				view->holds++;
+				v->invalidated_total++;
+				g_ptr_array_add(gone, view);
+			}
+		}
+	}
+	drop_unneeded(v, (struct sfs_view *const *)gone->pdata, gone->len, drop,
+		      arg);
+	sfs_mutex_unlock(&v->lock);
+	return gone;
 }

@@ -197,6 +197,14 @@ struct sfs_view_reclaim {
 	uint64_t (*oldest)(void *ctx, struct sfs_history *held);
 	bool (*invalidate_oldest)(void *ctx, struct sfs_history *held,
 				  struct sfs_store *s);
+	/*
+	 * Even so the bytes do not fit, and snap (a view's, in held) needs
+	 * them: invalidate every view it serves, whole, rather than let snap
+	 * alone go (a view that held nothing yet was no candidate above).
+	 * Same context and rules (snap among the snapshots it reclaims).
+	 */
+	void (*invalidate_users)(void *ctx, struct sfs_history *held,
+				 struct sfs_store *s, struct sfs_snap *snap);
 	void *ctx;
 };
 /* Install (r) or remove (NULL) the hooks; r is copied. */

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <glib.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -165,6 +166,18 @@ struct sfs_view *sfs_views_invalidate_oldest(struct sfs_views *v,
 					     bool (*holds)(void *payload, void *arg),
 					     void (*drop)(void *payload, void *arg),
 					     void *arg, const char *why);
+
+/*
+ * max_preserve could not make room for a preservation some captures need
+ * (uses(payload) is true of them) even so: rather than lose that one object,
+ * the views they serve go whole, as above (drop, holds). Returns those
+ * views, each with a hold (g_ptr_array_free after releasing them); empty if
+ * none was valid.
+ */
+GPtrArray *sfs_views_invalidate_using(struct sfs_views *v,
+				      bool (*uses)(void *payload, void *arg),
+				      void (*drop)(void *payload, void *arg),
+				      void *arg, const char *why);
 
 /* Captures alive, views taken ever, captures made ever. */
 struct sfs_views_stats {

@@ -21,6 +21,9 @@
  *      read-only through MNT between old and new still reads B; old goes.
  *   plain snapshot older than the view goes first: one opened before old
  *      is invalidated (EIO) before old, which goes too (still over).
+ *   change bigger than the cap: a view keeping nothing yet, one change
+ *      (a truncate to 0) needing more than the cap for it: the view goes whole (its
+ *      unchanged files EIO too), the writer succeeds, nothing is kept.
  *
  * Needs root and /dev/fuse. SFS_TEST_FILTER selects tests (cmocka glob).
  */
@@ -469,6 +472,55 @@ static void test_plain_older_goes_first(void **state)
 	assert_int_equal(counter(f, "views_invalidated_max_preserve"), 1);
 }
 
+/*
+ * One change needs more for a view than the cap allows at all, and the
+ * view keeps nothing yet (so it was no candidate for making room): the
+ * view goes whole rather than lose that file alone.
+ */
+static void test_change_bigger_than_cap(void **state)
+{
+	struct fixture *f = *state;
+	long big = CAP_BYTES + 256 * KiB;
+	unsigned char *buf = malloc((size_t)big), *got = malloc((size_t)big);
+	char path[PATH_MAX], root[PATH_MAX];
+	int fd;
+
+	assert_non_null(buf);
+	assert_non_null(got);
+	begin(f);
+	fill_pattern(buf, 0, big, false);
+	path_in(path, f->m.mnt, "big");
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite_all(fd, buf, (size_t)big, 0), 0);
+	view_ok(f, SFS_IOC_VIEW_CREATE, "only");
+	/* One change that needs all of it kept at once (a write would come
+	 * in pieces, and the view would then keep bytes before the cap). */
+	if (ftruncate(fd, 0))
+		fail_msg("the writer failed: ftruncate: %s", strerror(errno));
+	fill_pattern(buf, 0, big, true);
+	if (pwrite_all(fd, buf, (size_t)big, 0))
+		fail_msg("the writer failed: %s", strerror(errno));
+	assert_int_equal(close(fd), 0);
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread_all(fd, got, (size_t)big, 0), 0);
+	assert_memory_equal(got, buf, (size_t)big);
+	close(fd);
+	/* Unchanged files too: the view is gone as a whole. */
+	expect_view_eio(f, "only", -1);
+	view_file(root, f, "only", -1);
+	path_in(path, root, "big");
+	EXPECT_EIO("open only/big", open_close(path));
+	assert_int_equal(counter(f, "views_invalidated_max_preserve"), 1);
+	assert_int_equal(counter(f, "snapshots_invalidated_max_preserve"), 0);
+	assert_int_equal(counter(f, "bytes_preserved"), 0);
+	assert_int_equal(view_listed_invalid(f->m.mnt, "only"), 1);
+	free(buf);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -476,6 +528,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plain_newer_outlives_view,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain_older_goes_first,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_change_bigger_than_cap,
 						setup, teardown),
 	};
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "history_i.h"
+#include "sfs/stats.h"
 #include "sfs/store.h"
 
 #define FILE_SIZE (256 * 1024)
@@ -497,6 +498,19 @@ static bool view_invalidate(void *ctx, struct sfs_history *held,
 	return true;
 }
 
+static void view_invalidate_users(void *ctx, struct sfs_history *held,
+				  struct sfs_store *s, struct sfs_snap *snap)
+{
+	if (snap == view.snap)
+		view_invalidate(ctx, held, s);
+}
+
+static const struct sfs_view_reclaim view_hooks = {
+	.oldest = view_oldest,
+	.invalidate_oldest = view_invalidate,
+	.invalidate_users = view_invalidate_users,
+};
+
 /*
  * max_preserve with a tree view: plain snapshots and the view go oldest
  * first by instant, the view's snapshot only with the view (never alone),
@@ -509,8 +523,7 @@ static void test_cap_views_go_whole_by_instant(void **state)
 	unsigned char buf[FILE_SIZE];
 
 	memset(&view, 0, sizeof(view));
-	sfs_history_set_view_reclaim(&(struct sfs_view_reclaim){
-		view_oldest, view_invalidate, NULL });
+	sfs_history_set_view_reclaim(&view_hooks);
 	sfs_store_set_max(f->store, 12288);
 	p = open_snap(f);			/* older than the view */
 	change(f, 0, 4096, overwrite);		/* A: p */
@@ -554,6 +567,32 @@ static void test_cap_views_go_whole_by_instant(void **state)
 	sfs_history_close(&f->h, f->store, q);
 	sfs_history_close(&f->h, f->store, view.snap);
 	assert_int_equal(live_bytes(f), 0);
+}
+
+/*
+ * A view that keeps nothing yet is no candidate for making room; if one
+ * change needs more for it than the cap, the view goes whole (the hooks)
+ * rather than that file alone.
+ */
+static void test_cap_too_small_for_a_view(void **state)
+{
+	struct fx *f = *state;
+	uint64_t lost = sfs_stat_get(SFS_STAT_INVALIDATED_CAP);
+	unsigned char buf[16];
+
+	memset(&view, 0, sizeof(view));
+	sfs_history_set_view_reclaim(&view_hooks);
+	sfs_store_set_max(f->store, 4096);
+	view.instant = sfs_history_instant();
+	view.snap = sfs_history_open_for_views(&f->h, f->store, f->live, true);
+	change(f, 0, 8192, overwrite);		/* never fits */
+	assert_int_equal(view.invalidated, 1);
+	assert_int_equal(read_snap(f, view.snap, 0, 16, buf, NULL), -EIO);
+	/* Not counted as a file lost on its own. */
+	assert_int_equal(sfs_stat_get(SFS_STAT_INVALIDATED_CAP), lost);
+	assert_int_equal(live_bytes(f), 0);
+	sfs_history_set_view_reclaim(NULL);
+	sfs_history_close(&f->h, f->store, view.snap);
 }
 
 /* A snapshot's extents are sorted and do not overlap. */
@@ -618,6 +657,7 @@ int main(void)
 		T(test_invalidated_snapshot_fails),
 		T(test_cap_invalidates_oldest_first),
 		T(test_cap_views_go_whole_by_instant),
+		T(test_cap_too_small_for_a_view),
 		T(test_changes_in_any_order),
 	};
 

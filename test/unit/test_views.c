@@ -390,6 +390,47 @@ static void test_invalidate_skips_views_without_bytes(void **state)
 	assert_int_equal(seen("a", 10), 1);
 }
 
+static bool is_payload_2(void *p, void *arg)
+{
+	(void)arg;
+	return ((struct payload *)p)->id == 2;
+}
+
+/*
+ * A capture whose bytes cannot be kept: every view it serves goes whole
+ * (its other captures dropped where no valid view shares them), a view
+ * it does not serve stays.
+ */
+static void test_invalidate_using(void **state)
+{
+	GPtrArray *gone;
+
+	(void)state;
+	memset(dropped, 0, sizeof(dropped));
+	assert_int_equal(sfs_views_create(V, "a", &T0, &T0), 0);
+	assert_true(sfs_views_add_capture(V, 1, 10, payload(1)));	/* a */
+	assert_int_equal(sfs_views_create(V, "b", &T0, &T0), 0);
+	assert_true(sfs_views_add_capture(V, 1, 11, payload(2)));	/* a, b */
+	assert_int_equal(sfs_views_create(V, "c", &T0, &T0), 0);
+	assert_true(sfs_views_add_capture(V, 1, 10, payload(3)));	/* b, c */
+	gone = sfs_views_invalidate_using(V, is_payload_2, drop, NULL, "test");
+	assert_int_equal(gone->len, 2);
+	for (guint i = 0; i < gone->len; i++)
+		sfs_view_release(V, g_ptr_array_index(gone, i));
+	g_ptr_array_free(gone, TRUE);
+	assert_non_null(invalid("a"));
+	assert_non_null(invalid("b"));
+	assert_null(invalid("c"));
+	assert_int_equal(dropped[1], 1);
+	assert_int_equal(dropped[2], 1);
+	assert_int_equal(dropped[3], 0);	/* c still reads it */
+	assert_int_equal(seen("c", 10), 3);
+	/* Nothing left to invalidate for it. */
+	gone = sfs_views_invalidate_using(V, is_payload_2, drop, NULL, "test");
+	assert_int_equal(gone->len, 0);
+	g_ptr_array_free(gone, TRUE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +445,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalidate_oldest_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalidate_skips_views_without_bytes,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalidate_using, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
