@@ -17,12 +17,13 @@
 
 /*
  * The snapshot a read-only open gets, or a tree view's (for_views: shared
- * only among views, reclaimed with its view under max_preserve). Where the
- * store takes clones, the history clones the file, which needs a readable
- * fd (any_fd may be O_PATH). wait: for a change under way.
+ * only among views, reclaimed with its view under max_preserve; !wait:
+ * EBUSY rather than wait for a change under way). Where the store takes
+ * clones, the history clones the file, which needs a readable fd (any_fd
+ * may be O_PATH).
  */
 static struct sfs_snap *open_snapshot(struct sfs_fs *fs, struct sfs_inode *inode,
-				      int any_fd, bool wait, bool for_views)
+				      int any_fd, bool for_views, bool wait)
 {
 	struct sfs_history *h = sfs_inode_history(inode);
 	struct sfs_store *store = NULL;
@@ -36,10 +37,8 @@ static struct sfs_snap *open_snapshot(struct sfs_fs *fs, struct sfs_inode *inode
 	if (for_views)
 		s = sfs_history_open_for_views(h, store, fd >= 0 ? fd : any_fd,
 					       wait);
-	else if (wait)
-		s = sfs_history_open_in(h, store, fd >= 0 ? fd : any_fd);
 	else
-		s = sfs_history_try_open_in(h, store, fd >= 0 ? fd : any_fd);
+		s = sfs_history_open_in(h, store, fd >= 0 ? fd : any_fd);
 	err = errno;
 	if (fd >= 0)
 		close(fd);
@@ -50,13 +49,13 @@ static struct sfs_snap *open_snapshot(struct sfs_fs *fs, struct sfs_inode *inode
 struct sfs_snap *sfs_snapshot_open(struct sfs_fs *fs, struct sfs_inode *inode,
 				   int any_fd)
 {
-	return open_snapshot(fs, inode, any_fd, true, false);
+	return open_snapshot(fs, inode, any_fd, false, true);
 }
 
 struct sfs_snap *sfs_snapshot_try_open(struct sfs_fs *fs,
 				       struct sfs_inode *inode, int any_fd)
 {
-	return open_snapshot(fs, inode, any_fd, false, true);
+	return open_snapshot(fs, inode, any_fd, true, false);
 }
 
 struct sfs_snap *sfs_snapshot_take(struct sfs_fs *fs, struct sfs_inode *inode,

@@ -571,12 +571,6 @@ struct sfs_snap *sfs_history_open_in(struct sfs_history *h,
 	return open_in(h, s, fd, true, false);
 }
 
-struct sfs_snap *sfs_history_try_open_in(struct sfs_history *h,
-					 struct sfs_store *s, int fd)
-{
-	return open_in(h, s, fd, false, false);
-}
-
 struct sfs_snap *sfs_history_open_for_views(struct sfs_history *h,
 					    struct sfs_store *s, int fd,
 					    bool wait)

@@ -75,17 +75,12 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd);
 struct sfs_snap *sfs_history_open_in(struct sfs_history *h,
 				     struct sfs_store *s, int fd);
 /*
- * The same without waiting: NULL with errno EBUSY while a change runs.
- * For the out-of-band watch's handler, which ends some of those changes
- * itself (its grants) and so must never wait for them.
- */
-struct sfs_snap *sfs_history_try_open_in(struct sfs_history *h,
-					 struct sfs_store *s, int fd);
-/*
- * sfs_history_open_in (wait) or sfs_history_try_open_in for a tree view
- * (a capture, or a view's open file): such a snapshot is shared only with
- * other views' (never with a plain open), and max_preserve reclaims it
- * only with its views, through sfs_history_set_view_reclaim().
+ * sfs_history_open_in for a tree view (a capture, or a view's open file):
+ * such a snapshot is shared only with other views' (never with a plain
+ * open), and max_preserve reclaims it only with its views, through
+ * sfs_history_set_view_reclaim(). !wait: NULL with errno EBUSY while a
+ * change runs, for the out-of-band watch's handler, which ends some of
+ * those changes itself (its grants) and so must never wait for them.
  */
 struct sfs_snap *sfs_history_open_for_views(struct sfs_history *h,
 					    struct sfs_store *s, int fd,
