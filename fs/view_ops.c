@@ -187,7 +187,6 @@ static int view_enter(struct sfs_fs *fs, struct sfs_view *view)
 	return 0;
 }
 
-
 static struct view_capture *capture_of(struct sfs_fs *fs, struct sfs_view *view,
 				       dev_t dev, ino_t ino, bool *found)
 {
@@ -660,7 +659,6 @@ void sfs_vop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct sfs_fs *fs = sfs_fs_of(req);
 	struct vnode *v = vnode_of(ino);
 	struct view_dir_handle *h;
-
 	int err = v == &snapdir ? 0 : view_enter(fs, v->view);
 
 	if (err)

@@ -54,7 +54,6 @@ struct sfs_views {
 	sfs_capture_free_fn free_payload;
 	void *ctx;
 	uint64_t captures, captures_total, views_total;
-	uint64_t invalidated_total;	/* views invalidated (max_preserve) */
 };
 
 /*
@@ -665,7 +664,6 @@ struct sfs_view *sfs_views_invalidate_oldest(struct sfs_views *v,
 	if (view) {
 		view->invalid = why;
 		view->holds++;
-		v->invalidated_total++;
 		drop_unneeded(v, &view, 1, drop, arg);
 	}
 	sfs_mutex_unlock(&v->lock);
@@ -695,7 +693,6 @@ GPtrArray *sfs_views_invalidate_using(struct sfs_views *v,
 					continue;
 				view->invalid = why;
 				view->holds++;
-				v->invalidated_total++;
 				g_ptr_array_add(gone, view);
 			}
 		}
