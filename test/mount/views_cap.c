@@ -15,8 +15,9 @@
  *      root's listing), none some other way; new reads B exactly; the live files are C and
  *      every write was whole; views_invalidated_max_preserve is 1 and no
  *      file was lost on its own (snapshots_invalidated_max_preserve 0);
- *      the JSON marks old invalid, new valid; old's bytes are gone from
- *      the store; deleting old works and new stays.
+ *      --list (plain and --json) marks old invalid, new valid, and
+ *      .snapshots still lists old; old's bytes are gone from the store;
+ *      deleting old works and new stays.
  *   plain snapshot newer than the view outlives it: a file opened
  *      read-only through MNT between old and new still reads B; old goes.
  *   plain snapshot older than the view goes first: one opened before old
@@ -335,6 +336,21 @@ static int list_dir(const char *path)
 	return 0;
 }
 
+/* Does readdir of dir list name? */
+static bool dir_lists(const char *dir, const char *name)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+
+	if (!d)
+		fail_msg("opendir %s: %s", dir, strerror(errno));
+	while ((e = readdir(d)))
+		found |= !strcmp(e->d_name, name);
+	closedir(d);
+	return found;
+}
+
 /* Every object of view answers EIO: each file, its root, an fd from before. */
 static void expect_view_eio(struct fixture *f, const char *view, int fd_before)
 {
@@ -414,10 +430,15 @@ static void test_oldest_view_whole(void **state)
 	assert_int_equal(counter(f, "bytes_preserved"), NFILES * FILE_SIZE);
 	assert_int_equal(view_listed_invalid(f->m.mnt, "old"), 1);
 	assert_int_equal(view_listed_invalid(f->m.mnt, "new"), 0);
+	/* Still listed where users look, so they can see it and delete it. */
+	path_in(path, f->m.mnt, SNAPDIR);
+	assert_true(dir_lists(path, "old"));
 
 	close_fd(&f->fd);
 	view_ok(f, SFS_IOC_VIEW_DELETE, "old");
 	assert_int_equal(view_listed_invalid(f->m.mnt, "old"), -1);
+	path_in(path, f->m.mnt, SNAPDIR);
+	assert_false(dir_lists(path, "old"));
 	view_file(path, f, "old", -1);
 	assert_int_equal(stat_of(path), -1);
 	assert_int_equal(errno, ENOENT);
