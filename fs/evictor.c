@@ -38,13 +38,15 @@ struct evict_job {
 	fuse_ino_t *ids;
 	size_t nids;
 	sfs_reply_fn reply;	/* NULL: reply err, or count if err is 0 */
+	void (*call)(struct sfs_fs *fs, void *arg);	/* or this, with no req */
+	void *call_arg;
 	void *ctx;
 	int err;
 	size_t count;
 	bool write;		/* count is a WRITE reply's */
 };
 
-/* The thread and its queue; a job with neither request nor ids stops it. */
+/* The thread and its queue; a job with no request, ids nor call stops it. */
 struct sfs_evictor {
 	GAsyncQueue *jobs;
 	GThread *thread;
@@ -94,6 +96,8 @@ void sfs_eviction_add(struct sfs_eviction *ev, struct sfs_inode *inode,
 
 static void run_job(struct evict_job *j)
 {
+	if (j->call)
+		return j->call(j->fs, j->call_arg);
 	for (size_t i = 0; i < j->nids; i++)
 		if (fuse_lowlevel_notify_inval_inode(j->fs->se, j->ids[i], 0, 0) == 0)
 			sfs_stat_add(SFS_STAT_EVICTIONS, 1);
@@ -114,7 +118,7 @@ static gpointer evictor_main(gpointer arg)
 	struct sfs_evictor *e = arg;
 	struct evict_job *j;
 
-	while ((j = g_async_queue_pop(e->jobs))->req || j->ids) {
+	while ((j = g_async_queue_pop(e->jobs))->req || j->ids || j->call) {
 		run_job(j);
 		g_free(j->ids);
 		g_free(j);
@@ -186,6 +190,21 @@ void sfs_evict_ids_later(struct sfs_fs *fs, const fuse_ino_t *ids, size_t n)
 	j->ids = g_memdup2(ids, n * sizeof(*ids));
 	j->nids = n;
 	g_async_queue_push(fs->evictor->jobs, j);
+}
+
+bool sfs_evictor_call(struct sfs_fs *fs, void (*call)(struct sfs_fs *, void *),
+		      void *arg)
+{
+	struct evict_job *j;
+
+	if (!fs->evictor)
+		return false;
+	j = g_new0(struct evict_job, 1);
+	j->fs = fs;
+	j->call = call;
+	j->call_arg = arg;
+	g_async_queue_push(fs->evictor->jobs, j);
+	return true;
 }
 
 void sfs_evict_nodes_later(struct sfs_fs *fs, struct sfs_node **nodes,

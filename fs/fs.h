@@ -196,6 +196,13 @@ void sfs_evict_nodes_later(struct sfs_fs *fs, struct sfs_node **nodes,
 			   size_t n);
 /* The same for nodeids (a view's nodes, view_ops.c, are no sfs_node). */
 void sfs_evict_ids_later(struct sfs_fs *fs, const fuse_ino_t *ids, size_t n);
+/*
+ * Run call(fs, arg) soon on the evictor thread, which holds no lock (for
+ * work that notifies the kernel, asked for under locks). false if no
+ * evictor runs: then nothing was queued.
+ */
+bool sfs_evictor_call(struct sfs_fs *fs, void (*call)(struct sfs_fs *, void *),
+		      void *arg);
 int sfs_evictor_start(struct sfs_fs *fs);
 void sfs_evictor_stop(struct sfs_fs *fs);
 
@@ -259,14 +266,16 @@ void sfs_snap_reading_end(struct sfs_snap_reading *rd);
  * A snapshot of inode's file as it is now (snapshot_io.c); any_fd: an fd
  * of it (O_PATH will do). sfs_snapshot_open only opens it (the caller
  * arms the out-of-band watch around it); sfs_snapshot_take arms, opens
- * and settles. NULL with errno.
+ * and settles, for a tree view (sfs_history_open_for_views: max_preserve
+ * reclaims it with its view). NULL with errno.
  */
 struct sfs_snap *sfs_snapshot_open(struct sfs_fs *fs, struct sfs_inode *inode,
 				   int any_fd);
 struct sfs_snap *sfs_snapshot_take(struct sfs_fs *fs, struct sfs_inode *inode,
 				   int any_fd);
-/* sfs_snapshot_open, but NULL with errno EBUSY rather than wait for a
- * change under way (for the watch's handler, which ends some itself). */
+/* sfs_snapshot_take's snapshot without arming, NULL with errno EBUSY
+ * rather than wait for a change under way (for the watch's handler, which
+ * ends some itself). */
 struct sfs_snap *sfs_snapshot_try_open(struct sfs_fs *fs,
 				       struct sfs_inode *inode, int any_fd);
 
@@ -399,6 +408,13 @@ static inline const char *sfs_snapdir(struct sfs_fs *fs)
 bool sfs_is_view_ino(fuse_ino_t ino);
 void sfs_view_lookup_snapdir(fuse_req_t req);
 void sfs_view_forget_name(struct sfs_fs *fs, const char *name);
+/*
+ * view was invalidated (max_preserve): soon, on the evictor thread, the
+ * kernel drops its cached entry and every cached page and attribute of
+ * its nodes, so they ask again and get EIO. Takes over the caller's hold
+ * on view (sfs_view_hold). Callable under any lock.
+ */
+void sfs_view_forget_cached_later(struct sfs_fs *fs, struct sfs_view *view);
 void sfs_view_nodes_free(struct sfs_fs *fs);
 void sfs_vop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void sfs_vop_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n);

@@ -19,6 +19,7 @@
 #include "fs.h"
 #include "sfs/paths.h"
 #include "sfs/stats.h"
+#include "sfs/views.h"
 
 /*
  * Flags for the backing open:
@@ -551,7 +552,9 @@ void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	off_t res;
 	int err;
 
-	if (f->snap && (whence == SEEK_DATA || whence == SEEK_HOLE)) {
+	if (f->view && sfs_view_invalid(sfs_fs_of(req)->views, f->view)) {
+		err = EIO;	/* max_preserve took its view: all of it EIO */
+	} else if (f->snap && (whence == SEEK_DATA || whence == SEEK_HOLE)) {
 		err = sfs_snapshot_lseek(f, off, whence, &res);
 	} else {
 		res = lseek(f->fd, off, whence);

@@ -13,16 +13,17 @@
 
 #include "fs.h"
 #include "sfs/stats.h"
+#include "sfs/views.h"
 
 /*
- * The snapshot a read-only open gets: where the store takes clones, the
- * history clones the file, which needs a readable fd (any_fd may be
- * O_PATH).
+ * The snapshot a read-only open gets, or a tree view's (for_views: shared
+ * only among views, reclaimed with its view under max_preserve; !wait:
+ * EBUSY rather than wait for a change under way). Where the store takes
+ * clones, the history clones the file, which needs a readable fd (any_fd
+ * may be O_PATH).
  */
-/* Where the store takes clones, the history clones the file, which needs
- * a readable fd (any_fd may be O_PATH). wait: for a change under way. */
 static struct sfs_snap *open_snapshot(struct sfs_fs *fs, struct sfs_inode *inode,
-				      int any_fd, bool wait)
+				      int any_fd, bool for_views, bool wait)
 {
 	struct sfs_history *h = sfs_inode_history(inode);
 	struct sfs_store *store = NULL;
@@ -33,8 +34,11 @@ static struct sfs_snap *open_snapshot(struct sfs_fs *fs, struct sfs_inode *inode
 		fd = sfs_open_data_fd(fs->inodes, inode);
 	if (fd >= 0)
 		store = fs->store;
-	s = wait ? sfs_history_open_in(h, store, fd >= 0 ? fd : any_fd) :
-		   sfs_history_try_open_in(h, store, fd >= 0 ? fd : any_fd);
+	if (for_views)
+		s = sfs_history_open_for_views(h, store, fd >= 0 ? fd : any_fd,
+					       wait);
+	else
+		s = sfs_history_open_in(h, store, fd >= 0 ? fd : any_fd);
 	err = errno;
 	if (fd >= 0)
 		close(fd);
@@ -45,13 +49,13 @@ static struct sfs_snap *open_snapshot(struct sfs_fs *fs, struct sfs_inode *inode
 struct sfs_snap *sfs_snapshot_open(struct sfs_fs *fs, struct sfs_inode *inode,
 				   int any_fd)
 {
-	return open_snapshot(fs, inode, any_fd, true);
+	return open_snapshot(fs, inode, any_fd, false, true);
 }
 
 struct sfs_snap *sfs_snapshot_try_open(struct sfs_fs *fs,
 				       struct sfs_inode *inode, int any_fd)
 {
-	return open_snapshot(fs, inode, any_fd, false);
+	return open_snapshot(fs, inode, any_fd, true, false);
 }
 
 struct sfs_snap *sfs_snapshot_take(struct sfs_fs *fs, struct sfs_inode *inode,
@@ -63,7 +67,7 @@ struct sfs_snap *sfs_snapshot_take(struct sfs_fs *fs, struct sfs_inode *inode,
 
 	sfs_oob_watch_arm(watch, inode, any_fd);
 	sfs_oob_watch_drain(fs->watch);
-	s = sfs_snapshot_open(fs, inode, any_fd);
+	s = open_snapshot(fs, inode, any_fd, true, true);
 	sfs_oob_watch_opened(watch, inode);
 	return s;
 }
@@ -165,12 +169,20 @@ void sfs_snap_reading_end(struct sfs_snap_reading *rd)
 void sfs_snapshot_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off)
 {
 	struct sfs_history *h = sfs_inode_history(f->inode);
-	GArray *segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
+	struct sfs_fs *fs = sfs_fs_of(req);
 	struct sfs_snap_reading rd;
 	struct fuse_bufvec *v = NULL;
 	const char *why = NULL;
+	GArray *segs;
 	int err;
 
+	/* A file of a view invalidated since its open (max_preserve): its
+	 * snapshot may still read, but the view as a whole answers EIO. */
+	if (f->view && (why = sfs_view_invalid(fs->views, f->view))) {
+		fail_read(req, f, why, off, size);
+		return (void)fuse_reply_err(req, EIO);
+	}
+	segs = g_array_new(FALSE, FALSE, sizeof(struct sfs_segment));
 	err = sfs_snap_reading_start(&rd, f->inode, f->snap, f->fd,
 				     (uint64_t)off, size, segs, &why);
 	if (err)

@@ -172,6 +172,22 @@ void sfs_view_nodes_free(struct sfs_fs *fs)
 /* ---- what a view shows of an object ------------------------------------ */
 
 /*
+ * A reference on view for one operation: 0, ESTALE (deleted), or EIO:
+ * invalidated under max_preserve, every object of it answers EIO (its
+ * name stays listed in the snapdir until it is deleted).
+ */
+static int view_enter(struct sfs_fs *fs, struct sfs_view *view)
+{
+	if (!sfs_view_try_ref(fs->views, view))
+		return ESTALE;
+	if (sfs_view_invalid(fs->views, view)) {
+		sfs_view_put(fs->views, view);
+		return EIO;
+	}
+	return 0;
+}
+
+/*
  * What every capture past a view's horizon is to that view: lost. Such a
  * capture was made after the object had changed outside the mount (a
  * chmod or a write in SRC that nothing announced, then a change through
@@ -476,12 +492,14 @@ void sfs_vop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		view = sfs_views_get(fs->views, name);
 		if (!view)
 			return (void)fuse_reply_err(req, ENOENT);
-		err = view_root_fd(fs, &fd);
+		err = sfs_view_invalid(fs->views, view) ? EIO :
+		      view_root_fd(fs, &fd);
 	} else {
 		view = dir->view;
+		err = view_enter(fs, view);
 		/* A deleted view's cached directories find nothing more. */
-		if (!sfs_view_try_ref(fs->views, view))
-			return (void)fuse_reply_err(req, ENOENT);
+		if (err)
+			return (void)fuse_reply_err(req, err == ESTALE ? ENOENT : err);
 		err = sfs_name_is_safe(name) ? child_of(fs, dir, name, &fd) : ENOENT;
 	}
 	if (err) {
@@ -506,8 +524,8 @@ void sfs_vop_getattr(fuse_req_t req, fuse_ino_t ino)
 
 	if (v == &snapdir)
 		err = snapdir_stat(fs, &st);
-	else if (!sfs_view_try_ref(fs->views, v->view))
-		err = ESTALE;	/* the view was deleted */
+	else if ((err = view_enter(fs, v->view)))
+		;	/* deleted (ESTALE) or invalidated (EIO) */
 	else {
 		err = vnode_stat(fs, v, &st, &cap);
 		sfs_view_put(fs->views, v->view);
@@ -531,8 +549,8 @@ void sfs_vop_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	if (v == &snapdir)
 		return (void)fuse_reply_err(req, EINVAL);
-	if (!sfs_view_try_ref(fs->views, v->view))
-		return (void)fuse_reply_err(req, ESTALE);
+	if ((err = view_enter(fs, v->view)))
+		return (void)fuse_reply_err(req, err);
 	fd = vnode_fd_get(fs, v, &table);
 	if (fd >= 0) {
 		n = readlinkat(fd, "", buf, sizeof(buf) - 1);
@@ -656,9 +674,10 @@ void sfs_vop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct sfs_fs *fs = sfs_fs_of(req);
 	struct vnode *v = vnode_of(ino);
 	struct view_dir_handle *h;
+	int err = v == &snapdir ? 0 : view_enter(fs, v->view);
 
-	if (v != &snapdir && !sfs_view_try_ref(fs->views, v->view))
-		return (void)fuse_reply_err(req, ESTALE);
+	if (err)
+		return (void)fuse_reply_err(req, err);
 	h = g_new0(struct view_dir_handle, 1);
 	h->view = v->view;	/* its reference, NULL for the snapdir */
 	if (v == &snapdir) {
@@ -674,8 +693,7 @@ void sfs_vop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			h->hide = sfs_snapdir(fs);
 	}
 	if (!h->dir) {
-		int err = errno;
-
+		err = errno;
 		dir_handle_free(fs, h);
 		return (void)fuse_reply_err(req, err);
 	}
@@ -798,8 +816,8 @@ void sfs_vop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, EISDIR);
 	/* The file keeps this reference: a deleted view's open files still
 	 * read it. */
-	if (!sfs_view_try_ref(fs->views, v->view))
-		return (void)fuse_reply_err(req, ESTALE);
+	if ((err = view_enter(fs, v->view)))
+		return (void)fuse_reply_err(req, err);
 	path_fd = vnode_fd_get(fs, v, &table);
 	if (path_fd < 0) {
 		err = errno;
@@ -904,8 +922,8 @@ void sfs_vop_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 	int err = 0;
 
 	/* SRC without xattrs, or the snapdir: none (a NULL list is empty). */
-	if (v != &snapdir && !sfs_view_try_ref(fs->views, v->view))
-		return (void)fuse_reply_err(req, ESTALE);
+	if (v != &snapdir && (err = view_enter(fs, v->view)))
+		return (void)fuse_reply_err(req, err);
 	if (v != &snapdir) {
 		bool table;
 		int fd = vnode_fd_get(fs, v, &table);
@@ -938,4 +956,52 @@ void sfs_view_forget_name(struct sfs_fs *fs, const char *name)
 	 * or directory, and they answer ESTALE from then on. */
 	fuse_lowlevel_notify_inval_entry(fs->se, vnode_id(&snapdir), name,
 					 strlen(name));
+}
+
+/* ---- a view invalidated under max_preserve ----------------------------- */
+
+/* The nodeids of one view's vnodes. */
+struct view_ids {
+	const struct sfs_view *view;
+	GArray *ids;			/* fuse_ino_t */
+};
+
+static void add_view_id(gpointer key, gpointer value, gpointer arg)
+{
+	struct view_ids *w = arg;
+	struct vnode *v = key;
+	fuse_ino_t id = vnode_id(v);
+
+	(void)value;
+	if (v->view == w->view)
+		g_array_append_val(w->ids, id);
+}
+
+/* On the evictor thread (no lock held): what the kernel caches of view. */
+static void forget_cached(struct sfs_fs *fs, void *arg)
+{
+	struct sfs_view *view = arg;
+	struct view_ids w = { view, g_array_new(FALSE, FALSE, sizeof(fuse_ino_t)) };
+	const char *name = sfs_view_name(view);
+
+	pthread_mutex_lock(&vnodes_lock);
+	if (vnodes)
+		g_hash_table_foreach(vnodes, add_view_id, &w);
+	pthread_mutex_unlock(&vnodes_lock);
+	/* A vnode forgotten meanwhile: the kernel no longer knows its id
+	 * (ENOENT), or it is another node's now, which only rereads. */
+	for (guint i = 0; i < w.ids->len; i++)
+		fuse_lowlevel_notify_inval_inode(fs->se,
+						 g_array_index(w.ids, fuse_ino_t, i),
+						 0, 0);
+	fuse_lowlevel_notify_inval_entry(fs->se, vnode_id(&snapdir), name,
+					 strlen(name));
+	g_array_free(w.ids, TRUE);
+	sfs_view_release(fs->views, view);
+}
+
+void sfs_view_forget_cached_later(struct sfs_fs *fs, struct sfs_view *view)
+{
+	if (!sfs_evictor_call(fs, forget_cached, view))
+		sfs_view_release(fs->views, view);
 }

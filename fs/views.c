@@ -309,6 +309,106 @@ void sfs_view_note_created(struct sfs_fs *fs, const struct stat *st)
 		sfs_views_add_capture(fs->views, st->st_dev, st->st_ino, NULL);
 }
 
+/* ---- max_preserve: invalidating whole views ----------------------------- */
+
+/*
+ * lib/history.c's reclaim calls these (struct sfs_view_reclaim) inside a
+ * preservation that would pass the cap, holding that file's history
+ * mutex (held) and the list of all snapshots: they take the views' lock,
+ * and the histories of captured files only with trylock.
+ */
+#define VIEW_INVALID_WHY "max_preserve reached: its view was invalidated"
+
+struct reclaim_arg {
+	struct sfs_history *held;
+	struct sfs_store *store;
+};
+
+static bool capture_holds_bytes(void *payload, void *arg)
+{
+	struct view_capture *c = payload;
+	struct reclaim_arg *r = arg;
+
+	return c->snap && sfs_snap_holds_bytes(r->held, c->snap);
+}
+
+static void capture_reclaim(void *payload, void *arg)
+{
+	struct view_capture *c = payload;
+	struct reclaim_arg *r = arg;
+
+	if (c->snap)
+		sfs_snap_reclaim(r->held, r->store, c->snap, VIEW_INVALID_WHY);
+}
+
+static uint64_t oldest_view_holding(void *ctx, struct sfs_history *held)
+{
+	struct sfs_fs *fs = ctx;
+	struct reclaim_arg r = { held, fs->store };
+
+	return sfs_views_oldest_holding(fs->views, capture_holds_bytes, &r);
+}
+
+/* view was just invalidated (we have a hold on it): said once per view,
+ * since a view is invalidated only once. */
+static void view_invalidated(struct sfs_fs *fs, struct sfs_view *view,
+			     const char *because)
+{
+	sfs_stat_add(SFS_STAT_VIEWS_INVALIDATED_CAP, 1);
+	fuse_log(FUSE_LOG_ERR, "stablefs: view %s invalidated: max_preserve "
+		 "reached and %s; everything in it answers EIO until it is "
+		 "deleted\n", sfs_view_name(view), because);
+	/* The kernel's cached nodes and pages of it go on the evictor
+	 * thread: not here, under the history's locks. */
+	sfs_view_forget_cached_later(fs, view);
+}
+
+static bool invalidate_oldest_view(void *ctx, struct sfs_history *held,
+				   struct sfs_store *s)
+{
+	struct sfs_fs *fs = ctx;
+	struct reclaim_arg r = { held, s };
+	struct sfs_view *view;
+
+	view = sfs_views_invalidate_oldest(fs->views, capture_holds_bytes,
+					   capture_reclaim, &r, VIEW_INVALID_WHY);
+	if (view)
+		view_invalidated(fs, view, "it was the oldest view keeping bytes");
+	return view != NULL;
+}
+
+struct users_arg {
+	struct reclaim_arg r;
+	struct sfs_snap *snap;
+};
+
+static bool capture_uses(void *payload, void *arg)
+{
+	return ((struct view_capture *)payload)->snap ==
+	       ((struct users_arg *)arg)->snap;
+}
+
+static void capture_reclaim_user(void *payload, void *arg)
+{
+	capture_reclaim(payload, &((struct users_arg *)arg)->r);
+}
+
+static void invalidate_snap_users(void *ctx, struct sfs_history *held,
+				  struct sfs_store *s, struct sfs_snap *snap)
+{
+	struct sfs_fs *fs = ctx;
+	struct users_arg u = { { held, s }, snap };
+	GPtrArray *gone;
+
+	gone = sfs_views_invalidate_using(fs->views, capture_uses,
+					  capture_reclaim_user, &u,
+					  VIEW_INVALID_WHY);
+	for (guint i = 0; i < gone->len; i++)
+		view_invalidated(fs, g_ptr_array_index(gone, i),
+				 "a change needed more for it than the cap leaves");
+	g_ptr_array_free(gone, TRUE);
+}
+
 /* ---- the gate ---------------------------------------------------------- */
 
 void sfs_change_begin(struct sfs_fs *fs)
@@ -427,24 +527,41 @@ static void put_json_string(GString *out, const char *s)
 }
 
 struct view_sum {
-	struct sfs_fs *fs;
 	uint64_t captures, bytes;
 	bool invalid;
 };
 
-static void sum_capture(void *payload, void *arg)
+static void collect_capture(void *payload, void *arg)
 {
-	struct view_capture *c = payload;
-	struct view_sum *s = arg;
+	g_ptr_array_add(arg, payload);
+}
 
-	s->captures++;
-	s->invalid |= c->lost;
-	if (c->snap) {
-		struct sfs_history *h = sfs_inode_history(c->held->inode);
+/*
+ * What view keeps and whether it is whole. The captures are gathered
+ * under the views' lock and summed after it: a history's mutex is never
+ * waited for under it (max_preserve takes it under one). The reference on
+ * view keeps them.
+ */
+static void view_summary(struct sfs_fs *fs, struct sfs_view *view,
+			 struct view_sum *sum)
+{
+	GPtrArray *caps = g_ptr_array_new();
 
-		s->bytes += sfs_snap_preserved_bytes(h, c->snap);
-		s->invalid |= sfs_snap_unreadable(h, c->snap);
+	sfs_view_foreach_capture(fs->views, view, collect_capture, caps);
+	sum->invalid = sfs_view_invalid(fs->views, view) != NULL;
+	for (guint i = 0; i < caps->len; i++) {
+		struct view_capture *c = g_ptr_array_index(caps, i);
+
+		sum->captures++;
+		sum->invalid |= c->lost;
+		if (c->snap) {
+			struct sfs_history *h = sfs_inode_history(c->held->inode);
+
+			sum->bytes += sfs_snap_preserved_bytes(h, c->snap);
+			sum->invalid |= sfs_snap_unreadable(h, c->snap);
+		}
 	}
+	g_ptr_array_free(caps, TRUE);
 }
 
 char *sfs_views_json(struct sfs_fs *fs, size_t *len)
@@ -456,10 +573,10 @@ char *sfs_views_json(struct sfs_fs *fs, size_t *len)
 	put_json_string(out, sfs_snapdir(fs));
 	g_string_append(out, ",\"views\":[");
 	for (size_t i = 0; i < n; i++) {
-		struct view_sum sum = { .fs = fs };
+		struct view_sum sum = { 0 };
 		struct timespec t = sfs_view_created(list[i]);
 
-		sfs_view_foreach_capture(fs->views, list[i], sum_capture, &sum);
+		view_summary(fs, list[i], &sum);
 		g_string_append(out, i ? ",{\"name\":" : "{\"name\":");
 		put_json_string(out, sfs_view_name(list[i]));
 		g_string_append_printf(out, ",\"epoch\":%llu,\"created_ns\":%llu,"
@@ -494,6 +611,12 @@ int sfs_views_start(struct sfs_fs *fs)
 	pthread_rwlockattr_destroy(&a);
 	fs->views = sfs_views_new(capture_free, fs);
 	fs->capture_held = sfs_view_capture_held;
+	sfs_history_set_view_reclaim(&(struct sfs_view_reclaim){
+		.oldest = oldest_view_holding,
+		.invalidate_oldest = invalidate_oldest_view,
+		.invalidate_users = invalidate_snap_users,
+		.ctx = fs,
+	});
 	return 0;
 }
 
@@ -501,6 +624,7 @@ void sfs_views_stop(struct sfs_fs *fs)
 {
 	if (!fs->views)
 		return;
+	sfs_history_set_view_reclaim(NULL);
 	sfs_view_nodes_free(fs);
 	sfs_views_free(fs->views);
 	fs->views = NULL;

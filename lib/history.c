@@ -93,23 +93,163 @@ static void snap_free(struct sfs_history *h, struct sfs_store *s,
 	free(snap);
 }
 
+static uint64_t instants;
+
+uint64_t sfs_history_instant(void)
+{
+	return __atomic_add_fetch(&instants, 1, __ATOMIC_RELAXED);
+}
+
+/* Tree views' side of max_preserve (history.h); under all_lock. */
+static struct sfs_view_reclaim view_reclaim;
+
+void sfs_history_set_view_reclaim(const struct sfs_view_reclaim *r)
+{
+	sfs_mutex_lock(&all_lock, SFS_RANK_HISTORIES);
+	if (r)
+		view_reclaim = *r;
+	else
+		memset(&view_reclaim, 0, sizeof(view_reclaim));
+	sfs_mutex_unlock(&all_lock);
+}
+
 /*
- * The store would pass max_preserve: invalidate the oldest snapshots of the
- * process and give their bytes back until need more bytes fit, skipping
- * those with reads in flight (their store pages may sit in a pipe) and
- * those whose history is busy (trylock: we hold h's mutex). Returns whether
- * anything was freed. With h's mutex held.
+ * Inside a reclaim (held's mutex and all_lock taken): lock snap's history
+ * too, unless it is held's. Only trylock, so false if it is busy.
+ */
+static bool lock_owner(struct sfs_history *held, struct sfs_snap *snap)
+{
+	return snap->owner == held ||
+	       !sfs_mutex_trylock(&snap->owner->mutex, SFS_RANK_HISTORY);
+}
+
+static void unlock_owner(struct sfs_history *held, struct sfs_snap *snap)
+{
+	if (snap->owner != held)
+		sfs_mutex_unlock(&snap->owner->mutex);
+}
+
+static bool holds_store_bytes(const struct sfs_snap *snap)
+{
+	for (guint i = 0; i < snap->extents->len; i++)
+		if (g_array_index(snap->extents, struct sfs_extent, i).chunk)
+			return true;
+	return false;
+}
+
+bool sfs_snap_holds_bytes(struct sfs_history *held, struct sfs_snap *snap)
+{
+	bool holds;
+
+	if (!lock_owner(held, snap))
+		return true;	/* busy: it may */
+	holds = !snap->invalid && holds_store_bytes(snap);
+	unlock_owner(held, snap);
+	return holds;
+}
+
+/* With snap's history locked: its bytes back, unless a read of them is
+ * in flight (their store pages may sit in a pipe: a later reclaim). */
+static void release_unread(struct sfs_store *s, struct sfs_snap *snap)
+{
+	if (!snap->readers && snap->extents->len)
+		snap_release_extents(snap->owner, s, snap);
+}
+
+void sfs_snap_reclaim(struct sfs_history *held, struct sfs_store *s,
+		      struct sfs_snap *snap, const char *why)
+{
+	if (!lock_owner(held, snap))
+		return;		/* its bytes go at a later reclaim */
+	if (!snap->invalid)
+		snap->invalid = why;
+	release_unread(s, snap);
+	unlock_owner(held, snap);
+}
+
+/* With all_lock: the instant of the oldest view that still holds store
+ * bytes, UINT64_MAX if none (or no views). */
+static uint64_t oldest_view(struct sfs_history *h)
+{
+	return view_reclaim.oldest ? view_reclaim.oldest(view_reclaim.ctx, h) :
+	       UINT64_MAX;
+}
+
+/*
+ * With all_lock: invalidate views, oldest first, while the store is over
+ * and the oldest of them was taken before instant `before`. Returns the
+ * instant of the oldest view left holding bytes.
+ */
+static uint64_t reclaim_views_before(struct sfs_history *h,
+				     struct sfs_store *s, uint64_t need,
+				     uint64_t view, uint64_t before)
+{
+	while (view < before && !sfs_store_fits(s, need) &&
+	       view_reclaim.invalidate_oldest(view_reclaim.ctx, h, s))
+		view = oldest_view(h);
+	return view;
+}
+
+/*
+ * A view's snapshot is reclaimed with its view (the hooks), never alone.
+ * One already made unreadable that way while a read of it ran, or its
+ * history was busy, still has bytes: they go now if they can.
+ */
+static void reclaim_view_leftover(struct sfs_history *h, struct sfs_store *s,
+				  struct sfs_snap *p)
+{
+	if (!p->invalid || !p->extents->len || !lock_owner(h, p))
+		return;
+	release_unread(s, p);
+	unlock_owner(h, p);
+}
+
+/*
+ * With h's mutex: max_preserve could not make room for bytes p, a view's
+ * snapshot, needs. Its views go whole (the hooks) rather than p alone;
+ * true if that made p unreadable.
+ */
+static bool views_give_up(struct sfs_history *h, struct sfs_store *s,
+			  struct sfs_snap *p)
+{
+	bool gone = false;
+
+	sfs_mutex_lock(&all_lock, SFS_RANK_HISTORIES);
+	if (view_reclaim.invalidate_users)
+		view_reclaim.invalidate_users(view_reclaim.ctx, h, s, p);
+	gone = p->invalid != NULL;
+	sfs_mutex_unlock(&all_lock);
+	return gone;
+}
+
+/*
+ * The store would pass max_preserve: make room oldest first by the
+ * instant things were taken. A plain snapshot goes alone (invalidated,
+ * its bytes given back); a tree view goes whole (the hooks invalidate it
+ * and reclaim the snapshots of its captures no newer view shares). Skipped:
+ * snapshots with reads in flight (their store pages may sit in a pipe)
+ * and those whose history is busy (trylock: we hold h's mutex). Stops as
+ * soon as need more bytes fit; returns whether they do. With h's mutex.
  */
 static bool reclaim_oldest(struct sfs_history *h, struct sfs_store *s,
 			   uint64_t need)
 {
-	bool freed = false;
+	uint64_t view;
+	bool fits;
 
 	sfs_mutex_lock(&all_lock, SFS_RANK_HISTORIES);
+	view = oldest_view(h);
 	for (struct sfs_snap *p = all_oldest; p && !sfs_store_fits(s, need);
 	     p = p->newer) {
 		struct sfs_history *o = p->owner;
 
+		view = reclaim_views_before(h, s, need, view, p->instant);
+		if (sfs_store_fits(s, need))
+			break;
+		if (p->for_views) {
+			reclaim_view_leftover(h, s, p);
+			continue;
+		}
 		if (p->invalid || !p->extents->len)
 			continue;
 		if (o != h && sfs_mutex_trylock(&o->mutex, SFS_RANK_HISTORY))
@@ -118,13 +258,15 @@ static bool reclaim_oldest(struct sfs_history *h, struct sfs_store *s,
 			p->invalid = "max_preserve reached (oldest snapshots go first)";
 			sfs_stat_add(SFS_STAT_INVALIDATED_CAP, 1);
 			snap_release_extents(o, s, p);
-			freed = true;
 		}
 		if (o != h)
 			sfs_mutex_unlock(&o->mutex);
 	}
+	/* Views newer than every plain snapshot. */
+	reclaim_views_before(h, s, need, view, UINT64_MAX);
+	fits = sfs_store_fits(s, need);
 	sfs_mutex_unlock(&all_lock);
-	return freed;
+	return fits;
 }
 
 /* With the mutex held: no snapshot left, so the store file can go. */
@@ -376,7 +518,7 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd)
 }
 
 static struct sfs_snap *open_in(struct sfs_history *h, struct sfs_store *s,
-			       int fd, bool wait)
+			       int fd, bool wait, bool for_views)
 {
 	struct sfs_snap *snap;
 	struct stat stbuf, *st = &stbuf;
@@ -396,7 +538,7 @@ static struct sfs_snap *open_in(struct sfs_history *h, struct sfs_store *s,
 	check_oob_locked(h, st);
 	snap = h->snaps;
 	if (snap && snap->version == h->version && !snap->invalid && !snap->oob &&
-	    snap->size == (uint64_t)st->st_size) {
+	    snap->size == (uint64_t)st->st_size && snap->for_views == for_views) {
 		snap->refs++;
 		sfs_mutex_unlock(&h->mutex);
 		return snap;
@@ -411,6 +553,8 @@ static struct sfs_snap *open_in(struct sfs_history *h, struct sfs_store *s,
 		snap->extents = g_array_new(FALSE, FALSE, sizeof(struct sfs_extent));
 		snap->next = h->snaps;
 		snap->owner = h;
+		snap->instant = sfs_history_instant();
+		snap->for_views = for_views;
 		h->snaps = snap;
 		all_add(snap);
 		sfs_stat_add(SFS_STAT_SNAPSHOTS_LIVE, 1);
@@ -424,13 +568,14 @@ static struct sfs_snap *open_in(struct sfs_history *h, struct sfs_store *s,
 struct sfs_snap *sfs_history_open_in(struct sfs_history *h,
 				     struct sfs_store *s, int fd)
 {
-	return open_in(h, s, fd, true);
+	return open_in(h, s, fd, true, false);
 }
 
-struct sfs_snap *sfs_history_try_open_in(struct sfs_history *h,
-					 struct sfs_store *s, int fd)
+struct sfs_snap *sfs_history_open_for_views(struct sfs_history *h,
+					    struct sfs_store *s, int fd,
+					    bool wait)
 {
-	return open_in(h, s, fd, false);
+	return open_in(h, s, fd, wait, true);
 }
 
 void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
@@ -911,6 +1056,8 @@ static uint64_t preserve_locked(struct sfs_history *h, struct sfs_store *s,
 		GArray *gaps;
 
 		if (p->invalid || p->oob || off >= e)
+			continue;
+		if (err == EDQUOT && p->for_views && views_give_up(h, s, p))
 			continue;
 		if (err) {
 			p->invalid = err == ENOSPC ? "store full (ENOSPC)" :

@@ -42,6 +42,11 @@ struct sfs_snap {
 	/* Process-wide, oldest first, for max_preserve (history.c). */
 	struct sfs_history *owner;
 	struct sfs_snap *older, *newer;
+	uint64_t instant;		/* sfs_history_instant() when taken */
+	/* Kept for tree views (a capture, or a view's open file): max_preserve
+	 * reclaims it with its view, never alone, and plain opens do not
+	 * share it (nor it theirs): a view is invalidated whole or not. */
+	bool for_views;
 };
 
 struct sfs_history {

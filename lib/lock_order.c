@@ -29,6 +29,7 @@ static const char *rank_name(enum sfs_lock_rank r)
 		[SFS_RANK_TABLE] = "inode table lock",
 		[SFS_RANK_HISTORY] = "history mutex",
 		[SFS_RANK_HISTORIES] = "all-histories lock",
+		[SFS_RANK_VIEWS] = "views' lock",
 		[SFS_RANK_FD_CACHE] = "fd cache lock",
 	};
 

@@ -26,6 +26,7 @@ static const char *const names[SFS_STAT_COUNT] = {
 	[SFS_STAT_VIEW_EIO] = "view_eio",
 	[SFS_STAT_VIEW_CAPTURE_FAILURES] = "view_capture_failures",
 	[SFS_STAT_VIEW_OOB_CAPTURES] = "view_oob_captures",
+	[SFS_STAT_VIEWS_INVALIDATED_CAP] = "views_invalidated_max_preserve",
 };
 
 void sfs_stat_add(enum sfs_stat which, int64_t delta)

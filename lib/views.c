@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sfs/history.h"
+#include "sfs/lock_order.h"
 #include "sfs/options.h"
 #include "sfs/view_ioctl.h"
 #include "sfs/views.h"
@@ -25,6 +27,9 @@ struct sfs_view {
 	unsigned holds;			/* what keeps only the struct (nodes) */
 	bool deleted;
 	bool detached;			/* captures gone: unusable */
+	uint64_t instant;		/* sfs_history_instant() when taken */
+	const char *invalid;		/* non-NULL: every object answers EIO
+					 * (why); it needs no captures any more */
 };
 
 struct capture {
@@ -150,7 +155,7 @@ int sfs_views_create(struct sfs_views *v, const char *name,
 
 	if (!sfs_view_name_ok(name))
 		return EINVAL;
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	if (find_named(v, name))
 		err = EEXIST;
 	else if (v->named >= SFS_VIEWS_MAX)
@@ -159,6 +164,7 @@ int sfs_views_create(struct sfs_views *v, const char *name,
 		view = g_new0(struct sfs_view, 1);
 		view->name = g_strdup(name);
 		view->epoch = ++v->epoch;
+		view->instant = sfs_history_instant();
 		view->created = *created;
 		view->horizon = *horizon;
 		view->refs = 1;
@@ -167,7 +173,7 @@ int sfs_views_create(struct sfs_views *v, const char *name,
 		count_set(&v->present, v->present + 1);
 		v->views_total++;
 	}
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 	return err;
 }
 
@@ -176,11 +182,11 @@ void sfs_views_set_horizon(struct sfs_views *v, const char *name,
 {
 	struct sfs_view *view;
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	view = find_named(v, name);
 	if (view)
 		view->horizon = *horizon;
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 }
 
 /* Is a view with from < epoch <= to still in the array? Under the lock. */
@@ -257,14 +263,14 @@ int sfs_views_delete(struct sfs_views *v, const char *name)
 	GPtrArray *dead = g_ptr_array_new();
 	struct sfs_view *view;
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	view = find_named(v, name);
 	if (view) {
 		view->deleted = true;
 		count_set(&v->named, v->named - 1);
 		put_locked(v, view, dead);
 	}
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 	free_dead(v, dead);
 	return view ? 0 : ENOENT;
 }
@@ -273,47 +279,47 @@ struct sfs_view *sfs_views_get(struct sfs_views *v, const char *name)
 {
 	struct sfs_view *view;
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	view = find_named(v, name);
 	if (view)
 		view->refs++;
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 	return view;
 }
 
 void sfs_view_ref(struct sfs_views *v, struct sfs_view *view)
 {
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	view->refs++;
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 }
 
 bool sfs_view_try_ref(struct sfs_views *v, struct sfs_view *view)
 {
 	bool ok;
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	ok = !view->detached;
 	if (ok)
 		view->refs++;
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 	return ok;
 }
 
 void sfs_view_hold(struct sfs_views *v, struct sfs_view *view)
 {
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	view->holds++;
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 }
 
 void sfs_view_release(struct sfs_views *v, struct sfs_view *view)
 {
 	bool dead;
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	dead = !--view->holds && view->detached;
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 	if (dead)
 		view_free(view);
 }
@@ -322,9 +328,9 @@ void sfs_view_put(struct sfs_views *v, struct sfs_view *view)
 {
 	GPtrArray *dead = g_ptr_array_new();
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	put_locked(v, view, dead);
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 	free_dead(v, dead);
 }
 
@@ -348,6 +354,21 @@ struct timespec sfs_view_horizon(const struct sfs_view *view)
 	return view->horizon;
 }
 
+uint64_t sfs_view_instant(const struct sfs_view *view)
+{
+	return view->instant;
+}
+
+const char *sfs_view_invalid(struct sfs_views *v, const struct sfs_view *view)
+{
+	const char *why;
+
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
+	why = view->invalid;
+	sfs_mutex_unlock(&v->lock);
+	return why;
+}
+
 size_t sfs_views_count(struct sfs_views *v)
 {
 	return __atomic_load_n(&v->named, __ATOMIC_ACQUIRE);
@@ -358,14 +379,20 @@ bool sfs_views_any(struct sfs_views *v)
 	return __atomic_load_n(&v->present, __ATOMIC_ACQUIRE) != 0;
 }
 
-/* The epoch of the newest view in the array (alive or still used), 0 if
- * none. Under the lock. */
+/*
+ * The epoch of the newest view in the array (alive or still used) that is
+ * not invalid, 0 if none: what a change must capture for. An invalid view
+ * needs nothing kept. Under the lock.
+ */
 static uint64_t newest_epoch(struct sfs_views *v)
 {
-	if (!v->views->len)
-		return 0;
-	return ((struct sfs_view *)g_ptr_array_index(v->views,
-						     v->views->len - 1))->epoch;
+	for (guint i = v->views->len; i > 0; i--) {
+		struct sfs_view *view = g_ptr_array_index(v->views, i - 1);
+
+		if (!view->invalid)
+			return view->epoch;
+	}
+	return 0;
 }
 
 static struct object *object_of(struct sfs_views *v, dev_t dev, ino_t ino)
@@ -384,10 +411,10 @@ bool sfs_views_need_capture(struct sfs_views *v, dev_t dev, ino_t ino)
 	 * it was until its last reader goes. */
 	if (!sfs_views_any(v))
 		return false;
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	o = object_of(v, dev, ino);
 	need = newest_epoch(v) > (o && o->newest ? o->newest->epoch : 0);
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 	return need;
 }
 
@@ -398,12 +425,12 @@ bool sfs_views_add_capture(struct sfs_views *v, dev_t dev, ino_t ino,
 	struct capture *c;
 	struct object *o;
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	o = object_of(v, dev, ino);
 	last = o && o->newest ? o->newest->epoch : 0;
 	now = newest_epoch(v);
 	if (now <= last) {
-		pthread_mutex_unlock(&v->lock);
+		sfs_mutex_unlock(&v->lock);
 		return false;
 	}
 	if (!o) {
@@ -422,7 +449,7 @@ bool sfs_views_add_capture(struct sfs_views *v, dev_t dev, ino_t ino,
 		v->captures++;
 		v->captures_total++;
 	}
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 	return true;
 }
 
@@ -433,7 +460,7 @@ bool sfs_views_capture_for(struct sfs_views *v, const struct sfs_view *view,
 	struct capture *c;
 	struct object *o;
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	o = object_of(v, dev, ino);
 	for (c = o ? o->newest : NULL; c; c = c->older) {
 		if (c->from < view->epoch && view->epoch <= c->epoch) {
@@ -442,7 +469,7 @@ bool sfs_views_capture_for(struct sfs_views *v, const struct sfs_view *view,
 			break;
 		}
 	}
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 	return found;
 }
 
@@ -450,7 +477,7 @@ size_t sfs_views_list(struct sfs_views *v, struct sfs_view ***out)
 {
 	size_t n = 0;
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	*out = g_new(struct sfs_view *, v->views->len + 1);
 	for (guint i = 0; i < v->views->len; i++) {
 		struct sfs_view *view = g_ptr_array_index(v->views, i);
@@ -460,7 +487,7 @@ size_t sfs_views_list(struct sfs_views *v, struct sfs_view ***out)
 			(*out)[n++] = view;
 		}
 	}
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 	return n;
 }
 
@@ -470,7 +497,7 @@ void sfs_view_foreach_capture(struct sfs_views *v, const struct sfs_view *view,
 	GHashTableIter it;
 	gpointer key;
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	g_hash_table_iter_init(&it, v->objects);
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
 		for (struct capture *c = ((struct object *)key)->newest; c;
@@ -482,7 +509,7 @@ void sfs_view_foreach_capture(struct sfs_views *v, const struct sfs_view *view,
 			}
 		}
 	}
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 }
 
 void sfs_views_foreach_capture_of(struct sfs_views *v, dev_t dev, ino_t ino,
@@ -490,12 +517,12 @@ void sfs_views_foreach_capture_of(struct sfs_views *v, dev_t dev, ino_t ino,
 {
 	struct object *o;
 
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	o = object_of(v, dev, ino);
 	for (struct capture *c = o ? o->newest : NULL; c; c = c->older)
 		if (c->payload)
 			fn(c->payload, arg);
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
 }
 
 static void count_one(void *payload, void *arg)
@@ -514,10 +541,164 @@ uint64_t sfs_view_captures(struct sfs_views *v, const struct sfs_view *view)
 
 void sfs_views_stats_get(struct sfs_views *v, struct sfs_views_stats *s)
 {
-	pthread_mutex_lock(&v->lock);
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	s->views = v->named;
 	s->captures = v->captures;
 	s->views_total = v->views_total;
 	s->captures_total = v->captures_total;
-	pthread_mutex_unlock(&v->lock);
+	sfs_mutex_unlock(&v->lock);
+}
+
+/* ---- max_preserve: invalidating whole views ----------------------------- */
+
+/* Does c serve the view of epoch e? */
+static bool serves(const struct capture *c, uint64_t e)
+{
+	return c->from < e && e <= c->epoch;
+}
+
+/* Does a payload view uses satisfy holds? Under the lock. */
+static bool view_holds(struct sfs_views *v, const struct sfs_view *view,
+		       bool (*holds)(void *payload, void *arg), void *arg)
+{
+	GHashTableIter it;
+	gpointer key;
+
+	g_hash_table_iter_init(&it, v->objects);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		for (struct capture *c = ((struct object *)key)->newest; c;
+		     c = c->older) {
+			if (!serves(c, view->epoch))
+				continue;
+			if (c->payload && holds(c->payload, arg))
+				return true;
+			break;
+		}
+	}
+	return false;
+}
+
+/* The oldest view not invalid that holds (see above), or NULL. Under the
+ * lock. The array is by epoch, and instants grow with epochs. */
+static struct sfs_view *oldest_holding(struct sfs_views *v,
+				       bool (*holds)(void *payload, void *arg),
+				       void *arg)
+{
+	for (guint i = 0; i < v->views->len; i++) {
+		struct sfs_view *view = g_ptr_array_index(v->views, i);
+
+		if (!view->invalid && view_holds(v, view, holds, arg))
+			return view;
+	}
+	return NULL;
+}
+
+uint64_t sfs_views_oldest_holding(struct sfs_views *v,
+				  bool (*holds)(void *payload, void *arg),
+				  void *arg)
+{
+	struct sfs_view *view;
+	uint64_t instant;
+
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
+	view = oldest_holding(v, holds, arg);
+	instant = view ? view->instant : UINT64_MAX;
+	sfs_mutex_unlock(&v->lock);
+	return instant;
+}
+
+/* Is a view with from < epoch <= to in the array and not invalid? Under
+ * the lock. */
+static bool valid_view_between(struct sfs_views *v, uint64_t from, uint64_t to)
+{
+	for (guint i = 0; i < v->views->len; i++) {
+		struct sfs_view *view = g_ptr_array_index(v->views, i);
+
+		if (view->epoch > to)
+			break;
+		if (view->epoch > from && !view->invalid)
+			return true;
+	}
+	return false;
+}
+
+/* Does c serve one of the views gone[0..n)? */
+static bool serves_any(const struct capture *c, struct sfs_view *const *gone,
+		       guint n)
+{
+	for (guint i = 0; i < n; i++)
+		if (serves(c, gone[i]->epoch))
+			return true;
+	return false;
+}
+
+/* The views gone[0..n) were just invalidated: drop() each payload of their
+ * captures that no valid view uses any more, once. Under the lock. */
+static void drop_unneeded(struct sfs_views *v, struct sfs_view *const *gone,
+			  guint n, void (*drop)(void *payload, void *arg),
+			  void *arg)
+{
+	GHashTableIter it;
+	gpointer key;
+
+	g_hash_table_iter_init(&it, v->objects);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		for (struct capture *c = ((struct object *)key)->newest; c;
+		     c = c->older) {
+			if (c->payload && serves_any(c, gone, n) &&
+			    !valid_view_between(v, c->from, c->epoch))
+				drop(c->payload, arg);
+		}
+	}
+}
+
+struct sfs_view *sfs_views_invalidate_oldest(struct sfs_views *v,
+					     bool (*holds)(void *payload, void *arg),
+					     void (*drop)(void *payload, void *arg),
+					     void *arg, const char *why)
+{
+	struct sfs_view *view;
+
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
+	view = oldest_holding(v, holds, arg);
+	if (view) {
+		view->invalid = why;
+		view->holds++;
+		drop_unneeded(v, &view, 1, drop, arg);
+	}
+	sfs_mutex_unlock(&v->lock);
+	return view;
+}
+
+GPtrArray *sfs_views_invalidate_using(struct sfs_views *v,
+				      bool (*uses)(void *payload, void *arg),
+				      void (*drop)(void *payload, void *arg),
+				      void *arg, const char *why)
+{
+	GPtrArray *gone = g_ptr_array_new();
+	GHashTableIter it;
+	gpointer key;
+
+	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
+	g_hash_table_iter_init(&it, v->objects);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		for (struct capture *c = ((struct object *)key)->newest; c;
+		     c = c->older) {
+			if (!c->payload || !uses(c->payload, arg))
+				continue;
+			for (guint i = 0; i < v->views->len; i++) {
+				struct sfs_view *view = g_ptr_array_index(v->views, i);
+
+				if (!serves(c, view->epoch) || view->invalid)
+					continue;
+				view->invalid = why;
+				view->holds++;
+				g_ptr_array_add(gone, view);
+			}
+		}
+	}
+	drop_unneeded(v, (struct sfs_view *const *)gone->pdata, gone->len, drop,
+		      arg);
+	sfs_mutex_unlock(&v->lock);
+	return gone;
 }

@@ -75,12 +75,16 @@ struct sfs_snap *sfs_history_open(struct sfs_history *h, int fd);
 struct sfs_snap *sfs_history_open_in(struct sfs_history *h,
 				     struct sfs_store *s, int fd);
 /*
- * The same without waiting: NULL with errno EBUSY while a change runs.
- * For the out-of-band watch's handler, which ends some of those changes
- * itself (its grants) and so must never wait for them.
+ * sfs_history_open_in for a tree view (a capture, or a view's open file):
+ * such a snapshot is shared only with other views' (never with a plain
+ * open), and max_preserve reclaims it only with its views, through
+ * sfs_history_set_view_reclaim(). !wait: NULL with errno EBUSY while a
+ * change runs, for the out-of-band watch's handler, which ends some of
+ * those changes itself (its grants) and so must never wait for them.
  */
-struct sfs_snap *sfs_history_try_open_in(struct sfs_history *h,
-					 struct sfs_store *s, int fd);
+struct sfs_snap *sfs_history_open_for_views(struct sfs_history *h,
+					    struct sfs_store *s, int fd,
+					    bool wait);
 void sfs_history_close(struct sfs_history *h, struct sfs_store *s,
 		       struct sfs_snap *snap);
 
@@ -168,6 +172,61 @@ bool sfs_snap_times_frozen(struct sfs_history *h, const struct sfs_snap *snap,
 
 /* The file changed in a way no version counted: later opens get a new one. */
 void sfs_history_bump(struct sfs_history *h);
+
+/*
+ * The process-wide clock of max_preserve: every snapshot is stamped with
+ * the next instant when it is taken, and a tree view takes one when it is
+ * taken, so that reclaiming goes oldest first across both.
+ */
+uint64_t sfs_history_instant(void);
+
+/*
+ * Tree views under max_preserve. A view's file snapshots are not
+ * reclaimed one by one (a view would then answer EIO for some files and
+ * not others): when the store would pass the cap, the history asks these
+ * hooks to invalidate whole views, oldest first by instant, interleaved
+ * with plain snapshots by the same clock, while the store is still over.
+ *
+ * Both run inside a preservation: with the mutex of the history being
+ * changed (held) and the list of all snapshots locked, so they may only
+ * take the views' lock (rank VIEWS) and, for the snapshots of their
+ * captures, call sfs_snap_holds_bytes() and sfs_snap_reclaim(), which take
+ * other histories' mutexes with trylock only. Nothing they do may wait
+ * for a reader: writers never wait for views.
+ *
+ * oldest: the instant of the oldest view not yet invalidated whose
+ * captures hold store bytes, UINT64_MAX if none. invalidate_oldest:
+ * invalidate that view, reclaiming the snapshots no valid view needs any
+ * more; false if there was none.
+ */
+struct sfs_view_reclaim {
+	uint64_t (*oldest)(void *ctx, struct sfs_history *held);
+	bool (*invalidate_oldest)(void *ctx, struct sfs_history *held,
+				  struct sfs_store *s);
+	/*
+	 * Even so the bytes do not fit, and snap (a view's, in held) needs
+	 * them: invalidate every view it serves, whole, rather than let snap
+	 * alone go (a view that held nothing yet was no candidate above).
+	 * Same context and rules (snap among the snapshots it reclaims).
+	 */
+	void (*invalidate_users)(void *ctx, struct sfs_history *held,
+				 struct sfs_store *s, struct sfs_snap *snap);
+	void *ctx;
+};
+/* Install (r) or remove (NULL) the hooks; r is copied. */
+void sfs_history_set_view_reclaim(const struct sfs_view_reclaim *r);
+
+/*
+ * From those hooks only (held: the history whose mutex the caller has).
+ * Does snap keep bytes in the store? (True when its history is busy:
+ * trylock, so it may.) sfs_snap_reclaim: snap's views are invalid; make it
+ * unreadable and give its store bytes back, unless its history is busy or
+ * a read of it is in flight (then its bytes go at a later reclaim, or
+ * when it is closed).
+ */
+bool sfs_snap_holds_bytes(struct sfs_history *held, struct sfs_snap *snap);
+void sfs_snap_reclaim(struct sfs_history *held, struct sfs_store *s,
+		      struct sfs_snap *snap, const char *why);
 
 /* Process-wide: extents one snapshot may hold before it is invalidated
  * (default 1 Mi, about 66 MiB of the daemon's memory). For tests. */

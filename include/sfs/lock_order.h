@@ -15,7 +15,10 @@
  *   4 HISTORY    a file's history mutex (versions, snapshots, extents).
  *   5 HISTORIES  the list of all histories (lib/history.c's all_lock);
  *                under it another history's mutex only with trylock.
- *   6 FD_CACHE   the fd cache's lock (lib/fd_cache.c).
+ *   6 VIEWS      the tree views' bookkeeping (lib/views.c): max_preserve
+ *                invalidates views from inside a preservation, under the
+ *                two above; under it a history's mutex only with trylock.
+ *   7 FD_CACHE   the fd cache's lock (lib/fd_cache.c).
  *
  * Every other lock is a leaf: held for a few instructions, never while
  * taking another (the range lock's own mutex, the stats, the handle list,
@@ -44,6 +47,7 @@ enum sfs_lock_rank {
 	SFS_RANK_TABLE,
 	SFS_RANK_HISTORY,
 	SFS_RANK_HISTORIES,
+	SFS_RANK_VIEWS,
 	SFS_RANK_FD_CACHE,
 };
 

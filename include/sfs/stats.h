@@ -32,6 +32,7 @@ enum sfs_stat {
 	SFS_STAT_VIEW_CAPTURE_FAILURES,	/* objects views could not keep */
 	SFS_STAT_VIEW_OOB_CAPTURES,	/* files captured for views before a
 					 * change from outside landed */
+	SFS_STAT_VIEWS_INVALIDATED_CAP,	/* whole views lost: max_preserve */
 	SFS_STAT_COUNT
 };
 

@@ -15,7 +15,10 @@
  * payload, freed by the callback given at creation once no view that
  * could use it remains. Objects are named by (dev, ino).
  *
- * Locking: one mutex, a leaf (payloads are freed after it is dropped).
+ * Locking: one mutex, rank VIEWS in lock_order.h: taken under a history's
+ * mutex by max_preserve's reclaim, so callbacks run under it take
+ * histories' mutexes with trylock only (payloads are freed after it is
+ * dropped).
  * Callers keep the epoch still while they capture and change an object
  * (fs/views.c's gate): sfs_views_create() only runs with no change under
  * way.
@@ -25,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <glib.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -85,6 +89,10 @@ const char *sfs_view_name(const struct sfs_view *view);
 uint64_t sfs_view_epoch(const struct sfs_view *view);
 struct timespec sfs_view_created(const struct sfs_view *view);
 struct timespec sfs_view_horizon(const struct sfs_view *view);
+/* The instant (sfs_history_instant) it was taken: max_preserve's order. */
+uint64_t sfs_view_instant(const struct sfs_view *view);
+/* Why every object of view answers EIO, or NULL while it is valid. */
+const char *sfs_view_invalid(struct sfs_views *v, const struct sfs_view *view);
 /* Captures this view uses (made for it or for it and others). */
 uint64_t sfs_view_captures(struct sfs_views *v, const struct sfs_view *view);
 
@@ -135,6 +143,41 @@ void sfs_view_foreach_capture(struct sfs_views *v, const struct sfs_view *view,
 /* Call fn for each payload of (dev, ino), under the mutex (as above). */
 void sfs_views_foreach_capture_of(struct sfs_views *v, dev_t dev, ino_t ino,
 				  void (*fn)(void *payload, void *arg), void *arg);
+
+/*
+ * max_preserve (lib/history.c's reclaim, through fs/views.c): views are
+ * invalidated whole, oldest first. holds(payload) tells whether a
+ * capture's payload keeps store bytes; both run it under the lock, so it
+ * must not call back into v nor wait for a lock (trylock only).
+ *
+ * sfs_views_oldest_holding: the instant of the oldest view, not invalid,
+ * that uses a payload that holds; UINT64_MAX if none.
+ *
+ * sfs_views_invalidate_oldest: invalidate that view (why: for users) and
+ * call drop(payload) for each of its captures that no view still valid
+ * uses (those shared with a newer valid view stay). An invalid view needs
+ * no capture any more; its captures are freed as before, with its last
+ * reference. Returns it with a hold (sfs_view_release), or NULL if none.
+ */
+uint64_t sfs_views_oldest_holding(struct sfs_views *v,
+				  bool (*holds)(void *payload, void *arg),
+				  void *arg);
+struct sfs_view *sfs_views_invalidate_oldest(struct sfs_views *v,
+					     bool (*holds)(void *payload, void *arg),
+					     void (*drop)(void *payload, void *arg),
+					     void *arg, const char *why);
+
+/*
+ * max_preserve could not make room for a preservation some captures need
+ * (uses(payload) is true of them) even so: rather than lose that one object,
+ * the views they serve go whole, as above (drop, holds). Returns those
+ * views, each with a hold (g_ptr_array_free after releasing them); empty if
+ * none was valid.
+ */
+GPtrArray *sfs_views_invalidate_using(struct sfs_views *v,
+				      bool (*uses)(void *payload, void *arg),
+				      void (*drop)(void *payload, void *arg),
+				      void *arg, const char *why);
 
 /* Captures alive, views taken ever, captures made ever. */
 struct sfs_views_stats {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "history_i.h"
+#include "sfs/stats.h"
 #include "sfs/store.h"
 
 #define FILE_SIZE (256 * 1024)
@@ -497,6 +498,131 @@ static void test_cap_invalidates_oldest_first(void **state)
 	assert_int_equal(live_bytes(f), 0);
 }
 
+/* One tree view, as fs/views.c would hook it: its instant and the one
+ * snapshot it keeps. */
+static struct {
+	uint64_t instant;
+	struct sfs_snap *snap;
+	bool invalid;
+	int invalidated;
+} view;
+
+static uint64_t view_oldest(void *ctx, struct sfs_history *held)
+{
+	(void)ctx;
+	return !view.invalid && sfs_snap_holds_bytes(held, view.snap) ?
+	       view.instant : UINT64_MAX;
+}
+
+static bool view_invalidate(void *ctx, struct sfs_history *held,
+			    struct sfs_store *s)
+{
+	(void)ctx;
+	if (view.invalid)
+		return false;
+	view.invalid = true;
+	view.invalidated++;
+	sfs_snap_reclaim(held, s, view.snap, "its view was invalidated");
+	return true;
+}
+
+static void view_invalidate_users(void *ctx, struct sfs_history *held,
+				  struct sfs_store *s, struct sfs_snap *snap)
+{
+	if (snap == view.snap)
+		view_invalidate(ctx, held, s);
+}
+
+static const struct sfs_view_reclaim view_hooks = {
+	.oldest = view_oldest,
+	.invalidate_oldest = view_invalidate,
+	.invalidate_users = view_invalidate_users,
+};
+
+/*
+ * max_preserve with a tree view: plain snapshots and the view go oldest
+ * first by instant, the view's snapshot only with the view (never alone),
+ * and a plain snapshot newer than the view outlives it.
+ */
+static void test_cap_views_go_whole_by_instant(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_snap *p, *q, *other;
+	unsigned char buf[FILE_SIZE];
+
+	memset(&view, 0, sizeof(view));
+	sfs_history_set_view_reclaim(&view_hooks);
+	sfs_store_set_max(f->store, 12288);
+	p = open_snap(f);			/* older than the view */
+	change(f, 0, 4096, overwrite);		/* A: p */
+	view.instant = sfs_history_instant();
+	view.snap = sfs_history_open_for_views(&f->h, f->store, f->live, true);
+	assert_non_null(view.snap);
+	/* Plain opens and views never share a snapshot. */
+	other = open_snap(f);
+	assert_ptr_not_equal(other, view.snap);
+	sfs_history_close(&f->h, f->store, other);
+	change(f, 8192, 12288, overwrite);	/* B: p, view */
+	q = open_snap(f);			/* newer than the view */
+	change(f, 16384, 20480, overwrite);	/* C: p, view, q: at the cap */
+	assert_int_equal(live_bytes(f), 12288);
+
+	change(f, 24576, 28672, overwrite);	/* over: p, the oldest, goes */
+	assert_non_null(p->invalid);
+	assert_int_equal(view.invalidated, 0);
+	assert_null(view.snap->invalid);
+	assert_null(q->invalid);
+	assert_int_equal(read_snap(f, view.snap, 8192, 4096, buf, NULL), 4096);
+	assert_memory_equal(buf, f->orig + 8192, 4096);
+	assert_int_equal(live_bytes(f), 12288);	/* B, C, D */
+
+	/* Over again: the view (older than q, which holds bytes too) goes
+	 * whole; q stays. */
+	change(f, 32768, 36864, overwrite);
+	assert_int_equal(view.invalidated, 1);
+	assert_non_null(view.snap->invalid);
+	assert_int_equal(read_snap(f, view.snap, 8192, 16, buf, NULL), -EIO);
+	assert_null(q->invalid);
+	for (uint64_t off = 16384; off <= 32768; off += 8192) {
+		assert_int_equal(read_snap(f, q, off, 4096, buf, NULL), 4096);
+		assert_memory_equal(buf, f->orig + off, 4096);
+	}
+	/* What only the view kept (B) was given back at once. */
+	assert_int_equal(live_bytes(f), 12288);
+
+	sfs_history_set_view_reclaim(NULL);
+	sfs_history_close(&f->h, f->store, p);
+	sfs_history_close(&f->h, f->store, q);
+	sfs_history_close(&f->h, f->store, view.snap);
+	assert_int_equal(live_bytes(f), 0);
+}
+
+/*
+ * A view that keeps nothing yet is no candidate for making room; if one
+ * change needs more for it than the cap, the view goes whole (the hooks)
+ * rather than that file alone.
+ */
+static void test_cap_too_small_for_a_view(void **state)
+{
+	struct fx *f = *state;
+	uint64_t lost = sfs_stat_get(SFS_STAT_INVALIDATED_CAP);
+	unsigned char buf[16];
+
+	memset(&view, 0, sizeof(view));
+	sfs_history_set_view_reclaim(&view_hooks);
+	sfs_store_set_max(f->store, 4096);
+	view.instant = sfs_history_instant();
+	view.snap = sfs_history_open_for_views(&f->h, f->store, f->live, true);
+	change(f, 0, 8192, overwrite);		/* never fits */
+	assert_int_equal(view.invalidated, 1);
+	assert_int_equal(read_snap(f, view.snap, 0, 16, buf, NULL), -EIO);
+	/* Not counted as a file lost on its own. */
+	assert_int_equal(sfs_stat_get(SFS_STAT_INVALIDATED_CAP), lost);
+	assert_int_equal(live_bytes(f), 0);
+	sfs_history_set_view_reclaim(NULL);
+	sfs_history_close(&f->h, f->store, view.snap);
+}
+
 /* A snapshot's extents are sorted and do not overlap. */
 static void assert_extents_sorted(const struct sfs_snap *snap)
 {
@@ -559,6 +685,8 @@ int main(void)
 		T(test_event_before_rebase_is_late),
 		T(test_invalidated_snapshot_fails),
 		T(test_cap_invalidates_oldest_first),
+		T(test_cap_views_go_whole_by_instant),
+		T(test_cap_too_small_for_a_view),
 		T(test_changes_in_any_order),
 	};
 

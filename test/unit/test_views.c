@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sfs/history.h"
 #include "sfs/view_ioctl.h"
 #include "sfs/views.h"
 #include "test_util.h"
@@ -252,6 +253,184 @@ static void test_deleted_view_in_use(void **state)
 	assert_false(sfs_views_need_capture(V, 1, 11));
 }
 
+/* max_preserve's callbacks: which payloads hold bytes, which were dropped. */
+static bool holds_bytes[64];
+static int dropped[64];
+
+static bool holds(void *p, void *arg)
+{
+	(void)arg;
+	return holds_bytes[((struct payload *)p)->id];
+}
+
+static void drop(void *p, void *arg)
+{
+	(void)arg;
+	dropped[((struct payload *)p)->id]++;
+}
+
+static const char *invalid(const char *name)
+{
+	struct sfs_view *view = sfs_views_get(V, name);
+	const char *why;
+
+	assert_non_null(view);
+	why = sfs_view_invalid(V, view);
+	sfs_view_put(V, view);
+	return why;
+}
+
+static uint64_t instant(const char *name)
+{
+	struct sfs_view *view = sfs_views_get(V, name);
+	uint64_t i;
+
+	assert_non_null(view);
+	i = sfs_view_instant(view);
+	sfs_view_put(V, view);
+	return i;
+}
+
+/* The view max_preserve invalidates now (released), or NULL. */
+static const char *invalidate_oldest(void)
+{
+	struct sfs_view *view = sfs_views_invalidate_oldest(V, holds, drop, NULL,
+							    "test");
+	static char name[64];
+
+	if (!view)
+		return NULL;
+	snprintf(name, sizeof(name), "%s", sfs_view_name(view));
+	sfs_view_release(V, view);
+	return name;
+}
+
+/*
+ * Two views: capture 1 serves a only, 2 serves a and b, 3 b only. The
+ * oldest view goes whole, and only what no valid view shares is dropped.
+ */
+static void test_invalidate_oldest_whole(void **state)
+{
+	uint64_t before, after;
+
+	(void)state;
+	memset(dropped, 0, sizeof(dropped));
+	memset(holds_bytes, 1, sizeof(holds_bytes));
+	before = sfs_history_instant();
+	assert_int_equal(sfs_views_create(V, "a", &T0, &T0), 0);
+	assert_true(sfs_views_add_capture(V, 1, 10, payload(1)));
+	assert_int_equal(sfs_views_create(V, "b", &T1, &T1), 0);
+	after = sfs_history_instant();
+	assert_true(sfs_views_add_capture(V, 1, 11, payload(2)));
+	assert_true(sfs_views_add_capture(V, 1, 10, payload(3)));
+	/* On the snapshots' clock, in the order they were taken. */
+	assert_true(before < instant("a"));
+	assert_true(instant("a") < instant("b"));
+	assert_true(instant("b") < after);
+	assert_int_equal(sfs_views_oldest_holding(V, holds, NULL), instant("a"));
+
+	assert_string_equal(invalidate_oldest(), "a");
+	assert_non_null(invalid("a"));
+	assert_null(invalid("b"));
+	assert_int_equal(dropped[1], 1);
+	assert_int_equal(dropped[2], 0);	/* b still reads it */
+	assert_int_equal(dropped[3], 0);
+	assert_int_equal(seen("b", 11), 2);
+	assert_int_equal(seen("b", 10), 3);
+	/* Nothing is freed before the view is deleted (open files of it). */
+	assert_int_equal(freed[1], 0);
+	assert_int_equal(sfs_views_oldest_holding(V, holds, NULL), instant("b"));
+	/* b still needs new captures. */
+	assert_true(sfs_views_need_capture(V, 1, 12));
+
+	assert_string_equal(invalidate_oldest(), "b");
+	assert_int_equal(dropped[2], 1);
+	assert_int_equal(dropped[3], 1);
+	assert_int_equal(dropped[1], 1);	/* once */
+	/* No valid view: nothing to capture for. */
+	assert_false(sfs_views_need_capture(V, 1, 12));
+	assert_false(sfs_views_add_capture(V, 1, 12, NULL));
+	assert_null(invalidate_oldest());
+	assert_true(sfs_views_oldest_holding(V, holds, NULL) == UINT64_MAX);
+
+	/* An invalid view stays listed until deleted, then goes as usual. */
+	assert_int_equal(sfs_views_count(V), 2);
+	assert_int_equal(sfs_views_delete(V, "a"), 0);
+	assert_int_equal(freed[1], 1);
+	assert_int_equal(freed[2], 0);
+	assert_int_equal(sfs_views_delete(V, "b"), 0);
+	assert_int_equal(freed[2], 1);
+	assert_int_equal(freed[3], 1);
+}
+
+/* A view whose captures keep no bytes is passed over: invalidating it
+ * would free nothing. A view taken later still captures anew. */
+static void test_invalidate_skips_views_without_bytes(void **state)
+{
+	(void)state;
+	memset(dropped, 0, sizeof(dropped));
+	memset(holds_bytes, 0, sizeof(holds_bytes));
+	holds_bytes[2] = true;
+	assert_int_equal(sfs_views_create(V, "a", &T0, &T0), 0);
+	assert_true(sfs_views_add_capture(V, 1, 10, payload(1)));
+	assert_int_equal(sfs_views_create(V, "b", &T0, &T0), 0);
+	assert_true(sfs_views_add_capture(V, 1, 10, payload(2)));
+	assert_int_equal(sfs_views_oldest_holding(V, holds, NULL), instant("b"));
+	assert_string_equal(invalidate_oldest(), "b");
+	assert_null(invalid("a"));
+	assert_int_equal(dropped[2], 1);
+	assert_int_equal(dropped[1], 0);
+	/* a is still whole and still captures. */
+	assert_int_equal(seen("a", 10), 1);
+	assert_true(sfs_views_need_capture(V, 1, 11));
+	assert_int_equal(sfs_views_create(V, "c", &T0, &T0), 0);
+	assert_true(sfs_views_need_capture(V, 1, 10));
+	assert_true(sfs_views_add_capture(V, 1, 10, payload(3)));
+	assert_int_equal(seen("c", 10), 3);
+	assert_int_equal(seen("a", 10), 1);
+}
+
+static bool is_payload_2(void *p, void *arg)
+{
+	(void)arg;
+	return ((struct payload *)p)->id == 2;
+}
+
+/*
+ * A capture whose bytes cannot be kept: every view it serves goes whole
+ * (its other captures dropped where no valid view shares them), a view
+ * it does not serve stays.
+ */
+static void test_invalidate_using(void **state)
+{
+	GPtrArray *gone;
+
+	(void)state;
+	memset(dropped, 0, sizeof(dropped));
+	assert_int_equal(sfs_views_create(V, "a", &T0, &T0), 0);
+	assert_true(sfs_views_add_capture(V, 1, 10, payload(1)));	/* a */
+	assert_int_equal(sfs_views_create(V, "b", &T0, &T0), 0);
+	assert_true(sfs_views_add_capture(V, 1, 11, payload(2)));	/* a, b */
+	assert_int_equal(sfs_views_create(V, "c", &T0, &T0), 0);
+	assert_true(sfs_views_add_capture(V, 1, 10, payload(3)));	/* b, c */
+	gone = sfs_views_invalidate_using(V, is_payload_2, drop, NULL, "test");
+	assert_int_equal(gone->len, 2);
+	for (guint i = 0; i < gone->len; i++)
+		sfs_view_release(V, g_ptr_array_index(gone, i));
+	g_ptr_array_free(gone, TRUE);
+	assert_non_null(invalid("a"));
+	assert_non_null(invalid("b"));
+	assert_null(invalid("c"));
+	assert_int_equal(dropped[1], 1);
+	assert_int_equal(dropped[2], 1);
+	assert_int_equal(dropped[3], 0);	/* c still reads it */
+	assert_int_equal(seen("c", 10), 3);
+	/* Nothing left to invalidate for it. */
+	gone = sfs_views_invalidate_using(V, is_payload_2, drop, NULL, "test");
+	assert_int_equal(gone->len, 0);
+	g_ptr_array_free(gone, TRUE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -263,6 +442,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_created_marker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_frees, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_view_in_use, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalidate_oldest_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalidate_skips_views_without_bytes,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalidate_using, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
