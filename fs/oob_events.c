@@ -51,7 +51,47 @@ struct oob_grant {
 	uint64_t off, end;
 	uint64_t deadline_ns;
 	uint64_t seq;		/* ended: the last event read at the end */
+	uint64_t id;		/* in w->open_grants until it ends */
 };
+
+/* Grant ids, for sfs_oob_wait_all_grants (under done_lock). */
+static void grant_opened(struct oob_watch *w, struct oob_grant *g)
+{
+	pthread_mutex_lock(&w->done_lock);
+	g->id = ++w->grant_ids;
+	g_array_append_val(w->open_grants, g->id);
+	pthread_mutex_unlock(&w->done_lock);
+}
+
+static void grant_closed(struct oob_watch *w, const struct oob_grant *g)
+{
+	pthread_mutex_lock(&w->done_lock);
+	for (guint i = 0; i < w->open_grants->len; i++)
+		if (g_array_index(w->open_grants, uint64_t, i) == g->id) {
+			g_array_remove_index_fast(w->open_grants, i);
+			break;
+		}
+	pthread_cond_broadcast(&w->done_cond);
+	pthread_mutex_unlock(&w->done_lock);
+}
+
+void sfs_oob_wait_all_grants(struct oob_watch *w)
+{
+	uint64_t upto;
+
+	pthread_mutex_lock(&w->done_lock);
+	upto = w->grant_ids;
+	for (;;) {
+		bool found = false;
+
+		for (guint i = 0; i < w->open_grants->len && !found; i++)
+			found = g_array_index(w->open_grants, uint64_t, i) <= upto;
+		if (!found)
+			break;
+		pthread_cond_wait(&w->done_cond, &w->done_lock);
+	}
+	pthread_mutex_unlock(&w->done_lock);
+}
 
 
 static bool read_proc(pid_t tid, const char *what, char *buf, size_t size)
@@ -116,6 +156,7 @@ static void complete_grant(struct oob_watch *w, guint index, bool by_event)
 
 	g_array_remove_index_fast(w->grants, index);
 	sfs_history_after_change(sfs_inode_history(inode), g->fd, true);
+	grant_closed(w, g);
 	/* Pages the live nodes cached before the change are stale now;
 	 * snapshots' nodes keep theirs (their bytes were preserved). */
 	n = sfs_itable_live_nodes(w->fs->inodes, inode, nodes, MAX_NODES);
@@ -406,6 +447,7 @@ static bool hold_for_change(struct oob_watch *w, struct oob_event *e,
 	g->dev = st->st_dev;
 	g->ino = st->st_ino;
 	g->deadline_ns = sfs_now_ns() + GRANT_TIMEOUT_NS;
+	grant_opened(w, g);
 	g_array_append_val(w->grants, g);
 	if (sfs_syscall_is_write(&sc) && g->end != UINT64_MAX)
 		after_held_write(w, held, e, st, g->off, g->end);
@@ -511,7 +553,7 @@ static void handle_event(struct oob_watch *w, struct oob_event *e)
 {
 	struct sfs_node *held;
 	struct stat st;
-	bool kept = false;
+	bool kept = false, granted;
 
 	if (e->mask & FAN_Q_OVERFLOW) {
 		events_lost(w);
@@ -525,6 +567,10 @@ static void handle_event(struct oob_watch *w, struct oob_event *e)
 		close(e->fd);
 		return;
 	}
+	/* Its thread is past whatever we held it in on this file: that
+	 * change has landed, and a capture now would find it still running
+	 * and be refused (the view then answered EIO for the file). */
+	granted = !e->own && complete_grants_of(w, e->tid, &st);
 	if ((e->mask & PERM_EVENTS) && !e->own && w->preserve && S_ISREG(st.st_mode))
 		capture_for_views(w, e, &st);
 	sfs_mutex_lock(&w->mark_lock, SFS_RANK_OOB_MARKS);
@@ -535,9 +581,7 @@ static void handle_event(struct oob_watch *w, struct oob_event *e)
 		ignore_file(w, e->fd);
 	sfs_mutex_unlock(&w->mark_lock);
 	if (!e->own) {
-		/* Its thread is past whatever we held it in on this file. */
-		bool granted = complete_grants_of(w, e->tid, &st) ||
-			       ended_grant_of(w, e, &st);
+		granted = granted || ended_grant_of(w, e, &st);
 
 		if (passes_pending(w))
 			end_passes(w, e->tid, &st);

@@ -179,6 +179,11 @@ void sfs_oob_watch_unignore_all(struct oob_watch *w)
 	 * for it, so that it lands before the view's horizon is stamped.
 	 */
 	sfs_oob_wait_all_passes(w);
+	/* So may a change to a file with snapshots, allowed but not landed
+	 * (a grant): were it to land after the horizon, the view would
+	 * answer EIO for that file until its writer's next event captured
+	 * it. */
+	sfs_oob_wait_all_grants(w);
 }
 
 void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode)
@@ -236,6 +241,7 @@ static void watch_free(struct oob_watch *w)
 	g_array_free(w->grants, TRUE);
 	g_array_free(w->ended, TRUE);
 	g_array_free(w->passes, TRUE);
+	g_array_free(w->open_grants, TRUE);
 	g_hash_table_destroy(w->named);
 	g_free(w);
 }
@@ -268,6 +274,7 @@ struct oob_watch *sfs_oob_watch_start(struct sfs_fs *fs, bool preserve)
 	w->grants = g_array_new(FALSE, FALSE, sizeof(struct oob_grant *));
 	w->ended = g_array_new(FALSE, FALSE, sizeof(struct oob_grant *));
 	w->passes = g_array_new(FALSE, FALSE, sizeof(struct oob_pass));
+	w->open_grants = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	w->named = g_hash_table_new(NULL, NULL);
 	w->stop = eventfd(0, EFD_CLOEXEC);
 	if (w->stop < 0 ||

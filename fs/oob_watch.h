@@ -75,6 +75,14 @@ struct oob_watch {
 	 * ends. A snapshot's first open waits for its file's (arm).
 	 */
 	GArray *passes;
+	/*
+	 * Grants not ended yet, by id (uint64_t, ids given in order from
+	 * grant_ids), under done_lock: a view waits for those allowed before
+	 * it (sfs_oob_wait_all_grants). The grants themselves are the
+	 * handler's (below).
+	 */
+	GArray *open_grants;
+	uint64_t grant_ids;
 	/* SFS_RANK_OOB_MARKS: deciding to ignore a file vs. arming it. */
 	pthread_mutex_t mark_lock;
 	/* The handler's own: changes allowed but maybe not landed yet
@@ -111,5 +119,9 @@ void sfs_oob_wait_passes(struct oob_watch *w, dev_t dev, ino_t ino);
  * (or its pass timed out); changes let through meanwhile are not waited
  * for. */
 void sfs_oob_wait_all_passes(struct oob_watch *w);
+/* Wait until every change allowed so far to a file with snapshots (a
+ * grant) has landed, or its grant timed out; later ones are not waited
+ * for. */
+void sfs_oob_wait_all_grants(struct oob_watch *w);
 
 #endif

@@ -31,7 +31,9 @@
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/ioctl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mount_util.h"
@@ -322,6 +324,131 @@ static void test_capture_after_unannounced_change_is_eio(void **state)
 	}
 }
 
+/*
+ * Views taken while writers in SRC rewrite their files over and over, in
+ * order, one 64 KiB pwrite at a time (generation g over g - 1). Each
+ * pwrite is held and captured before it lands, so a view's file is some
+ * state the file had: chunks [0, k) of one generation, the rest of the
+ * one before, every chunk whole; it reads the same later, and never EIO.
+ * (A write of the thread's previous grant still counted as running made
+ * the capture fail, and the view answered EIO: 2 of 188 files under load.)
+ */
+#define RW_FILES 2
+#define RW_CHUNK 65536
+#define RW_VIEWS 12
+
+static unsigned char rw_byte(unsigned gen, size_t pos)
+{
+	return (unsigned char)(gen * 131 + pos / RW_CHUNK * 7 + 1);
+}
+
+static void rw_writer(const char *path)
+{
+	static unsigned char chunk[RW_CHUNK];
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0)
+		_exit(2);
+	for (unsigned gen = 1;; gen++)
+		for (size_t off = 0; off < SIZE; off += RW_CHUNK) {
+			memset(chunk, rw_byte(gen, off), RW_CHUNK);
+			if (pwrite_all(fd, chunk, RW_CHUNK, (off_t)off))
+				_exit(3);
+		}
+}
+
+/* Is buf a state of a writer's file: every chunk whole, generation g up
+ * to some chunk, g - 1 after it? (Generations repeat every 256.) */
+static bool rw_state_ok(const unsigned char *buf)
+{
+	unsigned gen = 0;
+	size_t k = 0;
+
+	for (size_t c = 0; c < SIZE; c += RW_CHUNK)
+		for (size_t i = 1; i < RW_CHUNK; i++)
+			if (buf[c + i] != buf[c])
+				return false;
+	while (gen < 256 && buf[0] != rw_byte(gen, 0))
+		gen++;
+	if (gen == 256)
+		return false;
+	while (k < SIZE && buf[k] == rw_byte(gen, k))
+		k += RW_CHUNK;
+	for (; k < SIZE; k += RW_CHUNK)
+		if (buf[k] != rw_byte(gen + 255, k))
+			return false;
+	return true;
+}
+
+static void test_views_during_src_rewrites(void **state)
+{
+	struct fixture *f = fixture_or_skip(state);
+	static unsigned char first[RW_VIEWS][RW_FILES][SIZE], again[SIZE];
+	pid_t pids[RW_FILES];
+	char path[PATH_MAX], name[64], rel[PATH_MAX];
+	int eio = 0;
+
+	for (int i = 0; i < RW_FILES; i++) {
+		unsigned char buf[SIZE];
+		int fd;
+
+		for (size_t k = 0; k < SIZE; k++)
+			buf[k] = rw_byte(0, k);
+		snprintf(name, sizeof(name), "rw%d", i);
+		path_in(path, f->m.src, name);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		assert_true(fd >= 0);
+		assert_int_equal(write_all(fd, buf, SIZE), 0);
+		close(fd);
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0)
+			rw_writer(path);
+	}
+	for (int v = 0; v < RW_VIEWS; v++) {
+		sleep_ms(150);
+		snprintf(name, sizeof(name), "v%d", v);
+		take_view(f, name);
+		for (int i = 0; i < RW_FILES; i++) {
+			int fd;
+
+			snprintf(rel, sizeof(rel), ".snapshots/v%d/rw%d", v, i);
+			path_in(path, f->m.mnt, rel);
+			fd = open(path, O_RDONLY);
+			if (fd < 0 || read(fd, first[v][i], SIZE) != SIZE) {
+				printf("# view %d, file %d: %s\n", v, i, strerror(errno));
+				eio += errno == EIO;
+				memset(first[v][i], 0, SIZE);
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	for (int i = 0; i < RW_FILES; i++) {
+		kill(pids[i], SIGKILL);
+		waitpid(pids[i], NULL, 0);
+	}
+	printf("# %d views of %d files rewritten in SRC: %d EIO, view_oob_captures %lld, "
+	       "view_eio %lld\n", RW_VIEWS, RW_FILES, eio,
+	       mount_counter(f->m.mnt, "view_oob_captures"),
+	       mount_counter(f->m.mnt, "view_eio"));
+	assert_int_equal(eio, 0);
+	for (int v = 0; v < RW_VIEWS; v++)
+		for (int i = 0; i < RW_FILES; i++) {
+			int fd;
+
+			assert_true(rw_state_ok(first[v][i]));
+			snprintf(rel, sizeof(rel), ".snapshots/v%d/rw%d", v, i);
+			path_in(path, f->m.mnt, rel);
+			fd = open(path, O_RDONLY);
+			assert_true(fd >= 0);
+			assert_int_equal(read(fd, again, SIZE), SIZE);
+			close(fd);
+			assert_memory_equal(again, first[v][i], SIZE);
+		}
+	assert_int_equal(mount_counter(f->m.mnt, "view_eio"), 0);
+}
+
 /* Control: with oob=detect nothing is preserved; the view says EIO. */
 static void test_detect_is_eio(void **state)
 {
@@ -354,6 +481,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_src_new_name_is_eio,
 						setup_preserve, teardown),
 		cmocka_unit_test_setup_teardown(test_capture_after_unannounced_change_is_eio,
+						setup_preserve, teardown),
+		cmocka_unit_test_setup_teardown(test_views_during_src_rewrites,
 						setup_preserve, teardown),
 		cmocka_unit_test_setup_teardown(test_detect_is_eio,
 						setup_detect, teardown),
