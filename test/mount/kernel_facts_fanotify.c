@@ -45,6 +45,9 @@
  *                       line within 1 ms of retries ("running" counted);
  *                       right after another held writer's event is
  *                       answered: "running" for a while (printed)
+ *   test_no_namespace_pre_events  no pre-content event before mkdir,
+ *                       create, unlink, rename, link, chmod, xattrs...;
+ *                       FAN_PRE_ACCESS | FAN_ONDIR refused (EINVAL)
  * KFAN_TESTS=<glob> runs a subset (cmocka's test filter).
  */
 #include <errno.h>
@@ -1156,6 +1159,129 @@ static void test_preopened_fds(void **state)
 	assert_int_equal(ino_old, 0);
 	assert_int_equal(fs_new, 1);
 	assert_int_equal(ino_new, 1);
+}
+
+/* ---- no pre-content event before a change of names or attributes ------ */
+
+/*
+ * Tree views rest on this absence (doc/kernel-facts.md, K9): a change of
+ * a directory's entries, or of an object's mode, times or xattrs, made in
+ * SRC directly is reported (FAN_CREATE, FAN_ATTRIB...) only after it is
+ * done, so a view can never be given the old state and answers EIO. A
+ * kernel that held such changes first would fail here, and views could
+ * then keep those changes too.
+ */
+static int op_ns_mkdir(const struct ctx *c)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/sub", c->path);
+	return mkdir(p, 0755) || rmdir(p);
+}
+
+static int op_ns_create(const struct ctx *c)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/new", c->path);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return unlink(p);
+}
+
+static int op_ns_rename_link(const struct ctx *c)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	snprintf(a, sizeof(a), "%s/f", c->path);
+	snprintf(b, sizeof(b), "%s/g", c->path);
+	return rename(a, b) || link(b, a) || unlink(b) || symlink("f", b) ||
+	       unlink(b);
+}
+
+static int op_ns_attrs(const struct ctx *c)
+{
+	char a[PATH_MAX];
+
+	snprintf(a, sizeof(a), "%s/f", c->path);
+	return chmod(a, 0600) || chown(a, 1, 1) || utimensat(AT_FDCWD, a, NULL, 0) ||
+	       setxattr(c->path, "user.kf", "1", 1, 0) ||
+	       removexattr(c->path, "user.kf");
+}
+
+static int op_ns_write(const struct ctx *c)
+{
+	char a[PATH_MAX];
+	int fd;
+
+	snprintf(a, sizeof(a), "%s/f", c->path);
+	fd = open(a, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || pwrite(fd, "x", 1, 0) != 1)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/* Events of any object while the child does op (answered: allowed). */
+static int events_during(struct fsfix *f, op_fn op, const struct ctx *c)
+{
+	struct kid k = spawn(f, op, c);
+	long end = now_ms() + 5000;
+	int count = 0;
+
+	while (now_ms() < end) {
+		struct ev evs[MAXEV];
+		int n = get_events(f->group, evs, MAXEV, k.done ? QUIET_MS : 100);
+
+		for (int i = 0; i < n; i++)
+			respond(f->group, &evs[i], FAN_ALLOW);
+		count += n;
+		if (n == 0 && k.done)
+			break;
+		kid_done(&k, 0);
+	}
+	kid_reap(f, &k);
+	assert_int_equal(k.rc, 0);
+	return count;
+}
+
+static void test_no_namespace_pre_events(void **state)
+{
+	static const struct { const char *what; op_fn op; int want; } ns_ops[] = {
+		{ "mkdir+rmdir", op_ns_mkdir, 0 },
+		{ "create+unlink, nothing written", op_ns_create, 0 },
+		{ "rename, link, unlink, symlink", op_ns_rename_link, 0 },
+		{ "chmod, chown, utimensat, setxattr, removexattr", op_ns_attrs, 0 },
+		{ "control: open+pwrite of 1 byte", op_ns_write, 1 },
+	};
+	struct fsfix *f = *state;
+	char dir[PATH_MAX], file[PATH_MAX];
+	struct ctx c = { .path = dir };
+	int g;
+
+	require_fs(f);
+	path_in(dir, f->mnt, "ns");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	path_in(file, f->mnt, "ns/f");
+	make_file(file, FILE_LEN, false);
+	/* Directories cannot be marked for pre-content events at all. */
+	g = fan_group(0, O_RDONLY | O_LARGEFILE);
+	assert_true(g >= 0);
+	assert_int_equal(fanotify_mark(g, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+				       FAN_PRE_ACCESS | FAN_ONDIR, AT_FDCWD, f->mnt), -1);
+	assert_int_equal(errno, EINVAL);
+	close(g);
+	fs_group(f, 0, O_RDONLY | O_LARGEFILE);
+	for (size_t i = 0; i < sizeof(ns_ops) / sizeof(ns_ops[0]); i++) {
+		int n = events_during(f, ns_ops[i].op, &c);
+
+		printf("# %s: %s: %d pre-content events\n", f->type, ns_ops[i].what, n);
+		assert_int_equal(n, ns_ops[i].want);
+	}
+	close_fd(&f->group);
 }
 
 /* ---- items 6, 7, 8: deny, a dying listener, who is reported -------------- */
@@ -2746,6 +2872,7 @@ int main(void)
 		ON_EXT4_AND_XFS(test_signals),
 		ON_EXT4_AND_XFS(test_barrier_xattr),
 		ON_EXT4_AND_XFS(test_syscall_after_event),
+		ON_EXT4_AND_XFS(test_no_namespace_pre_events),
 		cmocka_unit_test_setup_teardown(test_ops, setup_btrfs, teardown),
 		cmocka_unit_test_setup_teardown(test_barrier_xattr, setup_btrfs, teardown),
 		cmocka_unit_test_setup_teardown(test_tmpfs_refuses, setup_tmpfs, teardown),
