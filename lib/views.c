@@ -453,6 +453,12 @@ bool sfs_views_add_capture(struct sfs_views *v, dev_t dev, ino_t ino,
 	return true;
 }
 
+/* Does c serve the view of epoch e? */
+static bool serves(const struct capture *c, uint64_t e)
+{
+	return c->from < e && e <= c->epoch;
+}
+
 bool sfs_views_capture_for(struct sfs_views *v, const struct sfs_view *view,
 			   dev_t dev, ino_t ino, void **payload)
 {
@@ -463,7 +469,7 @@ bool sfs_views_capture_for(struct sfs_views *v, const struct sfs_view *view,
 	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	o = object_of(v, dev, ino);
 	for (c = o ? o->newest : NULL; c; c = c->older) {
-		if (c->from < view->epoch && view->epoch <= c->epoch) {
+		if (serves(c, view->epoch)) {
 			*payload = c->payload;
 			found = true;
 			break;
@@ -502,7 +508,7 @@ void sfs_view_foreach_capture(struct sfs_views *v, const struct sfs_view *view,
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
 		for (struct capture *c = ((struct object *)key)->newest; c;
 		     c = c->older) {
-			if (c->from < view->epoch && view->epoch <= c->epoch) {
+			if (serves(c, view->epoch)) {
 				if (c->payload)
 					fn(c->payload, arg);
 				break;
@@ -550,12 +556,6 @@ void sfs_views_stats_get(struct sfs_views *v, struct sfs_views_stats *s)
 }
 
 /* ---- max_preserve: invalidating whole views ----------------------------- */
-
-/* Does c serve the view of epoch e? */
-static bool serves(const struct capture *c, uint64_t e)
-{
-	return c->from < e && e <= c->epoch;
-}
 
 /* Does a payload view uses satisfy holds? Under the lock. */
 static bool view_holds(struct sfs_views *v, const struct sfs_view *view,
