@@ -14,6 +14,12 @@
 # a "changed"/"vanished" warning. Then the view is deleted: no longer
 # listed, its directory gone. The writers must have met no error and the
 # daemon must exit 0 at the unmount.
+# SFS_VIEWS_SRC_WRITERS more writers (default 1) change files' bytes in
+# SRC directly (rewrite, truncate, append: what the kernel holds before it
+# lands, K9), each in a part of the tree of its own; SRC is then an ext4
+# loop device and the mount has -o oob=preserve, so the view keeps those
+# files as they were too. Without loop devices or pre-content events they
+# are left out (said so).
 # SFS_VIEWS_TARGET=mnt backs up MNT itself instead of a view (a control:
 # the copies then mix instants, and the test must fail; that is
 # views_backup_control.sh). SFS_VIEWS_TOOLS picks among the tools.
@@ -26,6 +32,7 @@ bin=${STABLEFS_BIN:-./fs/stablefs}
 view_bin=${SFS_VIEW_BIN:-./test/sfs_view}
 files=${SFS_VIEWS_FILES:-10000}
 nwriters=${SFS_VIEWS_WRITERS:-2}
+nsrc=${SFS_VIEWS_SRC_WRITERS:-1}
 name=backup
 target=${SFS_VIEWS_TARGET:-view}
 warnings='changed as we read|shrank|removed before|vanished|could not be read|no such file|^error|warning'
@@ -72,6 +79,7 @@ cleanup() {
 	done
 	grep -q " $mnt fuse.stablefs " /proc/self/mounts && fusermount3 -u -z "$mnt"
 	[ -n "$daemon" ] && stop "$daemon"
+	grep -q " $src " /proc/self/mounts && umount -l "$src"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -122,18 +130,40 @@ same_as_model() {
 }
 
 # --- tree, mount, writers ---------------------------------------------------
+# Writers in SRC need a filesystem of its own for the watch (an ext4 loop
+# device: the mark covers a whole filesystem).
+opts=
+if [ "$nsrc" -gt 0 ]; then
+	if command -v mkfs.ext4 >/dev/null && truncate -s 4G "$tmp/src.img" &&
+	   mkfs.ext4 -q -F "$tmp/src.img" && mount -o loop "$tmp/src.img" "$src"; then
+		opts="-o oob=preserve"
+	else
+		echo "# no ext4 loop device for SRC: no writers in SRC"
+		nsrc=0
+	fi
+fi
 python3 "$tree" init "$src" "$files" || exit 1
-"$bin" -f "$src" "$mnt" &
+"$bin" -f $opts "$src" "$mnt" 2>"$tmp/daemon.log" &
 daemon=$!
 for _ in $(seq 100); do
 	grep -q " $mnt fuse.stablefs " /proc/self/mounts && break
 	sleep 0.1
 done
-grep -q " $mnt fuse.stablefs " /proc/self/mounts || { echo "not ok: no mount"; exit 1; }
-for i in $(seq 0 $((nwriters - 1))); do
-	python3 "$tree" write "$mnt" "$ctl" "$i" "$nwriters" >"$tmp/writer.$i.log" 2>&1 &
+grep -q " $mnt fuse.stablefs " /proc/self/mounts || { echo "not ok: no mount"; cat "$tmp/daemon.log"; exit 1; }
+if [ "$nsrc" -gt 0 ] && grep -q "no pre-content watch" "$tmp/daemon.log"; then
+	echo "# no pre-content events on this kernel: no writers in SRC"
+	nsrc=0
+fi
+total=$((nwriters + nsrc))
+for i in $(seq 0 $((total - 1))); do
+	if [ "$i" -lt "$nwriters" ]; then
+		python3 "$tree" write "$mnt" "$ctl" "$i" "$total" >"$tmp/writer.$i.log" 2>&1 &
+	else
+		python3 "$tree" write "$src" "$ctl" "$i" "$total" --data >"$tmp/writer.$i.log" 2>&1 &
+	fi
 	writers="$writers $!"
 done
+echo "# $nwriters writers through MNT, $nsrc in SRC directly (file bytes)"
 sleep 2	# the tree changes before the instant too
 
 # --- the instant: writers paused, view taken, SRC copied as the model --------
@@ -141,11 +171,11 @@ touch "$ctl/pause"
 paused=0
 for _ in $(seq 600); do
 	paused=$(find "$ctl" -name 'paused.*' | wc -l)
-	[ "$paused" -eq "$nwriters" ] && break
+	[ "$paused" -eq "$total" ] && break
 	sleep 0.05
 done
-if [ "$paused" -ne "$nwriters" ]; then
-	echo "not ok: only $paused of $nwriters writers paused within 30 s"
+if [ "$paused" -ne "$total" ]; then
+	echo "not ok: only $paused of $total writers paused within 30 s"
 	cat "$tmp"/writer.*.log
 	exit 1
 fi
@@ -223,4 +253,5 @@ done
 [ -n "$rc" ] || { notok "the daemon did not exit within 10 s of the unmount"; exit 1; }
 daemon=
 [ $rc -eq 0 ] && echo "ok: the daemon exited 0" || notok "the daemon exited $rc"
+tail -20 "$tmp/daemon.log" | sed 's/^/# daemon: /'
 exit $fail

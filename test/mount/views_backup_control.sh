@@ -11,7 +11,7 @@ script=$1 tree=$2
 # tar alone: over the live tree rsync -aHAX can run for minutes while
 # the writers keep adding files, and one tool's restore suffices here.
 out=$(SFS_VIEWS_TARGET=mnt SFS_VIEWS_FILES=${SFS_VIEWS_FILES:-1000} \
-      SFS_VIEWS_TOOLS=tar SFS_VIEWS_STEP_TIMEOUT=120 \
+      SFS_VIEWS_TOOLS=tar SFS_VIEWS_STEP_TIMEOUT=120 SFS_VIEWS_SRC_WRITERS=0 \
       bash "$script" "$tree" 2>&1)
 rc=$?
 echo "$out" | sed 's/^/# /' | tail -40

@@ -2,9 +2,12 @@
 """A tree, its writers and its comparison, for test/mount/views_backup.sh.
 
   views_tree.py init DIR FILES           build the tree (FILES files)
-  views_tree.py write DIR CTL ID WRITERS change writer ID's part of the
+  views_tree.py write DIR CTL ID WRITERS [--data]
+                                         change writer ID's part of the
                                          tree until SIGTERM; pause while
-                                         CTL/pause exists (see below)
+                                         CTL/pause exists (see below);
+                                         --data: only rewrite, truncate
+                                         and append files
   views_tree.py compare MODEL DIR LABEL  is DIR exactly MODEL?
   views_tree.py views MNT [--empty]      print user.stablefs.views; with
                                          --empty, fail unless no view is listed
@@ -293,6 +296,10 @@ class Writer:
            "create", "delete", "delete", "rename", "mkdir", "rmdir",
            "rename_dir", "chmod", "utime", "setxattr", "removexattr",
            "symlink", "link")
+    # What a writer in SRC directly can do under a view: only changes of
+    # a file's bytes are held by the kernel before they land (kernel-facts
+    # K9), so only they can be kept for the view.
+    DATA_OPS = ("rewrite", "rewrite", "truncate", "append")
 
     def pause_point(self):
         pause = os.path.join(self.ctl, "pause")
@@ -304,10 +311,11 @@ class Writer:
             time.sleep(0.005)
         os.unlink(ack)
 
-    def run(self, stop):
+    def run(self, stop, data_only=False):
+        ops = self.DATA_OPS if data_only else self.OPS
         while not stop:
             self.pause_point()
-            op = self.rng.choice(self.OPS)
+            op = self.rng.choice(ops)
             try:
                 if getattr(self, op)():
                     self.counts[op] = self.counts.get(op, 0) + 1
@@ -318,11 +326,11 @@ class Writer:
             time.sleep(0.01)    # leave the 2 CPUs to the backups too
 
 
-def write(d, ctl, wid, writers):
+def write(d, ctl, wid, writers, data_only):
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     w = Writer(d, ctl, wid, writers)
-    w.run(stop)
+    w.run(stop, data_only)
     print("# writer %d: %d operations (%s)" % (
         wid, sum(w.counts.values()),
         ", ".join("%s %d" % kv for kv in sorted(w.counts.items()))))
@@ -437,8 +445,9 @@ if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "init" and len(sys.argv) == 4:
         init(sys.argv[2], int(sys.argv[3]))
-    elif cmd == "write" and len(sys.argv) == 6:
-        sys.exit(write(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+    elif cmd == "write" and len(sys.argv) in (6, 7) and sys.argv[6:] in ([], ["--data"]):
+        sys.exit(write(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
+                       sys.argv[6:] == ["--data"]))
     elif cmd == "compare" and len(sys.argv) == 5:
         sys.exit(compare(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "views" and len(sys.argv) in (3, 4):
