@@ -439,8 +439,9 @@ static bool hold_for_change(struct oob_watch *w, struct oob_event *e,
 	sfs_history_before_change(h, w->fs->store, event_fd, &e->fd,
 				  g->off, g->end);
 	sfs_range_release(lock, &r);
-	sfs_oob_respond(w, e->fd, FAN_ALLOW);
+	/* Counted before the answer: the writer, woken by it, may look. */
 	sfs_stat_add(SFS_STAT_OOB_PRESERVED, 1);
+	sfs_oob_respond(w, e->fd, FAN_ALLOW);
 	g->tid = e->tid;
 	g->held = held;
 	g->fd = e->fd;
