@@ -122,7 +122,7 @@ static struct sfs_node *ignore_unless_needed(struct oob_watch *w, int fd,
  * A file just created through MNT (inode; fd: open, not O_PATH, as
  * fanotify_mark() needs): ignored at once, on the handler's terms, rather
  * than at the event of its first change, which is ours. That event cost
- * the reader and the handler about 10 syscalls and four thread wakeups
+ * the reader and the handler about 10 syscalls and a wakeup each
  * per new file (strace and perf of bench/meta, doc/performance.md), and
  * the writer the event's queueing; the mark costs the create one syscall.
  */
