@@ -94,7 +94,7 @@ void sfs_eviction_add(struct sfs_eviction *ev, struct sfs_inode *inode,
 	ev->len = end - off;
 }
 
-static void run_job(struct evict_job *j)
+static void run_job(const struct evict_job *j)
 {
 	if (j->call)
 		return j->call(j->fs, j->call_arg);
@@ -127,56 +127,58 @@ static gpointer evictor_main(gpointer arg)
 	return NULL;
 }
 
-/* Run j now if nothing is to be evicted (or no evictor runs), else queue. */
-static void submit(struct evict_job *j)
+/*
+ * Run j now if nothing is to be evicted (or no evictor runs), else queue a
+ * copy. j lives on the caller's stack: most replies evict nothing (every
+ * plain WRITE), and they then cost no allocation.
+ */
+static void submit(const struct evict_job *j)
 {
 	struct sfs_evictor *e = sfs_fs_of(j->req)->evictor;
 
 	if (!j->ev.inode || !e) {
 		run_job(j);
-		g_free(j);
 		return;
 	}
-	g_async_queue_push(e->jobs, j);
+	g_async_queue_push(e->jobs, g_memdup2(j, sizeof(*j)));
 }
 
-static struct evict_job *job_new(fuse_req_t req, const struct sfs_eviction *ev)
+static struct evict_job job_of(fuse_req_t req, const struct sfs_eviction *ev)
 {
-	struct evict_job *j = g_new0(struct evict_job, 1);
+	struct evict_job j = { .req = req };
 
-	j->req = req;
 	if (ev)
-		j->ev = *ev;
+		j.ev = *ev;
 	return j;
 }
 
 void sfs_reply_after(fuse_req_t req, const struct sfs_eviction *ev,
 		     sfs_reply_fn reply, void *ctx)
 {
-	struct evict_job *j = job_new(req, ev);
+	struct evict_job j = job_of(req, ev);
 
-	j->reply = reply;
-	j->ctx = ctx;
-	submit(j);
+	j.reply = reply;
+	j.ctx = ctx;
+	submit(&j);
 }
 
 void sfs_reply_err_after(fuse_req_t req, const struct sfs_eviction *ev, int err)
 {
-	struct evict_job *j = job_new(req, ev);
+	struct evict_job j = job_of(req, ev);
 
-	j->err = err;
-	submit(j);
+	j.err = err;
+	submit(&j);
 }
 
 void sfs_reply_write_after(fuse_req_t req, const struct sfs_eviction *ev,
 			   int err, size_t count)
 {
-	struct evict_job *j = job_new(req, ev);
+	struct evict_job j = job_of(req, ev);
 
-	j->err = err;
-	j->count = count;
-	j->write = true;
-	submit(j);
+	j.err = err;
+	j.count = count;
+	j.write = true;
+	submit(&j);
 }
 
 void sfs_evict_ids_later(struct sfs_fs *fs, const fuse_ino_t *ids, size_t n)

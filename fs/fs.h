@@ -336,6 +336,10 @@ bool sfs_oob_watch_preserves(const struct oob_watch *w);
  * changes from outside are reported (w may be NULL). */
 void sfs_oob_watch_arm(struct oob_watch *w, struct sfs_inode *inode, int fd);
 void sfs_oob_watch_opened(struct oob_watch *w, struct sfs_inode *inode);
+/* A file we have just created: no event needed for our first change of
+ * it (oob_events.c; w may be NULL). */
+void sfs_oob_watch_ignore_new(struct oob_watch *w, struct sfs_inode *inode,
+			      int fd);
 /* A view was taken: report every file again (oob_watch.c). */
 void sfs_oob_watch_unignore_all(struct oob_watch *w);
 

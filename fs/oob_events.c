@@ -141,6 +141,48 @@ static void ignore_file(struct oob_watch *w, int fd)
 }
 
 /*
+ * With mark_lock: ignore the file (fd, st) unless its events are needed:
+ * it has snapshots or one is being taken (returned held: a node pinned,
+ * for the caller to unhold), or a view may still need it as it was (its
+ * next change must come).
+ */
+static struct sfs_node *ignore_unless_needed(struct oob_watch *w, int fd,
+					     const struct stat *st)
+{
+	struct sfs_node *held;
+
+	held = sfs_itable_hold_watched(w->fs->inodes, st->st_dev, st->st_ino);
+	if (!held && S_ISREG(st->st_mode) && !(w->fs->views &&
+	    sfs_views_need_capture(w->fs->views, st->st_dev, st->st_ino)))
+		ignore_file(w, fd);
+	return held;
+}
+
+/*
+ * A file just created through MNT (inode; fd: open, not O_PATH, as
+ * fanotify_mark() needs): ignored at once, on the handler's terms, rather
+ * than at the event of its first change, which is ours. That event cost
+ * the reader and the handler about 10 syscalls and a wakeup each
+ * per new file (strace and perf of bench/meta, doc/performance.md), and
+ * the writer the event's queueing; the mark costs the create one syscall.
+ */
+void sfs_oob_watch_ignore_new(struct oob_watch *w, struct sfs_inode *inode,
+			      int fd)
+{
+	struct stat st = { .st_dev = inode->dev, .st_ino = inode->ino,
+			   .st_mode = inode->type };
+	struct sfs_node *held;
+
+	if (!w)
+		return;
+	sfs_mutex_lock(&w->mark_lock, SFS_RANK_OOB_MARKS);
+	held = ignore_unless_needed(w, fd, &st);
+	sfs_mutex_unlock(&w->mark_lock);
+	if (held)
+		sfs_itable_unhold(w->fs->inodes, held);
+}
+
+/*
  * The change of grant index has landed (or failed). by_event: its thread's
  * own next event on the file told us. Otherwise /proc or the clock did,
  * and the change's FAN_MODIFY, queued before its syscall returned, may
@@ -575,11 +617,7 @@ static void handle_event(struct oob_watch *w, struct oob_event *e)
 	if ((e->mask & PERM_EVENTS) && !e->own && w->preserve && S_ISREG(st.st_mode))
 		capture_for_views(w, e, &st);
 	sfs_mutex_lock(&w->mark_lock, SFS_RANK_OOB_MARKS);
-	held = sfs_itable_hold_watched(w->fs->inodes, st.st_dev, st.st_ino);
-	/* Not while a view may still need it: its next change must come. */
-	if (!held && S_ISREG(st.st_mode) && !(w->fs->views &&
-	    sfs_views_need_capture(w->fs->views, st.st_dev, st.st_ino)))
-		ignore_file(w, e->fd);
+	held = ignore_unless_needed(w, e->fd, &st);
 	sfs_mutex_unlock(&w->mark_lock);
 	if (!e->own) {
 		granted = granted || ended_grant_of(w, e, &st);

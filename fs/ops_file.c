@@ -388,6 +388,8 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		sfs_itable_forget(fs->inodes, node, 1);
 		return (void)fuse_reply_err(req, err == ESTALE ? EAGAIN : err);
 	}
+	/* After bind_open: a read-only create's snapshot keeps its events. */
+	sfs_oob_watch_ignore_new(fs->watch, node->inode, fd);
 	set_open_flags(fs, fi, fi->flags, fd, keep_cache);
 	reply_opened(req, fi, f, &e);
 }

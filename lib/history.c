@@ -325,9 +325,39 @@ bool sfs_history_has_snaps(struct sfs_history *h)
 static void set_base(struct sfs_history *h, const struct stat *st)
 {
 	h->base_known = true;
+	h->base_pending = false;
 	h->base_mtime = st->st_mtim;
 	h->base_ctime = st->st_ctim;
 	h->base_size = (uint64_t)st->st_size;
+}
+
+/*
+ * With the mutex held, after a change of the data with no snapshot live:
+ * leave the base unknown instead of an fstat per write (one syscall of
+ * the four a 4 KiB WRITE costs the daemon; doc/performance.md). Nothing
+ * needs it before the next snapshot: out-of-band detection only guards
+ * live snapshots (mark_oob and check_oob look only while there are some),
+ * and the next open reads the file under this mutex anyway
+ * (check_oob_locked then records it). What that skips is telling this
+ * change from a later one outside; both made content no snapshot and no
+ * READ node has seen, because this change has just made a new version
+ * and READ nodes come only from snapshots, whose open sets the base first.
+ * So the rebase before the first snapshot must not count it as one more
+ * version either: the kernel was told the attributes at this version by
+ * its lookup, and a new one would send that open back to look up again.
+ */
+static void defer_base(struct sfs_history *h)
+{
+	h->base_known = false;
+	h->base_pending = true;
+}
+
+/* With the mutex held: the file's attributes now are unknown, so the
+ * next rebase counts whatever it finds as a new version. */
+static void forget_base(struct sfs_history *h)
+{
+	h->base_known = false;
+	h->base_pending = false;
 }
 
 static bool matches_base(const struct sfs_history *h, const struct stat *st)
@@ -447,9 +477,10 @@ void sfs_history_rebase(struct sfs_history *h, int fd)
 		/* Changed since the old base, or unknown: content we never
 		 * saw is a new version (a snapshot node of the old one keeps
 		 * the old pages in its cache). */
-		if (!h->base_known || !matches_base(h, &st) ||
-		    h->base_ctime.tv_sec != st.st_ctim.tv_sec ||
-		    h->base_ctime.tv_nsec != st.st_ctim.tv_nsec)
+		if (!h->base_pending &&
+		    (!h->base_known || !matches_base(h, &st) ||
+		     h->base_ctime.tv_sec != st.st_ctim.tv_sec ||
+		     h->base_ctime.tv_nsec != st.st_ctim.tv_nsec))
 			h->version++;
 		set_base(h, &st);
 	}
@@ -1124,10 +1155,12 @@ void sfs_history_after_change(struct sfs_history *h, int fd, bool data_changed)
 		h->changing--;
 	/* The base is only exact when no other change of ours is running. */
 	if (h->changing == 0) {
-		if (fd >= 0 && fstat(fd, &st) == 0)
+		if (data_changed && !h->snaps)
+			defer_base(h);
+		else if (fd >= 0 && fstat(fd, &st) == 0)
 			set_base(h, &st);
 		else
-			h->base_known = false;
+			forget_base(h);
 		pthread_cond_broadcast(&h->idle);
 	}
 	sfs_mutex_unlock(&h->mutex);

@@ -65,6 +65,13 @@ struct sfs_history {
 	 */
 	unsigned changing;
 	bool base_known;
+	/*
+	 * Not known because our own change ended with no snapshot to guard
+	 * (its fstat saved, sfs_history_after_change): the version that
+	 * change made is still new, so the next look takes the file as it
+	 * then is for the base without calling that a new version.
+	 */
+	bool base_pending;
 	struct timespec base_mtime;
 	struct timespec base_ctime;	/* nobody can set it back: see mark_oob */
 	uint64_t base_size;

@@ -14,6 +14,9 @@
  *      of 4 MiB from offset 0 fails with EIO, not a short count. Without
  *      fanotify's help (-o oob=... not involved: the read-time check), the
  *      second read after the first failure must fail whole too.
+ *   created through MNT: such a file is ignored by the watch from its
+ *      create on, until a snapshot's open arms it: the same rewrite in SRC
+ *      must still fail that snapshot's reads.
  *   tar: tar reads an 8 MiB file through MNT into a pipe nobody drains,
  *      the file is rewritten in SRC meanwhile; tar must report a read
  *      error and fail, never pad zeros and exit 0. Raw twin: the same run
@@ -138,6 +141,38 @@ static void test_whole_eio_after_event(void **state)
 	assert_int_equal(close(fd), 0);
 }
 
+/*
+ * A file created through MNT is ignored by the watch at its create (no
+ * event for our own first write); a snapshot's open must still make its
+ * changes in SRC reach us.
+ */
+static void test_created_through_mnt_still_watched(void **state)
+{
+	struct fixture *f = *state;
+	static unsigned char buf[BIG];
+	char src[PATH_MAX], mnt[PATH_MAX];
+	long long before;
+	int fd;
+
+	fill_pattern(buf, 0, BIG, false);
+	path_in(src, f->m.src, "f");
+	path_in(mnt, f->m.mnt, "f");
+	write_file(mnt, buf, BIG);
+	if (mount_counter(f->m.mnt, "oob_ignore_marks") < 1)
+		skip();		/* no fanotify watch (not root?) */
+	fd = open(mnt, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread_all(fd, buf, 256 * 1024, 0), 0);
+	before = mount_counter(f->m.mnt, "oob_changes");
+	change_in_src(src, 6 * MiB, 4096);
+	assert_true(oob_seen(f->m.mnt, before));
+	sleep_ms(200);		/* the eviction runs on the evictor thread */
+	errno = 0;
+	assert_int_equal(pread(fd, buf, 4 * MiB, 0), -1);
+	assert_int_equal(errno, EIO);
+	assert_int_equal(close(fd), 0);
+}
+
 /* Without an event first: the read-time check fails one read (which may
  * be short), and every later read fails whole. */
 static void test_whole_eio_after_first_failure(void **state)
@@ -251,6 +286,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_whole_eio_after_event, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_created_through_mnt_still_watched,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_whole_eio_after_first_failure,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tar_reports_read_error, setup,

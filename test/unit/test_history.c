@@ -418,6 +418,43 @@ static void test_event_before_rebase_is_late(void **state)
 	sfs_history_close(&f->h, f->store, snap);
 }
 
+/*
+ * A change with no snapshot live takes no fstat for the base: the version
+ * it made is new, so the first rebase and open take the file as they find
+ * it, also after a change from outside, without one more version (no
+ * snapshot or READ node has seen this one). From that open on the base is
+ * known again and the next change from outside is one.
+ */
+static void test_change_without_snapshot_defers_base(void **state)
+{
+	struct fx *f = *state;
+	unsigned char buf[FILE_SIZE];
+	struct sfs_snap *snap;
+	uint64_t v = sfs_history_version(&f->h);
+
+	change(f, 0, 4096, overwrite);
+	assert_int_equal(sfs_history_version(&f->h), v + 1);
+	assert_false(f->h.base_known);
+	write_keep_mtime(f, 'Y', 1000);		/* outside, after ours */
+	sfs_history_rebase(&f->h, f->live);
+	assert_int_equal(sfs_history_version(&f->h), v + 1);
+	snap = open_snap(f);
+	assert_int_equal(read_snap(f, snap, 1000, 1, buf, NULL), 1);
+	assert_int_equal(buf[0], 'Y');
+	assert_int_equal(read_snap(f, snap, 0, 1, buf, NULL), 1);
+	assert_int_equal(buf[0], byte_at(0, 1));
+	write_keep_mtime(f, 'Z', 2000);
+	assert_true(sfs_history_mark_oob(&f->h, f->live, true));
+	assert_int_equal(read_snap(f, snap, 2000, 1, buf, NULL), -EIO);
+	sfs_history_close(&f->h, f->store, snap);
+	/* With a snapshot live, a change records the base at once. */
+	snap = open_snap(f);
+	change(f, 0, 4096, overwrite);
+	assert_true(f->h.base_known);
+	assert_false(sfs_history_check_oob(&f->h, f->live));
+	sfs_history_close(&f->h, f->store, snap);
+}
+
 static void test_out_of_band_change_fails_live_reads(void **state)
 {
 	struct fx *f = *state;
@@ -683,6 +720,7 @@ int main(void)
 		T(test_late_oob_event_spares_later_snapshots),
 		T(test_exact_oob_event_marks_every_snapshot),
 		T(test_event_before_rebase_is_late),
+		T(test_change_without_snapshot_defers_base),
 		T(test_invalidated_snapshot_fails),
 		T(test_cap_invalidates_oldest_first),
 		T(test_cap_views_go_whole_by_instant),
