@@ -2592,12 +2592,12 @@ struct sys_stats {
 	int trials;
 	int first_running;	/* the first read said "running" */
 	int max_running;	/* most "running" reads before the line */
-	long max_retry_us;	/* t0 -> start of the read that gave the line */
+	long max_retry_us;	/* first read -> the read that gave the line */
 	long max_read_us;	/* the longest single read (it can block) */
 	long max_total_us;	/* t0 -> the line */
 	double sum_total_us;
 	long gaps, gap_sum;	/* time between two reads of a retry */
-	int late;		/* retries past SYSCALL_WITHIN_US */
+	int late;		/* "running" read again past SYSCALL_WITHIN_US */
 	int stuck;		/* still "running" after SYSCALL_GIVE_UP_US */
 	int wrong;		/* a line that is not the held pwrite */
 	int gone;		/* unreadable */
@@ -2611,13 +2611,15 @@ struct sys_stats {
 static void held_line(const char *proc, long t0, struct sys_stats *s)
 {
 	unsigned long a[6] = { 0 };
-	long nr = -1, start, r0;
+	long nr = -1, start, first = -1, r0;
 	char line[256];
 	int running = 0;
 	bool ok;
 
 	for (;;) {
 		start = now_us();
+		if (first < 0)
+			first = start;
 		ok = proc_syscall(proc, line, sizeof(line));
 		r0 = now_us() - start;
 		if (r0 > s->max_read_us)
@@ -2638,9 +2640,15 @@ static void held_line(const char *proc, long t0, struct sys_stats *s)
 	s->trials++;
 	if (running > s->max_running)
 		s->max_running = running;
-	if (start - t0 > s->max_retry_us)
-		s->max_retry_us = start - t0;
-	if (start - t0 > SYSCALL_WITHIN_US)
+	if (start - first > s->max_retry_us)
+		s->max_retry_us = start - first;
+	/*
+	 * Late: reads that said "running" went on past the bound. Measured
+	 * from the first read, not from t0: the listener itself may wait for
+	 * a CPU before it reads at all (1.3 ms seen under ASan with the suite
+	 * in parallel on 2 CPUs, while every first read gave the line).
+	 */
+	if (running && start - first > SYSCALL_WITHIN_US)
 		s->late++;
 	if (now_us() - t0 > s->max_total_us)
 		s->max_total_us = now_us() - t0;
