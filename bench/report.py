@@ -19,14 +19,28 @@ from benchfmt import fmt  # noqa: E402
 
 TARGETS = [("raw", "raw SRC"), ("pll", "passthrough_ll"), ("sfs", "stablefs")]
 
-# (description, row id, kind, bound, reference row id for "vs raw read()")
-# kind: "pll" = sfs/pll ratio, "raw_read" = sfs splice / raw read(),
-# "self" = no-reader / with-reader throughput of stablefs, "abs" = value.
+# (description, row id, kind, bound, reference row id)
+# kind: "pll" = sfs/pll ratio, "raw_ref" = sfs / the raw SRC median of the
+# reference row (raw read(), memcpy), "sfs_ref" = sfs / the stablefs median
+# of the reference row, "self" = no-reader / with-reader throughput of
+# stablefs, "abs" = value.
 GOALS = [
-    ("seq splice read, hot >= 2.0x passthrough_ll", "read.splice.hot", "pll", (">=", 2.0), None),
-    ("seq splice read, cold >= 2.0x passthrough_ll", "read.splice.cold", "pll", (">=", 2.0), None),
-    ("seq splice read, hot >= 0.6x raw read()", "read.splice.hot", "raw_read", (">=", 0.6), "read.read.hot"),
-    ("seq splice read, cold >= 0.6x raw read()", "read.splice.cold", "raw_read", (">=", 0.6), "read.read.cold"),
+    ("seq splice(), hot >= 2.0x passthrough_ll", "read.splice.hot", "pll", (">=", 2.0), None),
+    ("seq splice(), hot >= 0.6x raw read()", "read.splice.hot", "raw_ref", (">=", 0.6), "read.read.hot"),
+    ("seq splice(), FUSE-cold >= 4x passthrough_ll", "read.splice.fcold", "pll", (">=", 4.0), None),
+    ("seq read(), FUSE-cold >= 4x passthrough_ll", "read.read.fcold", "pll", (">=", 4.0), None),
+    ("seq splice(), FUSE-cold >= 0.35x memcpy", "read.splice.fcold", "raw_ref", (">=", 0.35), "read.memcpy"),
+    ("seq read(), FUSE-cold >= 0.35x memcpy", "read.read.fcold", "raw_ref", (">=", 0.35), "read.memcpy"),
+    ("FUSE-cold splice, read-ahead 1 MiB (default) >= 128 KiB", "read.splice.fcold", "sfs_ref", (">=", 1.0), "read.splice.fcold128"),
+    ("seq splice(), disk-cold >= 2.0x passthrough_ll", "read.splice.cold", "pll", (">=", 2.0), None),
+    ("seq splice(), disk-cold >= 0.8x raw read()", "read.splice.cold", "raw_ref", (">=", 0.8), "read.read.cold"),
+    ("seq read(), disk-cold >= 0.8x raw read()", "read.read.cold", "raw_ref", (">=", 0.8), "read.read.cold"),
+    ("1 reader >= 1.0x passthrough_ll", "conc.1", "pll", (">=", 1.0), None),
+    ("2 readers >= 1.0x passthrough_ll", "conc.2", "pll", (">=", 1.0), None),
+    ("4 readers >= 1.0x passthrough_ll", "conc.4", "pll", (">=", 1.0), None),
+    ("8 readers >= 1.0x passthrough_ll", "conc.8", "pll", (">=", 1.0), None),
+    ("2 readers >= 1.2x 1 reader (aggregate; scales onto a 2nd CPU)", "conc.2", "sfs_ref", (">=", 1.2), "conc.1"),
+    ("8 readers >= 0.9x 2 readers (no collapse past the CPUs)", "conc.8", "sfs_ref", (">=", 0.9), "conc.2"),
     ("seq write 1 MiB >= 1.5x passthrough_ll", "write.1m", "pll", (">=", 1.5), None),
     ("seq write 4 KiB >= 1.5x passthrough_ll", "write.4k", "pll", (">=", 1.5), None),
     ("metadata create <= 1.2x passthrough_ll latency", "meta.create", "pll", ("<=", 1.2), None),
@@ -86,8 +100,9 @@ def goals(rows):
                 v = r["ratio_vs_passthrough_ll"]
             elif kind == "abs":
                 v = s
-            elif kind == "raw_read":
-                rr = by.get(ref, {}).get("targets", {}).get("raw", {}).get("median")
+            elif kind in ("raw_ref", "sfs_ref"):
+                t = kind.split("_")[0]
+                rr = by.get(ref, {}).get("targets", {}).get(t, {}).get("median")
                 v = s / rr if s and rr else None
             elif kind == "self":
                 base = by.get(ref, {}).get("targets", {}).get("sfs", {}).get("median")
@@ -112,6 +127,9 @@ def table(rows, gl, info):
                  % (p["runs"], p["quick"], info["loadavg_end"]))
     if info.get("note"):
         lines.append("note: " + info["note"])
+    if info.get("warm_memory"):
+        lines.append("fresh memory touched before each cold, concurrent and write measurement: "
+                     + info["warm_memory"])
     lines.append("ratios are stablefs/other of the metric (hi: >1 is better for stablefs, lo: <1 is better)")
     lines.append("")
     head = "%-38s %-9s %-2s  %-22s %-22s %-22s %8s %8s" % (

@@ -11,11 +11,13 @@
 #     --files N          metadata / inode-memory file count (default 100000)
 #     --fio-seconds S    duration of each fio job (default 5)
 #     --only LIST        sections to run, comma list of
-#                        read,write,random,meta,snapshot,mem (default all)
+#                        read,conc,write,random,meta,snapshot,mem (default all)
 #     --stablefs BIN     use this binary instead of building build/fs/stablefs
 #     --workdir DIR      where SRC and the mounts are made (default /tmp)
 #     --out DIR          results directory (default results/<timestamp>)
 #     --note TEXT        free text stored with the results (e.g. "machine busy")
+#     --no-warm          do not touch fresh memory before each cold, concurrent
+#                        or sequential-write measurement (see warm_memory)
 #
 # Output: a table on stdout; DIR/results.json, DIR/raw.tsv, DIR/table.txt,
 # DIR/plot.png (gnuplot), DIR/log. Cold-cache rows, the XFS loop device and
@@ -25,7 +27,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 top="$(dirname "$here")"
 size=1024 files=100000 runs=5 fio_secs=5 only=all sfs_bin="" base=/tmp out="" note=""
-quick=0
+quick=0 warm=1
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
 	--workdir) base=$2; shift ;;
 	--out) out=$2; shift ;;
 	--note) note=$2; shift ;;
+	--no-warm) warm=0 ;;
 	-h|--help) usage 0 ;;
 	*) echo "bench: unknown option $1" >&2; usage 2 >&2 ;;
 	esac
@@ -110,6 +113,7 @@ cleanup() {
 	done
 	[ -n "$xfsmnt" ] && umount -l "$xfsmnt" 2>/dev/null
 	[ -n "$loopdev" ] && losetup -d "$loopdev" 2>/dev/null
+	[ -n "$shm" ] && rm -f "$shm"
 	rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
@@ -176,6 +180,23 @@ if [ "$(ulimit -n)" -lt "$want_nofile" ]; then
 	say "cannot raise RLIMIT_NOFILE to $want_nofile (it is $nofile; no CAP_SYS_RESOURCE?):"
 	say "  the daemons would run out of fds, so metadata and inode rows use $files files"
 fi
+# warm_memory MIB: write and delete a tmpfs file of MIB, untimed, right
+# before a measurement that fills the page cache. On a VM that hands freed
+# guest memory back to the host (virtio-balloon free page reporting, as on
+# the machine of doc/performance.md), the first touch of such memory faults
+# in the host: ~7-22 us per 4 KiB page, more than a FUSE READ of it. Which
+# target ran after an idle or a slow neighbour then decided the number (8
+# readers through stablefs: 700-1,200 MiB/s right after passthrough_ll's
+# run, 3,400-4,400 after a warm). Every target gets the same warm-up.
+shm=""
+if [ "$warm" = 1 ] && [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+	shm=/dev/shm/sfs-bench-warm-$$
+fi
+warm_memory() {
+	[ -n "$shm" ] || return 0
+	dd if=/dev/zero of="$shm" bs=1M count="$1" status=none 2>>"$log" || true
+	rm -f "$shm"
+}
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 for k in pll sfs; do
@@ -202,24 +223,84 @@ dd if=/dev/urandom of="$src/f" bs=1M count="$size" status=none
 sync
 
 # ------------------------------------------ 1. sequential read (splice/read)
+# hot: everything cached (SRC's page cache, and stablefs keeps its own for
+# an unchanged file opened read-only). FUSE-cold: SRC's bytes cached, a
+# fresh FUSE mount before every read, so every byte goes through READ
+# requests (what the kernel must copy into the mount's page cache; memcpy
+# of the same amount in the same run is its floor). disk-cold: drop_caches
+# as well. stablefs also runs FUSE-cold with -o readahead_kb=128 (its
+# default is 1 MiB) on a mount of its own.
 if want read; then
-	for c in hot cold; do for m in splice read; do
+	for c in hot fcold cold; do for m in splice read; do
+		case $c in hot) cl=hot ;; fcold) cl="FUSE-cold" ;; cold) cl="disk-cold" ;; esac
 		na=""; [ $c = cold ] && [ "$is_root" = 0 ] && na="n/a (cold cache needs root)"
-		row "read.$m.$c" read "seq read $gib, $m(), $c" MiB/s higher "$na"
+		row "read.$m.$c" read "seq read $gib, $m(), $cl" MiB/s higher "$na"
 	done; done
+	row read.splice.fcold128 read "  the same, -o readahead_kb=128" MiB/s higher
+	row read.memcpy read "memcpy 1 GiB, 1 MiB at a time" MiB/s higher
+	ra128="$work/mnt-ra128"
 	say "1. sequential read, hot"
 	cat "$src/f" >/dev/null
 	for ((r = 1; r <= runs; r++)); do for t in $(order $r); do for m in splice read; do
 		rec "read.$m.hot" $t $r "$("$work/splice_read" "${dir_of[$t]}/f" $m 2>>"$log" | awk '{print $2}')"
 	done; done; done
+	say "1. sequential read, FUSE-cold (SRC cached, remount FUSE, each run) and memcpy"
+	for ((r = 1; r <= runs; r++)); do
+		cat "$src/f" >/dev/null
+		rec read.memcpy raw $r "$("$work/splice_read" - memcpy 2 2>>"$log" | awk 'END {print $2}')"
+		for t in $(order $r); do for m in splice read; do
+			[ $t = raw ] || remount_fs "${dir_of[$t]}"
+			warm_memory "$size"
+			rec "read.$m.fcold" $t $r "$("$work/splice_read" "${dir_of[$t]}/f" $m 2>>"$log" | awk '{print $2}')"
+		done; done
+		mount_fs sfs "$src" "$ra128" -o readahead_kb=128
+		warm_memory "$size"
+		rec read.splice.fcold128 sfs $r "$("$work/splice_read" "$ra128/f" splice 2>>"$log" | awk '{print $2}')"
+		umount_fs "$ra128"
+	done
 	if [ "$is_root" = 1 ]; then
-		say "1. sequential read, cold (drop_caches, remount FUSE, each run)"
+		say "1. sequential read, disk-cold (drop_caches, remount FUSE, each run)"
 		for ((r = 1; r <= runs; r++)); do for t in $(order $r); do for m in splice read; do
 			[ $t = raw ] || remount_fs "${dir_of[$t]}"
 			drop_caches
+			warm_memory $((2 * size))
 			rec "read.$m.cold" $t $r "$("$work/splice_read" "${dir_of[$t]}/f" $m 2>>"$log" | awk '{print $2}')"
 		done; done; done
 	fi
+fi
+
+# --------------------------------------------- 1b. concurrent readers
+# Backup tools read several files at once (restic: 2 to 8). N readers, each
+# read(2)ing a file of its own 1 MiB at a time, FUSE-cold (SRC cached, a
+# fresh FUSE mount per measurement); aggregate MiB/s = all bytes / the
+# time until the last reader is done.
+conc_mib=$(( size < 256 ? size : 256 ))
+if want conc; then
+	for n in 1 2 4 8; do
+		row "conc.$n" conc "$n readers x $conc_mib MiB, read(), FUSE-cold" MiB/s higher
+	done
+	say "1b. concurrent readers (1, 2, 4, 8), FUSE-cold"
+	mkdir -p "$src/conc"
+	for i in 0 1 2 3 4 5 6 7; do
+		dd if="$src/f" of="$src/conc/f$i" bs=1M count="$conc_mib" status=none
+	done
+	readers_at() {	# DIR N: aggregate MiB/s of N readers of f0..f(N-1) at once
+		local t0 t1 i pids=()
+		t0=$(date +%s.%N)
+		for ((i = 0; i < $2; i++)); do
+			"$work/splice_read" "$1/f$i" read >/dev/null 2>>"$log" & pids+=($!)
+		done
+		wait "${pids[@]}" || return 0
+		t1=$(date +%s.%N)
+		awk -v m="$conc_mib" -v n="$2" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", m * n / (b - a)}'
+	}
+	for ((r = 1; r <= runs; r++)); do for n in 1 2 4 8; do for t in $(order $((r + n))); do
+		cat "$src/conc"/f* >/dev/null
+		[ $t = raw ] || remount_fs "${dir_of[$t]}"
+		warm_memory $((n * conc_mib))
+		rec "conc.$n" $t $r "$(readers_at "${dir_of[$t]}/conc" "$n")"
+	done; done; done
+	rm -rf "$src/conc"
 fi
 
 # ---------------------------------------------------- 2. sequential write
@@ -236,6 +317,7 @@ if want write; then
 		shift 3
 		[ "$id" = write.dsync ] && field=2
 		rm -f "${dir_of[$t]}/w"; sync
+		[ "$id" = write.dsync ] || warm_memory $((2 * size))
 		rec "$id" $t $r "$("$work/wbench" "$@" "${dir_of[$t]}/w" 2>>"$log" | awk -v f=$field '{print $f}')"
 	}
 	for ((r = 1; r <= runs; r++)); do for t in $(order $r); do
@@ -402,6 +484,7 @@ cat >"$out/info.json" <<EOF
   "stablefs_binary": "$sfs_bin_given, built $(date -r "$sfs_bin_given" -Is)",
   "fuse_read_ahead_kb": "$ra",
   "rlimit_nofile": $(ulimit -n),
+  "warm_memory": "$([ -n "$shm" ] && echo "yes, $shm" || echo no)",
   "loadavg_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
   "params": {"size_mib": $size, "files": $files, "runs": $runs, "fio_seconds": $fio_secs,
              "write_4k_mib": $w4k, "fdatasync_ops": $dsync_ops, "quick": $quick, "root": $is_root},
