@@ -132,9 +132,23 @@ static void events_lost(struct oob_watch *w)
 	sfs_itable_mark_oob(w->fs->inodes, NULL, true, NULL, 0);
 }
 
-/* With mark_lock: the kernel stops reporting this file to us. */
+/*
+ * With mark_lock: the kernel stops reporting this file to us. The inode
+ * mark gets the filesystem mark's mask as well as the ignore mask: events
+ * are not doubled (one per group and access), and when a snapshot removes
+ * the ignore mask (fs/oob_watch.c unignore()) the mark stays. A mark with
+ * nothing left in either mask is destroyed, and with the inode's last mark
+ * goes its connector, freed after an SRCU grace period by a kworker: ~50
+ * us of CPU per first read-only open of a file created through MNT, which
+ * made open+close 1.8x passthrough_ll's (doc/performance.md, "Open+close
+ * and the watch's marks"; test kernel_facts_fanotify test_ignore_marks).
+ */
 static void ignore_file(struct oob_watch *w, int fd)
 {
+	if (fanotify_mark(w->fan, FAN_MARK_ADD | FAN_MARK_EVICTABLE, w->mask,
+			  fd, NULL))
+		fuse_log(FUSE_LOG_DEBUG, "stablefs: inode mark: %s\n",
+			 strerror(errno));
 	if (fanotify_mark(w->fan, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV |
 			  FAN_MARK_EVICTABLE, w->mask, fd, NULL) == 0)
 		sfs_stat_add(SFS_STAT_OOB_IGNORE_MARKS, 1);
