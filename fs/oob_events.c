@@ -140,8 +140,9 @@ static void events_lost(struct oob_watch *w)
  * nothing left in either mask is destroyed, and with the inode's last mark
  * goes its connector, freed after an SRCU grace period by a kworker: ~50
  * us of CPU per first read-only open of a file created through MNT, which
- * made open+close 1.8x passthrough_ll's (doc/performance.md, "Open+close
- * and the watch's marks"; test kernel_facts_fanotify test_ignore_marks).
+ * made open+close ~1.9x passthrough_ll's at 3,000 files (doc/performance.md,
+ * Latest results, the metadata goal; test kernel_facts_fanotify
+ * test_ignore_marks).
  */
 static void ignore_file(struct oob_watch *w, int fd)
 {

@@ -1752,7 +1752,7 @@ static void test_ignore_marks(void **state)
 		 * leaves the mark in place: the kernel does not tear down the
 		 * inode's mark connector, whose destruction waits for an SRCU
 		 * grace period in a kworker (~50 us of CPU per file here:
-		 * doc/performance.md, "Open+close and the watch's marks").
+		 * doc/performance.md, Latest results, the metadata goal).
 		 */
 		{ "mask + EVICTABLE|IGNORE_SURV", FAN_MARK_EVICTABLE | FAN_MARK_IGNORE_SURV,
 		  FAN_MARK_IGNORE, 0, { 0, 1, 1 }, true },
