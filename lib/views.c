@@ -459,24 +459,26 @@ static bool serves(const struct capture *c, uint64_t e)
 	return c->from < e && e <= c->epoch;
 }
 
+/* The capture of o the view of epoch e reads, if any. Under the lock. */
+static struct capture *capture_serving(const struct object *o, uint64_t e)
+{
+	for (struct capture *c = o ? o->newest : NULL; c; c = c->older)
+		if (serves(c, e))
+			return c;
+	return NULL;
+}
+
 bool sfs_views_capture_for(struct sfs_views *v, const struct sfs_view *view,
 			   dev_t dev, ino_t ino, void **payload)
 {
-	bool found = false;
 	struct capture *c;
-	struct object *o;
 
 	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
-	o = object_of(v, dev, ino);
-	for (c = o ? o->newest : NULL; c; c = c->older) {
-		if (serves(c, view->epoch)) {
-			*payload = c->payload;
-			found = true;
-			break;
-		}
-	}
+	c = capture_serving(object_of(v, dev, ino), view->epoch);
+	if (c)
+		*payload = c->payload;
 	sfs_mutex_unlock(&v->lock);
-	return found;
+	return c != NULL;
 }
 
 size_t sfs_views_list(struct sfs_views *v, struct sfs_view ***out)
@@ -506,14 +508,10 @@ void sfs_view_foreach_capture(struct sfs_views *v, const struct sfs_view *view,
 	sfs_mutex_lock(&v->lock, SFS_RANK_VIEWS);
 	g_hash_table_iter_init(&it, v->objects);
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
-		for (struct capture *c = ((struct object *)key)->newest; c;
-		     c = c->older) {
-			if (serves(c, view->epoch)) {
-				if (c->payload)
-					fn(c->payload, arg);
-				break;
-			}
-		}
+		struct capture *c = capture_serving(key, view->epoch);
+
+		if (c && c->payload)
+			fn(c->payload, arg);
 	}
 	sfs_mutex_unlock(&v->lock);
 }
@@ -566,14 +564,10 @@ static bool view_holds(struct sfs_views *v, const struct sfs_view *view,
 
 	g_hash_table_iter_init(&it, v->objects);
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
-		for (struct capture *c = ((struct object *)key)->newest; c;
-		     c = c->older) {
-			if (!serves(c, view->epoch))
-				continue;
-			if (c->payload && holds(c->payload, arg))
-				return true;
-			break;
-		}
+		struct capture *c = capture_serving(key, view->epoch);
+
+		if (c && c->payload && holds(c->payload, arg))
+			return true;
 	}
 	return false;
 }
