@@ -138,8 +138,8 @@ static void events_lost(struct oob_watch *w)
  * are not doubled (one per group and access), and when a snapshot removes
  * the ignore mask (fs/oob_watch.c unignore()) the mark stays. A mark with
  * nothing left in either mask is destroyed, and with the inode's last mark
- * goes its connector, freed after an SRCU grace period by a kworker: ~50
- * us of CPU per first read-only open of a file created through MNT, which
+ * goes its connector, freed after an SRCU grace period by a kworker: ~55
+ * us more per first read-only open of a file created through MNT, which
  * made open+close ~1.9x passthrough_ll's at 3,000 files (doc/performance.md,
  * Latest results, the metadata goal; test kernel_facts_fanotify
  * test_ignore_marks).

@@ -1751,7 +1751,7 @@ static void test_ignore_marks(void **state)
 		 * (one per group and access), and removing the ignore mask
 		 * leaves the mark in place: the kernel does not tear down the
 		 * inode's mark connector, whose destruction waits for an SRCU
-		 * grace period in a kworker (~50 us of CPU per file here:
+		 * grace period in a kworker (~55 us per open+close here:
 		 * doc/performance.md, Latest results, the metadata goal).
 		 */
 		{ "mask + EVICTABLE|IGNORE_SURV", FAN_MARK_EVICTABLE | FAN_MARK_IGNORE_SURV,
